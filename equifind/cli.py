@@ -1,0 +1,96 @@
+"""The ``equifind`` command.
+
+Exit codes: 0 success, 2 bad usage (argparse), 1 failure with a one-line cause
+(the traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _load(args: argparse.Namespace):
+    from .models import load_model
+
+    return load_model(args.model, weights=args.weights, device=args.device)
+
+
+def _cmd_layers(args: argparse.Namespace) -> None:
+    model = _load(args)
+    width = max(len(name) for name in model.layers)
+    for name in model.layers:
+        print(f"{name:<{width}}  {model.num_units(name):>5} units")
+
+
+def _example_image(size: int):
+    import torch
+    import torch.nn.functional as F
+    from skimage import data
+
+    img = torch.from_numpy(data.chelsea()).permute(2, 0, 1).float().div(255)[None]
+    return F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def _cmd_record(args: argparse.Namespace) -> None:
+    import torch
+
+    from .record import record
+
+    model = _load(args)
+    images = _example_image(model.input_size)
+    with torch.no_grad(), record(model, [args.layer], at=args.at) as rec:
+        model(images)
+    act = rec[args.layer][0]
+    rf = model.receptive_field(args.layer)
+    print(f"{model.name} {args.layer}: {act.numel()} units, receptive field {rf.size} px at {rf.center}")
+    top = act.topk(min(args.top, act.numel()))
+    print(f"strongest units at {args.at!r} on scikit-image's 'chelsea':")
+    for value, unit in zip(top.values.tolist(), top.indices.tolist()):
+        print(f"  {args.layer}:{unit:<5d} {value:9.3f}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="equifind", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("model", help="zoo name: inceptionv1, googlenet_bvlc, squeezenet1_0, efficientnet_lite0")
+        p.add_argument("--weights", help="path to the weight file (default: $EQUIFIND_WEIGHTS_DIR)")
+        p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+
+    p = sub.add_parser("layers", help="list a model's probe-able layers and their widths")
+    add_model_args(p)
+    p.set_defaults(run=_cmd_layers)
+
+    p = sub.add_parser("record", help="record one layer on an example photograph and show its strongest units")
+    add_model_args(p)
+    p.add_argument("layer")
+    p.add_argument("--at", default="center", choices=["center", "max", "mean"])
+    p.add_argument("--top", type=int, default=10)
+    p.set_defaults(run=_cmd_record)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except Exception as err:  # one-line cause; the traceback on request
+        if args.debug:
+            raise
+        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        cause = text.splitlines()[0] if text else type(err).__name__
+        print(f"equifind {args.command}: error: {type(err).__name__}: {cause}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
