@@ -2,22 +2,40 @@
 
 >>> import equifind as ef
 >>> m = ef.load_model("googlenet_bvlc", weights="bvlc_googlenet.pth")
->>> with ef.record(m, ["conv2d2"]) as rec:
-...     m(images)
+>>> resp = ef.probe(m, "conv2d2", transform="rotation")
 """
 
+from . import stimuli
 from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_model
+from .probe import ProbeGeometry, probe, probe_geometry
 from .record import Recording, record, record_batched
+from .responses import Responses
+from .stimuli import (
+    StimulusSet,
+    center_surround,
+    circle,
+    color_contrast,
+    curve,
+    edge,
+    gabor,
+    grating,
+    high_low,
+    line,
+)
+from .transforms import Flip, Hue, HueRotation, Rotation, Scale, Transform, get_transform
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "load_model",
-    "Model",
-    "ReceptiveField",
-    "WeightsNotFoundError",
-    "MODELS",
-    "record",
-    "record_batched",
-    "Recording",
-]
+    # models
+    "load_model", "Model", "ReceptiveField", "WeightsNotFoundError", "MODELS",
+    # record
+    "record", "record_batched", "Recording",
+    # transforms
+    "Transform", "Rotation", "Hue", "Flip", "Scale", "HueRotation", "get_transform",
+    # stimuli
+    "stimuli", "StimulusSet", "grating", "gabor", "edge", "line", "curve", "high_low",
+    "color_contrast", "center_surround", "circle",
+    # probe
+    "probe", "probe_geometry", "ProbeGeometry", "Responses",
+]  # fmt: skip

@@ -1,0 +1,249 @@
+"""``probe``: stimuli × transform grid → response matrices, batched on the model's device.
+
+Each stimulus variant is rendered once, in canonical orientation, on a canvas
+just larger than the layer's receptive field and centred on the input position
+of the layer's centre unit; the transform grid acts around that position (with
+a soft circular aperture, so image corners cannot leak orientation); batches go
+through the network with early stop after the layer, and the centre unit of
+every channel is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import stimuli as st
+from ._checks import check_images, unknown_name
+from .models.base import Model
+from .record import record
+from .responses import Responses
+from .transforms import Transform, get_transform
+
+__all__ = ["probe", "probe_geometry", "ProbeGeometry", "auto_stimuli", "Responses", "StimuliSpec"]
+
+StimuliSpec = Union[str, Sequence[Union[str, Callable[..., st.StimulusSet]]], st.StimulusSet, Tensor]
+
+
+@dataclass(frozen=True)
+class ProbeGeometry:
+    """Where and how large a layer's probe images are.
+
+    Attributes:
+        layer: the layer.
+        canvas: side of the square probe image, in input pixels.
+        center: (y, x) input position of the centre unit's receptive field on that canvas.
+        rf_size: side of the receptive field, in input pixels.
+        radius: radius of the soft aperture (half the receptive field).
+        supersample: stimuli are rendered and transformed at ``supersample`` times the
+            canvas resolution, then area-averaged down, so that small fields are not
+            biased towards the pixel axes by resampling.
+    """
+
+    layer: str
+    canvas: int
+    center: tuple[float, float]
+    rf_size: int
+    radius: float
+    supersample: int = 1
+
+    def scaled(self) -> ProbeGeometry:
+        """The same geometry at the supersampled resolution (pixel centres map to pixel centres)."""
+        k = self.supersample
+        cy, cx = self.center
+        return ProbeGeometry(
+            self.layer, self.canvas * k, ((cy + 0.5) * k - 0.5, (cx + 0.5) * k - 0.5),
+            self.rf_size * k, self.radius * k, 1,
+        )  # fmt: skip
+
+
+def probe_geometry(model: Model, layer: str, *, margin: float = 0.25, min_render: int = 96) -> ProbeGeometry:
+    """The smallest canvas on which ``layer``'s centre unit sees its whole receptive field.
+
+    Args:
+        model: the model.
+        layer: a layer name.
+        margin: grey border on each side, as a fraction of the receptive field (≥ 4 px).
+        min_render: supersample small canvases until they are rendered at ≥ this many pixels (≤ 8×).
+    """
+    full = model.receptive_field(layer)
+    if full.clipped:  # the field fills the usual input: probe at that size
+        canvas, center = full.input_size[0], full.center
+    else:
+        canvas = full.size + 2 * max(4, math.ceil(margin * full.size))
+        while True:
+            rf = model.receptive_field(layer, input_size=canvas)
+            if not rf.clipped and rf.size >= full.size:
+                center = rf.center
+                break
+            canvas += 8
+    supersample = min(8, max(1, math.ceil(min_render / canvas)))
+    return ProbeGeometry(layer, canvas, center, full.size, full.size / 2, supersample)
+
+
+def _frequencies(rf: int) -> tuple[float, ...]:
+    """Grating frequencies (cycles per pixel) from 1.5 cycles across the field up to 0.3 cycles/px."""
+    lo = 1.5 / rf
+    return tuple(sorted({round(min(0.3, lo * k), 4) for k in (1, 2, 4)}))
+
+
+def auto_stimuli(transform: str, geometry: ProbeGeometry, *, device: torch.device | str | None = None, seed: int = 0) -> st.StimulusSet:
+    """A sensible stimulus set for ``transform`` at a layer's receptive-field size.
+
+    Every variant sits at the transform's origin (orientation 0, hue 0), so that the
+    transform parameter at a unit's peak is an absolute preference; variants that are
+    the origin's transformed copies are left out (e.g. the edge of the opposite
+    polarity is the 180°-rotated edge, the grating of phase 270° the rotated 90° one).
+
+    rotation and scale: gratings, edges, lines and curves at several sizes; hue and
+    hue_rotation: colour contrast and colour centre-surround of several sizes; flip:
+    curves and edges at several orientations, and photograph patches.
+    """
+    s = geometry.canvas
+    rf = geometry.rf_size
+    common = dict(center=geometry.center, radius=geometry.radius, device=device)
+    widths = tuple(sorted({max(1.0, round(rf / 16)), max(1.5, round(rf / 8))}))
+    curves = dict(radii=(rf / 6, rf / 3), widths=widths[:1], extents=(90.0, 180.0))
+    if transform in ("rotation", "scale"):
+        sets = [
+            st.grating(s, frequencies=_frequencies(rf), phases=(0.0, 90.0, 180.0), **common),
+            st.edge(s, contrasts=(1.0,), **common),
+            st.line(s, widths=widths, polarities=(1.0, -1.0), **common),
+            st.curve(s, **curves, polarities=(1.0, -1.0), **common),
+        ]
+    elif transform in ("hue", "hue_rotation"):
+        sets = [
+            st.color_contrast(s, hues=(0.0,), **common),
+            st.center_surround(s, hues=(0.0,), radii=(rf / 8, rf / 5, rf / 3), **common),
+        ]
+    elif transform == "flip":
+        from .transforms import Rotation
+
+        base = st.StimulusSet.cat([st.curve(s, **curves, **common), st.edge(s, contrasts=(1.0,), **common)])
+        angles = torch.tensor([0.0, 30.0, 60.0, 120.0, 150.0], device=base.images.device)
+        n = len(base)
+        rotated = Rotation().apply(
+            base.images.repeat(len(angles), 1, 1, 1), angles.repeat_interleave(n),
+            center=geometry.center, aperture=geometry.radius,
+        )  # fmt: skip
+        params = [dict(p, angle=float(a)) for a in angles.tolist() for p in base.params]
+        patches = st.photo_patches(s, n=24, seed=seed, device=device)
+        sets = [st.StimulusSet(rotated, params), patches]
+    else:
+        raise unknown_name("transform", transform, ["rotation", "hue", "flip", "scale", "hue_rotation"])
+    return st.StimulusSet.cat(sets)
+
+
+def _stimulus_set(spec: StimuliSpec, transform: str, geometry: ProbeGeometry, device: torch.device, seed: int) -> st.StimulusSet:
+    """Stimuli at the geometry's resolution (call with ``geometry.scaled()`` to supersample)."""
+    if isinstance(spec, str):
+        if spec == "auto":
+            return auto_stimuli(transform, geometry, device=device, seed=seed)
+        spec = [spec]
+    if isinstance(spec, Tensor):
+        check_images(spec, name="stimuli")
+        return st.from_images(spec.to(device), size=geometry.canvas)
+    if isinstance(spec, st.StimulusSet):
+        check_images(spec.images, name="stimuli")
+        return spec.to(device)
+    if not isinstance(spec, Sequence) or not spec:
+        raise ValueError(f"stimuli must be 'auto', a generator name, a list of them, a StimulusSet or an image tensor; got {spec!r}")
+    sets = []
+    for item in spec:
+        gen = st.get_stimulus(item) if isinstance(item, str) else item
+        if not callable(gen):
+            raise ValueError(f"stimulus {item!r} is neither a generator name nor a callable")
+        sets.append(gen(geometry.canvas, center=geometry.center, radius=geometry.radius, device=device))
+    return st.StimulusSet.cat(sets)
+
+
+def _grid(tf: Transform, steps: int) -> Tensor:
+    """The transform grid (for hue_rotation, steps per axis: a steps × steps grid)."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    return tf.grid(steps)
+
+
+def probe(
+    model: Model,
+    layer: str,
+    transform: str = "rotation",
+    stimuli: StimuliSpec = "auto",
+    steps: int = 64,
+    units: Sequence[int] | None = None,
+    batch_size: int | None = None,
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Responses:
+    """Responses of a layer's centre units to transformed stimuli.
+
+    Args:
+        model: the model.
+        layer: a layer name (``model.layers``).
+        transform: "rotation", "hue", "flip", "scale" or "hue_rotation".
+        stimuli: "auto" (a set chosen per transform, see :func:`auto_stimuli`), a
+            generator name or list of names/callables from :mod:`equifind.stimuli`,
+            a ``StimulusSet``, or an image tensor ``Tensor[N, 3, H, W]`` in [0, 1].
+        steps: transform grid size (for hue_rotation, per axis: steps² parameters;
+            flip always has 2).
+        units: unit indices to keep (default all).
+        batch_size: images per forward pass (default: about 64 MB of input).
+        device: where to run (default the model's device; the model is not moved).
+        seed: seed for the random parts of the stimulus set (photo patches).
+        progress: show a progress bar.
+
+    Returns:
+        :class:`Responses` with ``values[unit, variant, step]``.
+
+    Raises:
+        KeyError: unknown layer, transform or stimulus name.
+        IndexError: a unit outside the layer.
+        ValueError: malformed stimuli, steps or batch_size.
+    """
+    from tqdm.auto import tqdm
+
+    model.check_layer(layer)
+    unit_list = model.check_units(layer, units)
+    tf = get_transform(transform)
+    dev = torch.device(device) if device is not None else model.device
+    if dev != model.device:
+        raise ValueError(f"device={dev} differs from the model's device {model.device}; move the model with model.to()")
+    geometry = probe_geometry(model, layer)
+    if isinstance(stimuli, (Tensor, st.StimulusSet)):  # given at canvas size: no supersampling
+        geometry = ProbeGeometry(geometry.layer, geometry.canvas, geometry.center, geometry.rf_size, geometry.radius, 1)
+    render = geometry.scaled()
+    k = geometry.supersample
+    stim = _stimulus_set(stimuli, transform, render, dev, seed)
+    params = _grid(tf, steps).to(dev)
+    n_var, n_steps = len(stim), params.shape[0]
+    total = n_var * n_steps
+    if batch_size is None:
+        batch_size = max(1, min(512, (64 << 20) // (3 * 4 * render.canvas**2)))
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    idx_units = torch.tensor(unit_list, device=dev)
+    out = torch.empty(total, len(unit_list), device=dev)
+    with torch.no_grad(), record(model, [layer], at="center") as rec:
+        bar = tqdm(total=total, desc=f"probe {layer} {transform}", unit="img", disable=not progress, leave=False)
+        for start in range(0, total, batch_size):
+            flat = torch.arange(start, min(start + batch_size, total), device=dev)
+            images = tf.apply(stim.images[flat // n_steps], params[flat % n_steps], center=render.center, aperture=render.radius)
+            if k > 1:
+                images = F.avg_pool2d(images, k)
+            model.forward_preprocessed(model.preprocess(images))
+            out[flat] = rec[layer].index_select(1, idx_units)
+            bar.update(len(flat))
+        bar.close()
+    values = out.view(n_var, n_steps, len(unit_list)).permute(2, 0, 1).cpu()
+    meta = {
+        "model": model.name, "canvas": geometry.canvas, "center": list(geometry.center),
+        "rf_size": geometry.rf_size, "supersample": k, "seed": seed, "steps": steps,
+    }  # fmt: skip
+    return Responses(values, params.cpu(), layer=layer, transform=transform, units=unit_list, variants=stim.params, meta=meta)

@@ -1,0 +1,202 @@
+"""``Responses``: the response matrices that the probe produces and family discovery reads.
+
+``values[u, v, s]`` is the response of unit ``units[u]``'s centre to stimulus
+variant ``v`` transformed by ``params[s]``. Build one with :func:`equifind.probe`
+or directly from arrays measured elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["Responses", "PERIODS"]
+
+#: Period of each transform's parameter (degrees for rotation/hue; flip has 2 states).
+PERIODS: dict[str, float] = {"rotation": 360.0, "hue": 360.0, "flip": 2.0, "scale": math.inf, "hue_rotation": 360.0}
+
+
+def _as_tensor(x: object, name: str) -> Tensor:
+    try:
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, Tensor) else x)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be array-like, got {type(x).__name__}") from err
+    return t.detach().to("cpu", torch.float32)
+
+
+class Responses:
+    """Responses of a layer's units to stimulus variants over a transform grid.
+
+    Attributes:
+        values: ``Tensor[units, variants, steps]`` (float32, CPU).
+        params: ``Tensor[steps]`` transform parameters (degrees for rotation/hue, 0/1 for
+            flip, zoom factor for scale), or ``Tensor[steps, 2]`` (hue, angle) for hue_rotation.
+        layer: layer name.
+        transform: transform name ("rotation", "hue", "flip", "scale", "hue_rotation").
+        units: unit indices of the rows of ``values`` (default ``0 .. n-1``).
+        variants: one dict of stimulus parameters per variant (default ``{"variant": i}``).
+        meta: free-form JSON-serialisable metadata (model name, receptive field, seed, ...).
+    """
+
+    def __init__(
+        self,
+        values: Tensor | np.ndarray,
+        params: Tensor | np.ndarray | Sequence[float],
+        *,
+        layer: str,
+        transform: str,
+        units: Sequence[int] | None = None,
+        variants: Sequence[dict[str, Any]] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        values_t = _as_tensor(values, "values")
+        params_t = _as_tensor(params, "params")
+        if values_t.dim() == 2:  # [units, steps]: a single variant
+            values_t = values_t[:, None, :]
+        if values_t.dim() != 3:
+            raise ValueError(f"values must be [units, variants, steps], got shape {tuple(values_t.shape)}")
+        if transform not in PERIODS:
+            raise KeyError(f"unknown transform {transform!r}; valid: {list(PERIODS)}")
+        n_units, n_variants, n_steps = values_t.shape
+        if params_t.shape[0] != n_steps:
+            raise ValueError(f"params has {params_t.shape[0]} entries but values has {n_steps} steps")
+        if not bool(torch.isfinite(values_t).all()):
+            raise ValueError(f"values contains {int((~torch.isfinite(values_t)).sum())} NaN or infinite entries")
+        self.values = values_t
+        self.params = params_t
+        self.layer = str(layer)
+        self.transform = transform
+        self.units = [int(u) for u in units] if units is not None else list(range(n_units))
+        if len(self.units) != n_units:
+            raise ValueError(f"{len(self.units)} unit indices for {n_units} rows of values")
+        self.variants = [dict(v) for v in variants] if variants is not None else [{"variant": i} for i in range(n_variants)]
+        if len(self.variants) != n_variants:
+            raise ValueError(f"{len(self.variants)} variant descriptions for {n_variants} variants in values")
+        self.meta = dict(meta or {})
+
+    def __repr__(self) -> str:
+        u, v, s = self.values.shape
+        return f"Responses({self.layer!r}, {self.transform!r}, units={u}, variants={v}, steps={s})"
+
+    @property
+    def period(self) -> float:
+        """The transform's period (360 for rotation and hue, 2 for flip, inf for scale)."""
+        return PERIODS[self.transform]
+
+    def row(self, unit: int) -> int:
+        """Row of ``values`` that holds ``unit``."""
+        try:
+            return self.units.index(int(unit))
+        except ValueError:
+            raise IndexError(f"unit {unit} is not in these responses of {self.layer!r} ({len(self.units)} units)") from None
+
+    # -- per-unit summaries (batched over all units) ------------------------------
+    def best_variants(self) -> Tensor:
+        """``Tensor[units]`` (long): per unit, the variant with the largest response at any step."""
+        return self.values.amax(dim=2).argmax(dim=1)
+
+    def best_variant(self, unit: int) -> int:
+        """The variant index with ``unit``'s largest response."""
+        return int(self.best_variants()[self.row(unit)])
+
+    def tunings(self) -> Tensor:
+        """``Tensor[units, steps]``: each unit's response to its best variant over the grid."""
+        best = self.best_variants()
+        return self.values[torch.arange(len(self.units)), best]
+
+    def tuning(self, unit: int) -> Tensor:
+        """``Tensor[steps]``: ``unit``'s response to its best variant over the transform grid."""
+        return self.tunings()[self.row(unit)]
+
+    @property
+    def selectivity(self) -> Tensor:
+        """``Tensor[units]`` in [0, 1]: (max − min) / (|max| + |min|) of each tuning curve.
+
+        0 means the unit responds the same at every transform step (invariant);
+        units whose peak |response| is below 1% of the layer's largest count as 0.
+        """
+        t = self.tunings()
+        hi, lo = t.amax(dim=1), t.amin(dim=1)
+        scale = float(self.values.abs().max()) or 1.0
+        sel = (hi - lo) / (hi.abs() + lo.abs()).clamp_min(1e-2 * scale)
+        weak = torch.maximum(hi.abs(), lo.abs()) < 1e-2 * scale
+        return torch.where(weak, torch.zeros_like(sel), sel)
+
+    @property
+    def preferred(self) -> Tensor:
+        """``Tensor[units]``: the parameter of each unit's peak, with sub-step precision.
+
+        A parabola through the peak and its two circular neighbours gives the
+        offset (for periodic transforms on an evenly spaced 1-D grid); otherwise
+        the grid value at the peak.
+        """
+        t = self.tunings()
+        peak = t.argmax(dim=1)
+        grid = self.params
+        if grid.dim() != 1 or not math.isfinite(self.period) or len(grid) < 3:
+            return grid[peak].clone()
+        n = t.shape[1]
+        idx = torch.arange(t.shape[0])
+        y0, y1, y2 = t[idx, (peak - 1) % n], t[idx, peak], t[idx, (peak + 1) % n]
+        denom = y0 - 2 * y1 + y2
+        offset = torch.where(denom.abs() > 1e-12, 0.5 * (y0 - y2) / denom, torch.zeros_like(denom)).clamp(-0.5, 0.5)
+        step = self.period / n
+        pref = torch.remainder(grid[peak] + offset * step, self.period)
+        return torch.where(pref >= self.period, pref - self.period, pref)  # float rounding of -tiny % period
+
+    # -- subsets and persistence -------------------------------------------------
+    def subset(self, units: Sequence[int]) -> Responses:
+        """The responses of ``units`` only (in the given order)."""
+        rows = [self.row(u) for u in units]
+        return Responses(
+            self.values[rows], self.params, layer=self.layer, transform=self.transform,
+            units=list(units), variants=self.variants, meta=self.meta,
+        )  # fmt: skip
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write to one ``.npz`` file (arrays + JSON metadata), atomically.
+
+        Returns:
+            The path written (``.npz`` appended if missing).
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "layer": self.layer, "transform": self.transform, "units": self.units,
+            "variants": self.variants, "meta": self.meta, "format": "equifind.Responses/1",
+        }  # fmt: skip
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, values=self.values.numpy(), params=self.params.numpy(), meta=np.array(json.dumps(meta)))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Responses:
+        """Read a file written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists() and path.with_name(path.name + ".npz").exists():
+            path = path.with_name(path.name + ".npz")
+        if not path.is_file():
+            raise FileNotFoundError(f"no Responses file at {str(path)!r}")
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            return cls(
+                data["values"], data["params"], layer=meta["layer"], transform=meta["transform"],
+                units=meta["units"], variants=meta["variants"], meta=meta.get("meta"),
+            )  # fmt: skip
