@@ -68,10 +68,11 @@ def check_images(images: object, *, name: str = "images") -> Tensor:
         raise ValueError(f"{name} must have shape [N, 3, H, W] (RGB, channels first), got {tuple(images.shape)}")
     if images.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(images.shape)}")
-    finite = torch.isfinite(images)
+    images_ = images.detach()
+    finite = torch.isfinite(images_)
     if not bool(finite.all()):
         raise ValueError(f"{name} contains {int((~finite).sum())} NaN or infinite values")
-    lo, hi = float(images.min()), float(images.max())
+    lo, hi = float(images_.min()), float(images_.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(f"{name} must have values in [0, 1]; got values in [{lo:.4g}, {hi:.4g}]")
     return images

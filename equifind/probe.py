@@ -24,7 +24,7 @@ from ._checks import check_images, unknown_name
 from .models.base import Model
 from .record import record
 from .responses import Responses
-from .transforms import Transform, get_transform
+from .transforms import Transform, get_transform, soft_aperture
 
 __all__ = ["probe", "probe_geometry", "ProbeGeometry", "auto_stimuli", "Responses", "StimuliSpec"]
 
@@ -63,7 +63,7 @@ class ProbeGeometry:
         )  # fmt: skip
 
 
-def probe_geometry(model: Model, layer: str, *, margin: float = 0.25, min_render: int = 96) -> ProbeGeometry:
+def probe_geometry(model: Model, layer: str, *, margin: float = 0.25, min_render: int = 48) -> ProbeGeometry:
     """The smallest canvas on which ``layer``'s centre unit sees its whole receptive field.
 
     Args:
@@ -221,6 +221,10 @@ def probe(
     render = geometry.scaled()
     k = geometry.supersample
     stim = _stimulus_set(stimuli, transform, render, dev, seed)
+    # The aperture goes on once, before the transform: rotation, hue and flip about the
+    # aperture's centre map the disk onto itself, so only zooming needs it again after.
+    base = soft_aperture(stim.images, render.radius, center=render.center)
+    after = render.radius if transform == "scale" else None
     params = _grid(tf, steps).to(dev)
     n_var, n_steps = len(stim), params.shape[0]
     total = n_var * n_steps
@@ -234,7 +238,7 @@ def probe(
         bar = tqdm(total=total, desc=f"probe {layer} {transform}", unit="img", disable=not progress, leave=False)
         for start in range(0, total, batch_size):
             flat = torch.arange(start, min(start + batch_size, total), device=dev)
-            images = tf.apply(stim.images[flat // n_steps], params[flat % n_steps], center=render.center, aperture=render.radius)
+            images = tf.apply(base[flat // n_steps], params[flat % n_steps], center=render.center, aperture=after)
             if k > 1:
                 images = F.avg_pool2d(images, k)
             model.forward_preprocessed(model.preprocess(images))
