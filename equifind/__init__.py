@@ -3,9 +3,11 @@
 >>> import equifind as ef
 >>> m = ef.load_model("googlenet_bvlc", weights="bvlc_googlenet.pth")
 >>> resp = ef.probe(m, "conv2d2", transform="rotation")
+>>> fams = ef.find_families(resp)
 """
 
 from . import stimuli
+from .families import Family, FamilyList, find_families
 from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_model
 from .probe import ProbeGeometry, probe, probe_geometry
 from .record import Recording, record, record_batched
@@ -38,4 +40,6 @@ __all__ = [
     "color_contrast", "center_surround", "circle",
     # probe
     "probe", "probe_geometry", "ProbeGeometry", "Responses",
+    # families
+    "find_families", "Family", "FamilyList",
 ]  # fmt: skip

@@ -1,0 +1,318 @@
+"""find_families on planted responses with known families (tests/synthetic_responses.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import adjusted_rand_score
+from synthetic_responses import Planted, Spec, naive_shift_similarity, planted_1d, planted_flip, planted_hue_rotation
+
+from equifind.families import Family, FamilyList, _normalise, _prune, _shift_similarity, _spectra, find_families
+from equifind.responses import Responses
+
+# Three rotation families (periods 360, 180, 90) at angles that are not grid points.
+ROTATION = [
+    Spec([10.0 + 45.0 * i for i in range(8)], 360.0, 3.0),
+    Spec([5.0 + 36.0 * i for i in range(5)], 180.0, 3.0),
+    Spec([3.0 + 22.5 * i for i in range(4)], 90.0, 2.0),
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensor ops: one torch thread is faster, and fair to the other processes on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def circular_error(a: list[float] | torch.Tensor, b: list[float] | torch.Tensor, period: float) -> float:
+    """Largest circular difference between two lists of parameters."""
+    d = torch.as_tensor(a, dtype=torch.float64) - torch.as_tensor(b, dtype=torch.float64)
+    return float((torch.remainder(d + period / 2, period) - period / 2).abs().max())
+
+
+def is_rotation(a: list[int], b: list[int]) -> bool:
+    """Whether ``a`` is ``b`` cyclically rotated (same direction)."""
+    return len(a) == len(b) and any(a == b[i:] + b[:i] for i in range(len(b)))
+
+
+def match(found: FamilyList, planted: Planted) -> list[int]:
+    """For each found family, the index of the planted family with the same members (or fail)."""
+    truth = [sorted(f) for f in planted.families]
+    out = []
+    for fam in found:
+        assert sorted(fam.units) in truth, f"found family {fam.units} is not planted; planted: {planted.families}"
+        out.append(truth.index(sorted(fam.units)))
+    return out
+
+
+def check_exact(found: FamilyList, planted: Planted, tol: float = 3.0) -> None:
+    """Found families = planted ones: membership, cyclic order, period, preferred within ``tol`` degrees."""
+    assert len(found) == len(planted.families)
+    for fam, i in zip(found, match(found, planted)):
+        order = planted.families[i]
+        assert is_rotation(fam.units, order), (fam.units, order)
+        assert fam.period == planted.periods[i]
+        truth = [planted.preferred[i][order.index(u)] for u in fam.units]
+        assert circular_error(fam.preferred, truth, fam.period) < tol
+        assert fam.preferred == sorted(fam.preferred) and 0 <= fam.preferred[0] and fam.preferred[-1] < fam.period
+        assert 0.0 <= fam.score <= 1.0
+
+
+def labels(found: FamilyList, planted: Planted) -> list[int]:
+    of = {u: i for i, f in enumerate(found) for u in f.units}
+    return [of.get(u, -1 - r) for r, u in enumerate(planted.responses.units)]
+
+
+# -- rotation -------------------------------------------------------------------------
+def test_rotation_families_recovered_exactly() -> None:
+    planted = planted_1d(ROTATION, n_invariant=10, n_random=30, noise=0.03, seed=1, unit_offset=1000)
+    found = find_families(planted.responses)
+    check_exact(found, planted)
+    assert sorted(found.invariant) == sorted(planted.invariant)
+    members = {u for f in found for u in f.units}
+    assert not members & set(planted.random)
+    assert set(planted.random) | members <= set(found.selective)
+    assert all(f.holes == [] and f.duplicates == [] for f in found)
+    assert all(f.score > 0.9 and f.p_value <= 0.01 for f in found)
+    assert [f.score for f in found] == sorted((f.score for f in found), reverse=True)
+    assert [len(f) for f in find_families(planted.responses, min_size=5)] in ([8, 5], [5, 8])
+
+
+def test_noise_free_family_is_exact() -> None:
+    planted = planted_1d(ROTATION[:1], n_random=10, noise=0.0, seed=2)
+    (fam,) = find_families(planted.responses)
+    assert fam.score > 0.999
+    order = planted.families[0]
+    assert circular_error(fam.preferred, [planted.preferred[0][order.index(u)] for u in fam.units], 360.0) < 0.05
+
+
+def test_exact_cyclic_permutations_on_8_steps() -> None:
+    """An e2cnn-like C8 regular field: unit u's responses are the base responses shifted by u steps."""
+    g = torch.Generator().manual_seed(3)
+    base = torch.rand(6, 8, generator=g)
+    family = torch.stack([base.roll(u, dims=1) for u in range(8)])
+    values = torch.cat([family, torch.rand(4, 6, 8, generator=g)])
+    found = find_families(Responses(values, torch.arange(8) * 45.0, layer="c8", transform="rotation"))
+    (fam,) = found
+    assert is_rotation(fam.units, list(range(8)))
+    steps = torch.diff(torch.tensor(fam.preferred + [fam.preferred[0] + 360.0]))
+    assert torch.allclose(steps, torch.full((8,), 45.0, dtype=steps.dtype), atol=1e-3)
+    assert fam.score > 0.999
+
+
+@pytest.mark.parametrize(("removed", "holes"), [([145.0], [145.0]), ([145.0, 190.0], [145.0, 190.0]), ([], [])])
+def test_holes(removed: list[float], holes: list[float]) -> None:
+    angles = [a for a in (10.0 + 45.0 * i for i in range(8)) if a not in removed]
+    planted = planted_1d([Spec(angles)], n_random=20, noise=0.02, seed=4)
+    (fam,) = find_families(planted.responses)
+    assert len(fam.holes) == len(holes)
+    if holes:
+        assert circular_error(fam.holes, holes, 360.0) < 3.0
+
+
+def test_adjusted_rand_index_over_many_units() -> None:
+    specs = [
+        Spec([7 + 45 * i for i in range(8)], 360, 3), Spec([20 + 30 * i for i in range(12)], 360, 6),
+        Spec([36 * i for i in range(5)], 180, 2), Spec([15 * i for i in range(6)], 90, 1.5),
+        Spec([60 * i for i in range(6)], 360, 1.0), Spec([5, 100, 200, 290], 360, 4), Spec([0, 60, 120], 180, 4),
+    ]  # fmt: skip
+    for seed in range(3):
+        planted = planted_1d(specs, n_invariant=25, n_random=80, variants=20, noise=0.05, seed=seed)
+        found = find_families(planted.responses)
+        assert len(planted.responses.units) == 149
+        assert adjusted_rand_score(planted.labels(), labels(found, planted)) >= 0.9
+        assert sorted(found.invariant) == sorted(planted.invariant)
+
+
+def test_variants_separate_families_with_the_same_tuning_shape() -> None:
+    """Same tuning curves, different preferred stimuli: "variants" keeps them apart; "tuning" cannot."""
+    angles = [10.0 + 45.0 * i for i in range(8)]
+    planted = planted_1d([Spec(angles), Spec(angles)], n_invariant=4, variants=12, noise=0.02, seed=5)
+    check_exact(find_families(planted.responses), planted)
+    (merged,) = find_families(planted.responses, compare="tuning")  # one family, the copies as duplicates
+    assert len(merged) == 8 and len(merged.duplicates) == 8
+    both = [set(f) for f in planted.families]
+    assert all(len({dup, member} & both[0]) == 1 for dup, member in merged.duplicates)
+
+
+def test_tuning_and_variants_agree_for_one_variant() -> None:
+    planted = planted_1d(ROTATION, n_invariant=5, variants=1, noise=0.02, seed=6)
+    found = find_families(planted.responses, compare="tuning")
+    check_exact(found, planted, tol=4.0)  # one noisy broad bump per unit: the peak is less sharp
+    assert found.to_dict() == find_families(planted.responses, compare="variants").to_dict()
+
+
+def test_duplicates_are_not_members() -> None:
+    planted = planted_1d([Spec([0.0, 60.0, 120.0, 120.0, 180.0, 240.0, 300.0])], n_random=10, noise=0.01, seed=7)
+    (fam,) = find_families(planted.responses)
+    twins = set(planted.families[0][2:4])  # the two units planted at 120°
+    assert len(fam) == 6 and len(fam.duplicates) == 1
+    dup, member = fam.duplicates[0]
+    assert {dup, member} == twins and member in fam.units and dup not in fam.units
+
+
+def test_dead_units_are_neither_invariant_nor_selective() -> None:
+    planted = planted_1d(ROTATION[:1], n_invariant=4, n_random=4, n_dead=3, seed=8)
+    found = find_families(planted.responses)
+    assert not set(planted.dead) & (set(found.invariant) | set(found.selective))
+    assert sorted(found.invariant) == sorted(planted.invariant)
+
+
+def test_inconsistent_member_is_dropped() -> None:
+    """A unit as similar as the members but whose shifts contradict each other is pruned."""
+    angles = torch.arange(8) * 45.0
+    n = 64
+    shift = ((angles[None, :] - angles[:, None]) / (360.0 / n))[..., None].double()
+    shift = torch.cat([shift, torch.zeros(1, 8, 1, dtype=torch.float64)])
+    shift = torch.cat([shift, torch.zeros(9, 1, 1, dtype=torch.float64)], 1)
+    shift[8, :8, 0] = torch.tensor([0.0, 16.0, 3.0, 30.0, 8.0, 22.0, 11.0, 5.0])  # incoherent with the angles
+    shift[:8, 8, 0] = -shift[8, :8, 0]
+    sim = torch.full((9, 9), 0.95, dtype=torch.float64).fill_diagonal_(1.0)
+    spectra = torch.zeros(9, n // 2 + 1, dtype=torch.float64)
+    spectra[:, 1] = 1.0  # first harmonic only: period 360
+    group = list(range(9))
+    chars, period, theta, dropped = _prune(group, spectra, sim, shift, (n,), 2, 0.7)
+    assert dropped == [8] and group == list(range(8)) and period == 360.0 and chars == [(1,)]
+    rel = torch.rad2deg(theta[:, 0] - theta[0, 0])
+    assert circular_error(rel, angles, 360.0) < 1e-6
+
+
+# -- hue, flip, hue-rotation ----------------------------------------------------------
+def test_hue_families() -> None:
+    specs = [Spec([60.0 * i for i in range(6)], 360.0, 2.0), Spec([30.0 + 90.0 * i for i in range(4)], 360.0, 4.0)]
+    planted = planted_1d(specs, n_invariant=6, n_random=20, transform="hue", noise=0.02, seed=9)
+    found = find_families(planted.responses)
+    check_exact(found, planted)
+    assert all(f.transform == "hue" and f.period == 360.0 for f in found)
+    assert sorted(found.invariant) == sorted(planted.invariant)
+
+
+def test_flip_pairs() -> None:
+    planted = planted_flip(6, n_symmetric=5, n_random=20, seed=3)
+    found = find_families(planted.responses)
+    assert sorted(f.units for f in found) == sorted(planted.families)  # order: unflipped peak first
+    assert all(f.preferred == [0.0, 1.0] and f.period == 2.0 and f.holes == [] for f in found)
+    assert all(f.score > 0.9 and f.p_value < 0.05 for f in found)
+    assert sorted(found.invariant) == sorted(planted.invariant)
+    assert find_families(planted.responses, min_size=3) == []
+
+
+def test_hue_rotation_family() -> None:
+    members = [(15.0 + 20.0 * i, 45.0 * i) for i in range(8)]
+    planted = planted_hue_rotation(members, n_random=20, n_invariant=5, seed=2)
+    (fam,) = find_families(planted.responses)
+    assert fam.units == planted.families[0]  # ordered by angle
+    assert fam.period == 360.0 and fam.preferred_hue is not None
+    assert circular_error(fam.preferred, planted.preferred[0], 360.0) < 3.0
+    assert circular_error(fam.preferred_hue, planted.hues[0], 360.0) < 3.0
+    assert fam.score > 0.9 and fam.p_value <= 0.01
+    assert sorted(find_families(planted.responses).invariant) == sorted(planted.invariant)
+
+
+# -- the batched similarity, determinism, serialisation ------------------------------
+@pytest.mark.parametrize("grid", [(16,), (6, 6)])
+def test_batched_similarity_equals_naive_loop(grid: tuple[int, ...]) -> None:
+    g = torch.Generator().manual_seed(10)
+    x = torch.rand(7, 3, *grid, generator=g, dtype=torch.float64)
+    x[1] = x[0].roll(2, dims=-1)  # an exact shifted copy
+    profiles = _normalise(x, len(grid))
+    sim, shift = _shift_similarity(profiles)
+    ref_sim, ref_shift = naive_shift_similarity(profiles)
+    assert torch.allclose(sim, ref_sim, atol=1e-5)
+    d = shift - ref_shift
+    sizes = torch.tensor(grid, dtype=d.dtype)
+    assert float((torch.remainder(d + sizes / 2, sizes) - sizes / 2).abs().max()) < 1e-3
+    assert abs(float(sim[0, 1]) - 1.0) < 1e-5 and abs(float(shift[0, 1, -1]) - 2.0) < 1e-4
+    anti = shift + shift.transpose(0, 1)  # shift(u, w) = −shift(w, u), modulo the grid
+    assert torch.allclose(sim, sim.T) and float((torch.remainder(anti + sizes / 2, sizes) - sizes / 2).abs().max()) < 1e-4
+
+
+def test_spectra_shapes() -> None:
+    p = _normalise(torch.rand(3, 2, 8, dtype=torch.float64), 1)
+    assert _spectra(p, (8,)).shape == (3, 5)
+    q = _normalise(torch.rand(3, 2, 4, 4, dtype=torch.float64), 2)
+    assert _spectra(q, (4, 4)).shape == (3,)
+
+
+def test_deterministic_and_seeded() -> None:
+    planted = planted_1d(ROTATION, n_invariant=5, n_random=30, noise=0.03, seed=11)
+    a, b = find_families(planted.responses, seed=3), find_families(planted.responses, seed=3)
+    assert a.to_dict() == b.to_dict()
+    c = find_families(planted.responses, seed=4)
+    assert [f.units for f in c] == [f.units for f in a]
+    assert all(f.p_value == 1.0 for f in find_families(planted.responses, n_null=0))
+
+
+def test_serialisation_round_trip() -> None:
+    planted = planted_1d([Spec([0.0, 60.0, 120.0, 120.0, 180.0, 240.0])], n_invariant=2, n_random=5, seed=12)
+    found = find_families(planted.responses)
+    text = json.dumps(found.to_dict())
+    again = FamilyList.from_dict(json.loads(text))
+    assert again == found and again.invariant == found.invariant and again.selective == found.selective
+    fam = found[0]
+    assert Family.from_dict(json.loads(json.dumps(fam.to_dict()))) == fam and len(fam) == len(fam.units)
+    with pytest.raises(KeyError, match="units"):
+        Family.from_dict({"layer": "x"})
+
+
+@settings(max_examples=10, deadline=None)
+@given(start=st.floats(0.0, 359.0), offset=st.floats(0.0, 45.0), steps=st.sampled_from([32, 48, 64]))
+def test_any_grid_origin_and_family_offset(start: float, offset: float, steps: int) -> None:
+    planted = planted_1d([Spec([offset + 45.0 * i for i in range(8)])], n_random=8, steps=steps, noise=0.01, start=start, seed=13)
+    found = find_families(planted.responses, n_null=20)
+    check_exact(found, planted, tol=2.0)
+
+
+# -- errors ---------------------------------------------------------------------------
+def _resp(params: object, transform: str = "rotation", steps: int | None = None) -> Responses:
+    p = torch.as_tensor(params, dtype=torch.float32)
+    return Responses(torch.rand(4, 2, steps or p.shape[0]), p, layer="l", transform=transform)
+
+
+GRID = torch.arange(16) * 22.5
+SCRAMBLED = torch.stack(torch.meshgrid(GRID[::4], GRID[::4], indexing="ij"), -1).reshape(16, 2)
+SCRAMBLED[5, 1] += 90.0  # (hue 90, angle 90) → angle 180: no longer a grid
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "message"),
+    [
+        (lambda: "not responses", {}, "Responses, got str"),
+        (lambda: _resp(GRID), {"min_size": 1}, "min_size must be an int >= 2, got 1"),
+        (lambda: _resp(GRID), {"min_size": 2.5}, "got 2.5"),
+        (lambda: _resp(GRID), {"min_selectivity": 1.5}, "min_selectivity must be in \\[0, 1\\], got 1.5"),
+        (lambda: _resp(GRID), {"min_similarity": 0.0}, "min_similarity must be in \\(0, 1\\], got 0.0"),
+        (lambda: _resp(GRID), {"n_null": -1}, "n_null must be an int >= 0, got -1"),
+        (lambda: _resp(GRID), {"seed": None}, "seed must be an int"),
+        (lambda: _resp(GRID), {"compare": "best"}, "'variants' or 'tuning', got 'best'"),
+        (lambda: _resp([0.5, 1.0, 2.0], "scale"), {}, "cannot handle transform 'scale'; valid"),
+        (lambda: _resp([0.0, 120.0, 240.0]), {}, ">= 4 steps"),
+        (lambda: _resp([0.0, 90.0, 190.0, 270.0]), {}, "entry 2 is 190, expected 180"),
+        (lambda: _resp([0.0, 1.0, 2.0, 3.0], "hue"), {}, "hue params must be evenly spaced over 360°"),
+        (lambda: _resp(torch.arange(12).view(6, 2) * 30.0, "hue_rotation"), {}, "n\\*n, 2"),
+        (lambda: _resp(torch.stack(torch.meshgrid(GRID[::4], GRID[::4], indexing="xy"), -1).view(16, 2), "hue_rotation"), {}, "hues must be"),
+        (lambda: _resp(SCRAMBLED, "hue_rotation"), {}, "hue-major"),
+        (lambda: _resp([0.0, 2.0], "flip"), {}, "params \\[0, 1\\]"),
+    ],
+)
+def test_errors_name_the_bad_value(make, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        find_families(make(), **kwargs)
+
+
+def test_empty_and_tiny_layers() -> None:
+    empty = Responses(torch.zeros(0, 2, 8), torch.arange(8) * 45.0, layer="l", transform="rotation")
+    found = find_families(empty)
+    assert found == [] and found.invariant == [] and found.selective == []
+    flat = Responses(torch.ones(3, 2, 8), torch.arange(8) * 45.0, layer="l", transform="rotation")
+    found = find_families(flat)
+    assert found == [] and found.invariant == [0, 1, 2]
+    assert math.isfinite(find_families(planted_1d(ROTATION[:1], seed=14).responses)[0].score)
