@@ -12,6 +12,7 @@ from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_mo
 from .probe import ProbeGeometry, probe, probe_geometry
 from .record import Recording, record, record_batched
 from .responses import Responses
+from .score import FamilyScore, score_family
 from .stimuli import (
     StimulusSet,
     center_surround,
@@ -42,4 +43,6 @@ __all__ = [
     "probe", "probe_geometry", "ProbeGeometry", "Responses",
     # families
     "find_families", "Family", "FamilyList",
+    # score
+    "score_family", "FamilyScore",
 ]  # fmt: skip

@@ -28,6 +28,7 @@ import networkx as nx
 import torch
 from torch import Tensor
 
+from ._circle import harmonic_period, holes
 from .responses import Responses
 
 __all__ = ["Family", "FamilyList", "find_families", "TRANSFORMS"]
@@ -36,9 +37,7 @@ __all__ = ["Family", "FamilyList", "find_families", "TRANSFORMS"]
 TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "hue_rotation")
 _MIN_RESPONSE = 1e-2  # a unit is active if its peak |response| is >= this × the layer's largest
 _MIN_CONSISTENCY = 0.8  # a member's similarity-weighted mean cos(shift residual) (cos 37°)
-_PERIOD_FRACTION = 0.75  # tuning energy share in harmonics k, 2k, ... to call the period 360/k
 _DUPLICATE_STEPS = 0.5  # members whose preferred params are closer (grid steps) are duplicates
-_HOLE_FACTOR = 1.5  # a gap wider than this × the median spacing is a hole
 _CHUNK = 1 << 24  # elements per block of the pairwise correlation
 
 
@@ -434,11 +433,8 @@ def _symmetry(spectra: Tensor, grid: tuple[int, ...], min_similarity: float) -> 
     if len(grid) == 2:
         coupled = grid[0] % 2 == 0 and float(spectra.mean()) >= min_similarity
         return ([(1, 1), (1, -1)] if coupled else [(1, 0), (0, 1)]), 360.0
-    power = spectra.sum(0)
-    for k in (4, 2):
-        if 2 * k <= grid[0] and float(power[k::k].sum()) >= _PERIOD_FRACTION * float(power[1:].sum()):
-            return [(k,)], 360.0 / k
-    return [(1,)], 360.0
+    k, period = harmonic_period(spectra.sum(0), grid[0])
+    return [(k,)], period
 
 
 def _prune(
@@ -532,26 +528,11 @@ def _build(
     family = Family(
         layer=responses.layer, transform=responses.transform, units=[ids[group[i]] for i in kept],
         preferred=preferred, period=period, score=0.0, p_value=1.0,
-        holes=_holes(preferred, period) if len(grid) == 1 else [],
+        holes=holes(preferred, period) if len(grid) == 1 else [],
         preferred_hue=[float(pos[i, 0]) for i in kept] if len(grid) == 2 else None,
         duplicates=sorted(duplicates),
     )  # fmt: skip
     return family, [group[i] for i in kept]
-
-
-def _holes(preferred: list[float], period: float) -> list[float]:
-    """Evenly spaced points in each gap wider than 1.5× the median spacing (sorted input)."""
-    if len(preferred) < 2:
-        return []
-    p = torch.tensor(preferred, dtype=torch.float64)
-    gaps = torch.remainder(p.roll(-1) - p, period)
-    spacing = float(torch.quantile(gaps, 0.5))
-    holes = []
-    for start, gap in zip(p.tolist(), gaps.tolist()):
-        if spacing > 0 and gap > _HOLE_FACTOR * spacing:
-            missing = max(1, round(gap / spacing) - 1)
-            holes += [(start + gap * j / (missing + 1)) % period for j in range(1, missing + 1)]
-    return sorted(holes)
 
 
 def _significance(

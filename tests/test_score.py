@@ -1,0 +1,113 @@
+"""score_family: f(g·x) = P_g f(x) on planted and e2cnn families, random sets as controls."""
+
+from __future__ import annotations
+
+import pytest
+
+import equifind as ef
+from equifind.score import score_family, score_responses
+from planted import centred, e2cnn_layer, planted_layer
+
+STEPS = 36
+
+
+@pytest.fixture(scope="module")
+def planted():
+    p = planted_layer()
+    return p, ef.load_model(p.net, preprocess=centred, name="planted", device="cpu")
+
+
+def cyclic_equal(found: list[int], expected: list[int]) -> bool:
+    i = found.index(expected[0])
+    return found[i:] + found[:i] == expected
+
+
+@pytest.mark.parametrize(
+    "family, transform, period",
+    [("edges", "rotation", 360.0), ("bars", "rotation", 180.0), ("hues", "hue", 360.0)],
+)
+def test_true_families_score_high_and_in_planted_order(planted, family, transform, period):
+    p, model = planted
+    units = getattr(p, family)
+    fs = score_family(model, "1", list(reversed(units)), transform=transform, steps=STEPS)
+    assert fs.equivariance >= 0.9, fs.summary()
+    assert fs.p_value < 0.05 and fs.null_mean < 0.5
+    assert fs.period == period
+    assert cyclic_equal(fs.order, units)  # planted angles increase with the planted list
+    assert fs.invariance < 0.5  # copies, not merely invariant units
+    assert fs.coverage > 0.9 and fs.holes == []
+    assert set(fs.preferred) == set(units) and fs.units == list(reversed(units))
+
+
+def test_flip_pair(planted):
+    p, model = planted
+    fs = score_family(model, "1", list(p.flips), transform="flip")
+    assert fs.equivariance >= 0.95 and fs.period == 2.0
+    assert sorted(fs.order) == sorted(p.flips)
+
+
+def test_random_units_score_clearly_lower(planted):
+    p, model = planted
+    true = score_family(model, "1", p.edges[::2], steps=STEPS)  # four edges 90° apart
+    rand = score_family(model, "1", p.random, steps=STEPS)
+    assert rand.equivariance < true.equivariance - 0.4
+    assert rand.p_value >= 0.05
+
+
+def test_hole_is_reported(planted):
+    p, model = planted
+    fs = score_family(model, "1", p.edges[:3] + p.edges[4:], steps=STEPS)  # 145° missing
+    assert len(fs.holes) == 1 and abs(fs.holes[0] - p.edge_angles[3]) < 15.0
+    assert fs.coverage < 0.95
+
+
+def test_e2cnn_fields_score_high():
+    e2 = e2cnn_layer(n=4, regular=3, trivial=2)
+    model = ef.load_model(e2.net, preprocess=centred, name="e2cnn", device="cpu")
+    resp = ef.probe(model, model.layers[-1], steps=STEPS, progress=False)
+    for field in e2.fields:
+        fs = score_responses(resp, field)
+        assert fs.equivariance >= 0.9, fs.summary()
+        assert cyclic_equal(fs.order, field)  # e2cnn's channel order is the CCW order
+
+
+def test_deterministic(planted):
+    p, model = planted
+    a = score_family(model, "1", p.random[:3], steps=12, seed=3)
+    b = score_family(model, "1", p.random[:3], steps=12, seed=3)
+    assert a.to_dict() == b.to_dict()
+
+
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        (dict(layer="9"), KeyError, "unknown layer"),
+        (dict(units=[0, 999]), IndexError, "27 units"),
+        (dict(units=[0]), ValueError, "at least 2"),
+        (dict(units=[1, 1]), ValueError, "at least 2 distinct"),
+        (dict(transform="scale"), KeyError, "scale"),
+    ],
+)
+def test_bad_input(planted, kwargs, err, match):
+    _, model = planted
+    args = {"layer": "1", "units": [0, 1], **kwargs}
+    with pytest.raises(err, match=match):
+        score_family(model, args.pop("layer"), args.pop("units"), steps=8, **args)
+
+
+def test_to_dict_is_json(planted):
+    import json
+
+    p, model = planted
+    d = score_family(model, "1", p.hues[:3], transform="hue", steps=12).to_dict()
+    assert json.loads(json.dumps(d))["order"] == d["order"]
+
+
+@pytest.mark.slow
+def test_googlenet_any_units(googlenet):
+    fs = ef.score_family(googlenet, "conv2d0", [5, 17, 40], steps=16, n_null=50)
+    assert 0.0 <= fs.equivariance <= 1.0 and sorted(fs.order) == [5, 17, 40]
+    with pytest.raises(IndexError, match="64 units"):
+        ef.score_family(googlenet, "conv2d0", [5, 64])
+    with pytest.raises(KeyError, match="conv2d0"):
+        ef.score_family(googlenet, "conv2d00", [5, 6])
