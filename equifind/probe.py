@@ -250,4 +250,8 @@ def probe(
         "model": model.name, "canvas": geometry.canvas, "center": list(geometry.center),
         "rf_size": geometry.rf_size, "supersample": k, "seed": seed, "steps": steps,
     }  # fmt: skip
-    return Responses(values, params.cpu(), layer=layer, transform=transform, units=unit_list, variants=stim.params, meta=meta)
+    shown = F.avg_pool2d(base, k) if k > 1 else base
+    return Responses(
+        values, params.cpu(), layer=layer, transform=transform, units=unit_list,
+        variants=stim.params, meta=meta, stimuli=shown.cpu(),
+    )  # fmt: skip

@@ -45,6 +45,8 @@ class Responses:
         units: unit indices of the rows of ``values`` (default ``0 .. n-1``).
         variants: one dict of stimulus parameters per variant (default ``{"variant": i}``).
         meta: free-form JSON-serialisable metadata (model name, receptive field, seed, ...).
+        stimuli: optional ``Tensor[variants, 3, H, W]`` in [0, 1]: the untransformed stimulus
+            of each variant as the network saw it (for figures); saved as 8-bit.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class Responses:
         units: Sequence[int] | None = None,
         variants: Sequence[dict[str, Any]] | None = None,
         meta: dict[str, Any] | None = None,
+        stimuli: Tensor | None = None,
     ) -> None:
         values_t = _as_tensor(values, "values")
         params_t = _as_tensor(params, "params")
@@ -82,6 +85,11 @@ class Responses:
         if len(self.variants) != n_variants:
             raise ValueError(f"{len(self.variants)} variant descriptions for {n_variants} variants in values")
         self.meta = dict(meta or {})
+        if stimuli is not None:
+            stimuli = _as_tensor(stimuli, "stimuli")
+            if stimuli.dim() != 4 or stimuli.shape[0] != n_variants or stimuli.shape[1] != 3:
+                raise ValueError(f"stimuli must be [{n_variants} variants, 3, H, W], got {tuple(stimuli.shape)}")
+        self.stimuli = stimuli
 
     def __repr__(self) -> str:
         u, v, s = self.values.shape
@@ -159,7 +167,7 @@ class Responses:
         rows = [self.row(u) for u in units]
         return Responses(
             self.values[rows], self.params, layer=self.layer, transform=self.transform,
-            units=list(units), variants=self.variants, meta=self.meta,
+            units=list(units), variants=self.variants, meta=self.meta, stimuli=self.stimuli,
         )  # fmt: skip
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -179,7 +187,10 @@ class Responses:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, values=self.values.numpy(), params=self.params.numpy(), meta=np.array(json.dumps(meta)))
+                arrays = {"values": self.values.numpy(), "params": self.params.numpy(), "meta": np.array(json.dumps(meta))}
+                if self.stimuli is not None:
+                    arrays["stimuli"] = (self.stimuli.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+                np.savez_compressed(f, **arrays)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -196,7 +207,8 @@ class Responses:
             raise FileNotFoundError(f"no Responses file at {str(path)!r}")
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
+            stimuli = torch.from_numpy(data["stimuli"]).float() / 255 if "stimuli" in data else None
             return cls(
                 data["values"], data["params"], layer=meta["layer"], transform=meta["transform"],
-                units=meta["units"], variants=meta["variants"], meta=meta.get("meta"),
+                units=meta["units"], variants=meta["variants"], meta=meta.get("meta"), stimuli=stimuli,
             )  # fmt: skip

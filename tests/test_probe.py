@@ -36,6 +36,8 @@ def test_responses_shape_and_meta(planted, rotation):
     assert rotation.units == list(range(model.num_units("1")))
     assert len(rotation.variants) == rotation.values.shape[1]
     assert rotation.meta["canvas"] >= rotation.meta["rf_size"] == 15
+    canvas = rotation.meta["canvas"]
+    assert rotation.stimuli.shape == (len(rotation.variants), 3, canvas, canvas)  # as the network saw them
 
 
 def test_planted_rotation_preferences(planted, rotation):

@@ -90,3 +90,13 @@ def test_subset(responses):
     sub = responses.subset([12, 10])
     assert sub.units == [12, 10] and torch.equal(sub.values[1], responses.values[0])
     assert math.isclose(float(sub.preferred[0]), float(responses.preferred[2]))
+
+
+def test_stimuli_roundtrip_as_8_bit(tmp_path):
+    stim = torch.rand(2, 3, 5, 5)
+    r = ef.Responses(np.ones((1, 2, 4)), np.arange(4) * 90.0, layer="l", transform="rotation", stimuli=stim)
+    back = ef.Responses.load(r.save(tmp_path / "r"))
+    assert back.stimuli.shape == (2, 3, 5, 5)
+    assert float((back.stimuli - stim).abs().max()) <= 0.5 / 255 + 1e-6
+    with pytest.raises(ValueError, match="stimuli must be"):
+        ef.Responses(np.ones((1, 2, 4)), np.arange(4), layer="l", transform="rotation", stimuli=torch.rand(3, 3, 5, 5))
