@@ -13,6 +13,8 @@ from .probe import ProbeGeometry, probe, probe_geometry
 from .record import Recording, record, record_batched
 from .responses import Responses
 from .score import FamilyScore, score_family
+from .scan import ScanResult, scan
+from .config import ScanConfig
 from .stimuli import (
     StimulusSet,
     center_surround,
@@ -45,4 +47,6 @@ __all__ = [
     "find_families", "Family", "FamilyList",
     # score
     "score_family", "FamilyScore",
+    # scan
+    "scan", "ScanResult", "ScanConfig",
 ]  # fmt: skip

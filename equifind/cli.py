@@ -53,6 +53,47 @@ def _cmd_record(args: argparse.Namespace) -> None:
         print(f"  {args.layer}:{unit:<5d} {value:9.3f}")
 
 
+def _cmd_scan(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .scan import scan
+
+    cfg = load_config(args.config)
+    model = _load(args)
+    layers = args.layers or (list(cfg.layers) if cfg.layers else None)
+    if not layers:
+        raise ValueError("no layers to scan: give --layers or a --config that lists them")
+    result = scan(
+        model, layers=layers, transforms=args.transforms, config=cfg.replace(steps=args.steps),
+        out=args.out, resume=not args.no_resume, seed=args.seed, progress=not args.quiet,
+    )  # fmt: skip
+    result.compare()
+    result.save(args.out)
+    print(result.summary())
+    if not args.no_report:
+        from .report import report
+
+        index = report(result, args.out, formats=tuple(args.formats))
+        print(f"\nreport: {index}")
+
+
+def _cmd_score(args: argparse.Namespace) -> None:
+    import json
+
+    from .score import score_family
+
+    model = _load(args)
+    fs = score_family(model, args.layer, args.units, transform=args.transform, steps=args.steps, seed=args.seed)
+    print(json.dumps(fs.to_dict(), indent=1) if args.json else fs.summary())
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from .report import report
+    from .scan import ScanResult
+
+    result = ScanResult.load(args.dir)
+    print(report(result, args.out or args.dir, formats=tuple(args.formats)))
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equifind", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
@@ -73,6 +114,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--at", default="center", choices=["center", "max", "mean"])
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(run=_cmd_record)
+
+    transforms = ["rotation", "hue", "flip", "hue_rotation"]
+    formats = ["png", "svg", "pdf", "html"]
+    p = sub.add_parser("scan", help="scan layers for equivariant families and circuits, and write a report")
+    add_model_args(p)
+    p.add_argument("--layers", nargs="+", help="layer names (default: the config's)")
+    p.add_argument("--transforms", nargs="+", choices=transforms, help="default: the config's (rotation hue flip)")
+    p.add_argument("--out", required=True, help="output directory (stage files, report)")
+    p.add_argument("--config", help="TOML file with layers, steps and thresholds (see configs/)")
+    p.add_argument("--steps", type=int, help="transform grid size (default: the config's, 64)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--no-resume", action="store_true", help="recompute stages already in --out")
+    p.add_argument("--no-report", action="store_true", help="skip the figures and index.html")
+    p.add_argument("--formats", nargs="+", choices=formats, default=["png", "svg", "html"])
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run=_cmd_scan)
+
+    p = sub.add_parser("score", help="score how truly some units form one equivariant family")
+    add_model_args(p)
+    p.add_argument("layer")
+    p.add_argument("units", nargs="+", type=int)
+    p.add_argument("--transform", default="rotation", choices=["rotation", "hue", "flip"])
+    p.add_argument("--steps", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the FamilyScore as JSON")
+    p.set_defaults(run=_cmd_score)
+
+    p = sub.add_parser("report", help="(re)write the figures and index.html of a saved scan")
+    p.add_argument("dir", help="a scan's --out directory")
+    p.add_argument("--out", help="where to write the report (default: DIR)")
+    p.add_argument("--formats", nargs="+", choices=formats, default=["png", "svg", "html"])
+    p.set_defaults(run=_cmd_report, command="report")
     return parser
 
 

@@ -1,0 +1,122 @@
+"""Scan settings: layer sets, transforms, steps and thresholds, read from TOML or a dict."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ScanConfig", "load_config"]
+
+TRANSFORM_NAMES = ("rotation", "hue", "flip", "hue_rotation")
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Everything that decides a scan's numbers (so a resumed scan can check it matches).
+
+    Attributes:
+        model: zoo name, optional (the command line's MODEL wins).
+        layers: layers to scan, in forward order.
+        transforms: transforms to probe per layer.
+        steps: transform grid size (hue_rotation: per axis, capped at 16).
+        stimuli: "auto" or a list of generator names (see equifind.stimuli).
+        min_selectivity, min_similarity, min_size: find_families thresholds.
+        n_null: random sets for family p-values and scores.
+        circuits: check circuits between families of consecutive layers.
+        circuit_n_null: relabelled circuits per check.
+        alpha: keep circuits with p < alpha.
+        seed: seed of every random choice.
+    """
+
+    model: str | None = None
+    layers: tuple[str, ...] = ()
+    transforms: tuple[str, ...] = ("rotation", "hue", "flip")
+    steps: int = 64
+    stimuli: str | tuple[str, ...] = "auto"
+    min_selectivity: float = 0.25
+    min_similarity: float = 0.7
+    min_size: int = 2
+    n_null: int = 200
+    circuits: bool = True
+    circuit_n_null: int = 200
+    alpha: float = 0.01
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.transforms if t not in TRANSFORM_NAMES]
+        if bad:
+            raise ValueError(f"unknown transforms {bad} in the scan config; valid: {list(TRANSFORM_NAMES)}")
+        if not isinstance(self.steps, int) or self.steps < 2:
+            raise ValueError(f"steps must be an int ≥ 2, got {self.steps!r}")
+        if self.n_null < 0 or self.circuit_n_null < 0:
+            raise ValueError("n_null and circuit_n_null must be ≥ 0")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScanConfig:
+        """Build from a flat dict or TOML tables ``[probe]``, ``[families]``, ``[circuits]``.
+
+        Raises:
+            ValueError: unknown keys (named, with the valid ones).
+        """
+        flat: dict[str, Any] = {}
+        for key, value in data.items():
+            if isinstance(value, dict) and key in ("probe", "families", "circuits", "scan"):
+                for k, v in value.items():
+                    flat[{"enabled": "circuits", "n_null": "circuit_n_null"}.get(k, k) if key == "circuits" else k] = v
+            else:
+                flat[key] = value
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(flat) - names)
+        if unknown:
+            raise ValueError(f"unknown scan config keys {unknown}; valid: {sorted(names)}")
+        for key in ("layers", "transforms"):
+            if key in flat:
+                flat[key] = tuple(flat[key])
+        if isinstance(flat.get("stimuli"), list):
+            flat["stimuli"] = tuple(flat["stimuli"])
+        return cls(**flat)
+
+    def replace(self, **changes: Any) -> ScanConfig:
+        """A copy with ``changes`` (None values are ignored)."""
+        data = asdict(self)
+        data.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in changes.items() if v is not None})
+        return ScanConfig(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly."""
+        data = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()}
+
+    def fingerprint(self) -> str:
+        """A short hash of the settings that decide the numbers (not the layer list)."""
+        data = self.to_dict()
+        for key in ("model", "layers", "transforms"):
+            data.pop(key)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_config(source: str | os.PathLike | dict[str, Any] | ScanConfig | None) -> ScanConfig:
+    """A :class:`ScanConfig` from a TOML path, a dict, a ScanConfig or None (defaults).
+
+    Raises:
+        FileNotFoundError: no such TOML file. ValueError: invalid TOML or keys.
+    """
+    if source is None:
+        return ScanConfig()
+    if isinstance(source, ScanConfig):
+        return source
+    if isinstance(source, dict):
+        return ScanConfig.from_dict(source)
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"no config file at {str(path)!r}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: invalid TOML: {err}") from err
+    return ScanConfig.from_dict(data)

@@ -1,0 +1,385 @@
+"""``scan``: probe → families → scores for every layer and transform, then circuits.
+
+With ``out``, every stage's result is written as soon as it finishes (atomic
+writes), so an interrupted scan resumes where it stopped:
+
+    out/scan.json                                   settings, model, layers, transforms
+    out/stages/<layer>/<transform>/responses.npz    probe
+    out/stages/<layer>/<transform>/families.json    find_families
+    out/stages/<layer>/<transform>/scores.json      score of each family
+    out/stages/circuits/<transform>.json + .npz     circuits between consecutive layers
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from .config import ScanConfig, load_config
+from .families import FamilyList, find_families
+from .models.base import Model
+from .probe import probe
+from .responses import Responses
+from .score import FamilyScore, score_responses
+
+__all__ = ["scan", "ScanResult", "load_labels"]
+
+T = TypeVar("T")
+_FORMAT = "equifind.ScanResult/1"
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(tmp)`` then rename tmp to ``path``; nothing is left at ``path`` on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, data: Any) -> None:
+    _write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, allow_nan=True)))
+
+
+def load_labels(path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Hand-labelled families: the Circuits thread's, for Lucid's InceptionV1, by default.
+
+    Args:
+        path: a JSON file with a ``families`` list of ``{name, layer, transform, units}``
+            (default: ``equifind/data/circuits_families.json``).
+    """
+    if path is None:
+        text = resources.files("equifind").joinpath("data/circuits_families.json").read_text()
+    else:
+        text = Path(path).read_text()
+    families = json.loads(text)["families"]
+    for fam in families:  # hue_rotation grids list their units row by row
+        if "units" not in fam and "grid" in fam:
+            fam["units"] = [u for row in fam["grid"] for u in row if u is not None]
+    return [f for f in families if "layer" in f and "units" in f]
+
+
+@dataclass
+class ScanResult:
+    """Families, their scores and the circuits between them, for a model's layers.
+
+    Attributes:
+        model: the model's name.
+        layers: layers scanned, in forward order.
+        transforms: transforms probed.
+        config: the settings (``ScanConfig.to_dict()``).
+        families: layer -> transform -> :class:`FamilyList`.
+        scores: layer -> transform -> one :class:`FamilyScore` per family (same order).
+        responses: layer -> transform -> :class:`Responses`.
+        circuits: significant circuits between families of consecutive layers.
+        matches: filled by :meth:`compare`.
+    """
+
+    model: str
+    layers: list[str]
+    transforms: list[str]
+    config: dict[str, Any]
+    families: dict[str, dict[str, FamilyList]] = field(default_factory=dict)
+    scores: dict[str, dict[str, list[FamilyScore]]] = field(default_factory=dict)
+    responses: dict[str, dict[str, Responses]] = field(default_factory=dict)
+    circuits: list[Any] = field(default_factory=list)
+    matches: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def invariant(self) -> dict[str, dict[str, list[int]]]:
+        """layer -> transform -> units that respond but do not change with the transform."""
+        return {l: {t: list(f.invariant) for t, f in by_t.items()} for l, by_t in self.families.items()}
+
+    def summary(self) -> str:
+        """A readable table: one row per layer and transform."""
+        head = f"{'layer':<10} {'transform':<12} {'units':>5} {'select.':>7} {'invar.':>6} {'fams':>4} {'in fams':>7}  best family"
+        rows = [f"equifind scan of {self.model}", head, "-" * len(head)]
+        for layer in self.layers:
+            for t in self.transforms:
+                fams = self.families.get(layer, {}).get(t)
+                if fams is None:
+                    continue
+                resp = self.responses.get(layer, {}).get(t)
+                n_units = len(resp.units) if resp is not None else 0
+                best = ""
+                scores = self.scores.get(layer, {}).get(t, [])
+                if fams:
+                    i = max(range(len(fams)), key=lambda j: (scores[j].equivariance if j < len(scores) else fams[j].score))
+                    f = fams[i]
+                    eq = f" equivariance {scores[i].equivariance:.2f}" if i < len(scores) else ""
+                    best = f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {f.period:g}{eq} p={f.p_value:.2g}"
+                in_fams = sum(len(f) for f in fams)
+                rows.append(
+                    f"{layer:<10} {t:<12} {n_units:>5} {len(fams.selective):>7} {len(fams.invariant):>6} "
+                    f"{len(fams):>4} {in_fams:>7}  {best}"
+                )
+        if self.circuits:
+            rows.append("")
+            rows.append("circuits (p < alpha):")
+            for c in self.circuits:
+                rows.append(
+                    f"  {c.source_layer}{c.source_units[:6]} → {c.target_layer}{c.target_units[:6]} "
+                    f"{c.transform} {c.kind}: score {c.score:.2f}, p={c.p_value:.2g}"
+                )
+        return "\n".join(rows)
+
+    def compare(self, labels: Sequence[dict[str, Any]] | str | os.PathLike | None = None) -> list[dict[str, Any]]:
+        """Match found families against hand-labelled ones (default: the Circuits thread's).
+
+        For each label, the found family of the same layer and transform with the largest
+        overlap. Returns (and stores in ``matches``) dicts with ``label``, ``layer``,
+        ``transform``, ``label_units``, ``found_units`` and ``overlap`` (shared / labelled).
+        """
+        table = load_labels(labels) if labels is None or isinstance(labels, (str, os.PathLike)) else list(labels)
+        out = []
+        for lab in table:
+            fams = self.families.get(lab["layer"], {}).get(lab["transform"])
+            if fams is None:
+                continue
+            want = set(lab["units"])
+            best = max(fams, key=lambda f: len(want & set(f.units)), default=None)
+            shared = len(want & set(best.units)) if best is not None else 0
+            out.append({
+                "label": lab.get("name", ""), "layer": lab["layer"], "transform": lab["transform"],
+                "label_units": list(lab["units"]), "found_units": list(best.units) if best and shared else [],
+                "overlap": shared / len(want) if want else 0.0,
+            })  # fmt: skip
+        self.matches = out
+        return out
+
+    # -- persistence --------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the scan (the stage layout of the module docstring) into ``directory``."""
+        out = Path(directory)
+        for layer, by_t in self.families.items():
+            for t in by_t:
+                _save_stage(out, layer, t, self.responses[layer][t], self.families[layer][t], self.scores[layer][t])
+        _save_circuits(out, self.circuits)
+        _write_json(out / "scan.json", self._manifest())
+        return out
+
+    def _manifest(self) -> dict[str, Any]:
+        return {
+            "format": _FORMAT, "model": self.model, "layers": self.layers, "transforms": self.transforms,
+            "config": self.config, "matches": self.matches,
+        }  # fmt: skip
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ScanResult:
+        """Read a scan written by :meth:`save` or by ``scan(..., out=directory)``.
+
+        Raises:
+            FileNotFoundError: no ``scan.json`` in ``directory``.
+        """
+        root = Path(directory)
+        manifest_path = root / "scan.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"no scan at {str(root)!r}: {manifest_path.name} is missing")
+        manifest = json.loads(manifest_path.read_text())
+        result = cls(manifest["model"], manifest["layers"], manifest["transforms"], manifest["config"])
+        result.matches = manifest.get("matches", [])
+        for layer in result.layers:
+            for t in result.transforms:
+                stage = _load_stage(root, layer, t)
+                if stage is not None:
+                    resp, fams, scores = stage
+                    result.responses.setdefault(layer, {})[t] = resp
+                    result.families.setdefault(layer, {})[t] = fams
+                    result.scores.setdefault(layer, {})[t] = scores
+        for t in result.transforms:
+            loaded = _load_circuits(root, t)
+            if loaded is not None:
+                result.circuits += loaded
+        return result
+
+
+# -- stage files ------------------------------------------------------------------------
+
+
+def _stage_dir(root: Path, layer: str, transform: str) -> Path:
+    return root / "stages" / layer.replace("/", "_") / transform
+
+
+def _score_from_dict(d: dict[str, Any]) -> FamilyScore:
+    d = dict(d)
+    d["preferred"] = {int(k): float(v) for k, v in d["preferred"].items()}
+    return FamilyScore(**d)
+
+
+def _save_stage(root: Path, layer: str, t: str, resp: Responses, fams: FamilyList, scores: list[FamilyScore]) -> None:
+    d = _stage_dir(root, layer, t)
+    resp.save(d / "responses.npz")
+    _write_json(d / "families.json", fams.to_dict())
+    _write_json(d / "scores.json", [s.to_dict() for s in scores])
+
+
+def _load_stage(root: Path, layer: str, t: str) -> tuple[Responses, FamilyList, list[FamilyScore]] | None:
+    d = _stage_dir(root, layer, t)
+    if not all((d / name).is_file() for name in ("responses.npz", "families.json", "scores.json")):
+        return None
+    resp = Responses.load(d / "responses.npz")
+    fams = FamilyList.from_dict(json.loads((d / "families.json").read_text()))
+    scores = [_score_from_dict(s) for s in json.loads((d / "scores.json").read_text())]
+    return resp, fams, scores
+
+
+def _save_circuits(root: Path, circuits: list[Any], transform: str | None = None) -> None:
+    by_t: dict[str, list[Any]] = {}
+    for c in circuits:
+        by_t.setdefault(c.transform, []).append(c)
+    if transform is not None:
+        by_t.setdefault(transform, [])
+    for t, items in by_t.items():
+        d = root / "stages" / "circuits"
+        arrays = {}
+        for i, c in enumerate(items):
+            arrays[f"weights_{i}"] = c.weights.cpu().numpy()
+            arrays[f"cosines_{i}"] = c.cosines.cpu().numpy()
+        _write_atomic(d / f"{t}.npz", lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
+        _write_json(d / f"{t}.json", [c.to_dict(max_weights=0) for c in items])
+
+
+def _load_circuits(root: Path, transform: str) -> list[Any] | None:
+    from .circuits import CircuitScore
+
+    d = root / "stages" / "circuits"
+    if not ((d / f"{transform}.json").is_file() and (d / f"{transform}.npz").is_file()):
+        return None
+    items = json.loads((d / f"{transform}.json").read_text())
+    out = []
+    with np.load(d / f"{transform}.npz") as arrays:
+        for i, c in enumerate(items):
+            c = {k: v for k, v in c.items() if k not in ("weights_shape", "weights", "cosines")}
+            c["null_mean"] = float("nan") if c["null_mean"] is None else c["null_mean"]
+            out.append(CircuitScore(**c, weights=torch.from_numpy(arrays[f"weights_{i}"]),
+                                    cosines=torch.from_numpy(arrays[f"cosines_{i}"])))  # fmt: skip
+    return out
+
+
+# -- the scan ---------------------------------------------------------------------------
+
+
+def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool) -> None:
+    manifest = out / "scan.json"
+    if manifest.is_file() and resume:
+        old = json.loads(manifest.read_text())
+        old_fp = ScanConfig.from_dict({k: v for k, v in old["config"].items()}).fingerprint()
+        if old.get("model") != model.name or old_fp != config.fingerprint():
+            raise ValueError(
+                f"{str(out)!r} holds a scan of {old.get('model')!r} with other settings; "
+                "pass another out directory, or resume=False to start again"
+            )
+    elif manifest.is_file() and not resume:
+        import shutil
+
+        shutil.rmtree(out / "stages", ignore_errors=True)
+
+
+def scan(
+    model: Model,
+    layers: Sequence[str] | None = None,
+    transforms: Sequence[str] | None = None,
+    config: str | os.PathLike | dict[str, Any] | ScanConfig | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = True,
+    device: torch.device | str | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+) -> ScanResult:
+    """Scan layers for families and the circuits between them.
+
+    Args:
+        model: the model.
+        layers: layer names (default: the config's, else every layer of the model), scanned
+            in forward order.
+        transforms: among "rotation", "hue", "flip", "hue_rotation" (default: the config's,
+            else rotation, hue, flip).
+        config: a TOML path, dict or :class:`ScanConfig` (steps, stimuli, thresholds);
+            arguments given here override it.
+        out: directory for the stage files; with ``resume`` finished stages are read back.
+        resume: reuse the finished stages in ``out`` (they must come from the same settings).
+        device: move the model there first (default: leave it where it is).
+        seed: overrides the config's seed.
+        progress: progress bars per layer and stage.
+
+    Returns:
+        A :class:`ScanResult`.
+
+    Raises:
+        KeyError: an unknown layer. ValueError: bad settings, or ``out`` holds a scan with
+            other settings.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = load_config(config).replace(layers=layers, transforms=transforms, seed=seed)
+    if device is not None:
+        model.to(device)
+    names = list(cfg.layers) or model.layers
+    for name in names:
+        model.check_layer(name)
+    names = sorted(dict.fromkeys(names), key=model.depth)
+    root = Path(out) if out is not None else None
+    if root is not None:
+        _check_out(root, model, cfg, resume)
+        _write_json(root / "scan.json", {
+            "format": _FORMAT, "model": model.name, "layers": names, "transforms": list(cfg.transforms),
+            "config": cfg.to_dict(), "matches": [],
+        })  # fmt: skip
+    result = ScanResult(model.name, names, list(cfg.transforms), cfg.to_dict())
+    stimuli = cfg.stimuli if isinstance(cfg.stimuli, str) else list(cfg.stimuli)
+    jobs = [(layer, t) for layer in names for t in cfg.transforms]
+    bar = tqdm(jobs, desc="scan", disable=not progress)
+    for layer, t in bar:
+        bar.set_postfix_str(f"{layer} {t}")
+        stage = _load_stage(root, layer, t) if root is not None and resume else None
+        if stage is None:
+            steps = min(cfg.steps, 16) if t == "hue_rotation" else cfg.steps
+            resp = probe(model, layer, t, stimuli=stimuli, steps=steps, seed=cfg.seed, progress=progress)
+            fams = find_families(
+                resp, min_size=cfg.min_size, min_selectivity=cfg.min_selectivity,
+                min_similarity=cfg.min_similarity, n_null=cfg.n_null, seed=cfg.seed,
+            )  # fmt: skip
+            scores = [score_responses(resp, f.units, n_null=cfg.n_null, seed=cfg.seed) for f in fams if t != "hue_rotation"]
+            if root is not None:
+                _save_stage(root, layer, t, resp, fams, scores)
+        else:
+            resp, fams, scores = stage
+        result.responses.setdefault(layer, {})[t] = resp
+        result.families.setdefault(layer, {})[t] = fams
+        result.scores.setdefault(layer, {})[t] = scores
+    if cfg.circuits and len(names) > 1:
+        result.circuits = _scan_circuits(model, result, cfg, root, resume, progress)
+    return result
+
+
+def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, root: Path | None, resume: bool, progress: bool) -> list[Any]:
+    from tqdm.auto import tqdm
+
+    from .circuits import find_circuits
+
+    found: list[Any] = []
+    for t in tqdm([t for t in result.transforms if t in ("rotation", "hue", "flip")], desc="circuits", disable=not progress):
+        loaded = _load_circuits(root, t) if root is not None and resume else None
+        if loaded is None:
+            by_layer = {layer: list(result.families[layer][t]) for layer in result.layers}
+            invariant = {layer: list(result.families[layer][t].invariant) for layer in result.layers}
+            loaded = find_circuits(
+                model, by_layer, invariant, transform=t, alpha=cfg.alpha, n_null=cfg.circuit_n_null, seed=cfg.seed
+            )
+            if root is not None:
+                _save_circuits(root, loaded, transform=t)
+        found += loaded
+    return sorted(found, key=lambda c: -c.score)

@@ -1,0 +1,48 @@
+"""Scan settings from TOML and dicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from equifind.config import ScanConfig, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["inceptionv1_early", "googlenet_bvlc_early", "efficientnet_lite0"])
+def test_shipped_configs_load(name):
+    cfg = load_config(CONFIGS / f"{name}.toml")
+    assert cfg.layers and set(cfg.transforms) == {"rotation", "hue", "flip"}
+    assert cfg.model == name.replace("_early", "")
+
+
+def test_tables_and_overrides():
+    cfg = ScanConfig.from_dict({"layers": ["a"], "probe": {"steps": 16}, "circuits": {"enabled": False, "n_null": 5}})
+    assert cfg.steps == 16 and cfg.circuits is False and cfg.circuit_n_null == 5 and cfg.layers == ("a",)
+    assert cfg.replace(steps=None, seed=3).seed == 3 and cfg.replace(steps=None).steps == 16
+
+
+def test_fingerprint_ignores_layers_but_not_steps():
+    a = ScanConfig(layers=("x",))
+    assert a.fingerprint() == ScanConfig(layers=("y",)).fingerprint()
+    assert a.fingerprint() != ScanConfig(steps=32).fingerprint()
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [({"stepz": 3}, "unknown scan config keys"), ({"transforms": ["twist"]}, "unknown transforms"), ({"steps": 1}, "steps")],
+)
+def test_bad_configs(data, match):
+    with pytest.raises(ValueError, match=match):
+        ScanConfig.from_dict(data)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("steps = = 3")
+    with pytest.raises(ValueError, match="invalid TOML"):
+        load_config(bad)

@@ -1,0 +1,112 @@
+"""scan(): the whole pipeline on a planted network; save/load; resume after an interruption."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import equifind as ef
+import equifind.scan as scan_module
+from equifind.scan import ScanResult, load_labels, scan
+from planted import centred, planted_layer
+
+CONFIG = {"steps": 24, "n_null": 30, "circuits": False}
+
+
+@pytest.fixture(scope="module")
+def planted():
+    p = planted_layer()
+    return p, ef.load_model(p.net, preprocess=centred, name="planted", device="cpu")
+
+
+def test_scan_finds_the_planted_families(planted, tmp_path):
+    p, model = planted
+    result = scan(model, ["1"], config=CONFIG, out=tmp_path / "run", progress=False)
+    rot = result.families["1"]["rotation"]
+    found = [sorted(f.units) for f in rot]
+    assert sorted(p.bars) in found
+    assert set(p.invariant) <= set(rot.invariant) and result.invariant["1"]["rotation"] == rot.invariant
+    flips = [sorted(f.units) for f in result.families["1"]["flip"]]
+    assert sorted(p.flips) in flips
+    assert len(result.scores["1"]["rotation"]) == len(rot)
+    text = result.summary()
+    assert "rotation" in text and "hue" in text and "flip" in text
+
+
+def test_save_load_roundtrip(planted, tmp_path):
+    _, model = planted
+    result = scan(model, ["1"], transforms=["rotation"], config=CONFIG, progress=False)
+    result.save(tmp_path / "saved")
+    back = ScanResult.load(tmp_path / "saved")
+    assert back.summary() == result.summary()
+    assert back.families["1"]["rotation"].to_dict() == result.families["1"]["rotation"].to_dict()
+    assert [s.to_dict() for s in back.scores["1"]["rotation"]] == [s.to_dict() for s in result.scores["1"]["rotation"]]
+    assert torch.equal(back.responses["1"]["rotation"].values, result.responses["1"]["rotation"].values)
+    with pytest.raises(FileNotFoundError, match="scan.json"):
+        ScanResult.load(tmp_path / "nothing")
+
+
+def test_interrupted_scan_resumes_without_recomputing(planted, tmp_path, monkeypatch):
+    _, model = planted
+    out = tmp_path / "run"
+    real_find = scan_module.find_families
+    calls = {"probe": 0, "find": 0}
+
+    def failing_find(resp, **kw):
+        calls["find"] += 1
+        if resp.transform == "flip":  # the third stage: die midway
+            raise KeyboardInterrupt
+        return real_find(resp, **kw)
+
+    monkeypatch.setattr(scan_module, "find_families", failing_find)
+    with pytest.raises(KeyboardInterrupt):
+        scan(model, ["1"], config=CONFIG, out=out, progress=False)
+    stages = out / "stages" / "1"
+    assert (stages / "rotation" / "scores.json").is_file() and (stages / "hue" / "scores.json").is_file()
+    assert not (stages / "flip").exists() or not (stages / "flip" / "scores.json").exists()
+    assert not list(out.rglob("*.tmp"))  # nothing half-written
+
+    real_probe = scan_module.probe
+
+    def counting_probe(*args, **kw):
+        calls["probe"] += 1
+        return real_probe(*args, **kw)
+
+    monkeypatch.setattr(scan_module, "find_families", real_find)
+    monkeypatch.setattr(scan_module, "probe", counting_probe)
+    resumed = scan(model, ["1"], config=CONFIG, out=out, progress=False)
+    assert calls["probe"] == 1  # only the flip stage ran again
+    fresh = scan(model, ["1"], config=CONFIG, progress=False)
+    assert resumed.summary() == fresh.summary()
+    for t in ("rotation", "hue", "flip"):
+        assert resumed.families["1"][t].to_dict() == fresh.families["1"][t].to_dict()
+
+
+def test_resume_refuses_other_settings(planted, tmp_path):
+    _, model = planted
+    scan(model, ["1"], transforms=["flip"], config=CONFIG, out=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        scan(model, ["1"], transforms=["flip"], config={**CONFIG, "steps": 12}, out=tmp_path, progress=False)
+    again = scan(model, ["1"], transforms=["flip"], config={**CONFIG, "steps": 12}, out=tmp_path, resume=False, progress=False)
+    assert json.loads((tmp_path / "scan.json").read_text())["config"]["steps"] == 12
+    assert again.config["steps"] == 12
+
+
+def test_bad_layers(planted):
+    _, model = planted
+    with pytest.raises(KeyError, match="unknown layer"):
+        scan(model, ["1", "nope"], config=CONFIG, progress=False)
+
+
+def test_labels_and_compare(planted):
+    labels = load_labels()
+    curves = next(lab for lab in labels if lab["name"] == "curve detectors")
+    assert curves["layer"] == "mixed3b" and curves["units"][:3] == [406, 385, 343]
+    contrast = next(lab for lab in labels if lab["transform"] == "hue_rotation")
+    assert 43 in contrast["units"] and None not in contrast["units"]
+    p, model = planted
+    result = scan(model, ["1"], transforms=["rotation"], config=CONFIG, progress=False)
+    matches = result.compare([{"name": "bars", "layer": "1", "transform": "rotation", "units": p.bars}])
+    assert matches[0]["overlap"] == 1.0 and sorted(matches[0]["found_units"]) == sorted(p.bars)
