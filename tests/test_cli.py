@@ -1,0 +1,74 @@
+"""The equifind command: success, bad usage (exit 2), failures (exit 1, one line)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from equifind.cli import main
+from conftest import weight_file
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:  # argparse's bad usage
+        code = int(exit_.code)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_layers_offline(capsys):
+    code, out, _ = run(capsys, "layers", "efficientnet_lite0", "--device", "cpu")
+    assert code == 0 and "_conv_stem" in out and "32 units" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["bogus"], ["layers"], ["score", "googlenet_bvlc", "conv2d0", "x"], ["scan", "googlenet_bvlc"], ["score", "m", "l", "1", "--transform", "twist"]],
+)
+def test_bad_usage_exits_2(capsys, argv):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "usage:" in err
+
+
+def test_unknown_model_is_one_line_exit_1(capsys):
+    code, _, err = run(capsys, "layers", "googlenet_bvcl")
+    assert code == 1
+    assert err.strip().count("\n") == 0 and "did you mean 'googlenet_bvlc'" in err and "Traceback" not in err
+
+
+def test_missing_weights_exit_1(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EQUIFIND_WEIGHTS_DIR", str(tmp_path))
+    code, _, err = run(capsys, "layers", "googlenet_bvlc", "--weights", str(tmp_path / "nope.pth"))
+    assert code == 1 and "WeightsNotFoundError" in err and err.strip().count("\n") == 0
+
+
+def test_debug_shows_the_traceback(capsys):
+    with pytest.raises(KeyError):
+        main(["--debug", "layers", "googlenet_bvcl"])
+
+
+@pytest.mark.slow
+def test_score_json(capsys):
+    weights = str(weight_file("bvlc_googlenet.pth"))
+    code, out, _ = run(capsys, "score", "googlenet_bvlc", "conv2d0", "3", "7", "11", "--weights", weights, "--device", "cpu", "--steps", "16", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert sorted(data["order"]) == [3, 7, 11] and 0.0 <= data["equivariance"] <= 1.0
+    code, _, err = run(capsys, "score", "googlenet_bvlc", "conv2d0", "3", "99", "--weights", weights, "--device", "cpu")
+    assert code == 1 and "64 units" in err
+
+
+@pytest.mark.slow
+def test_scan_and_report_commands(capsys, tmp_path):
+    weights = str(weight_file("bvlc_googlenet.pth"))
+    out = tmp_path / "run"
+    code, text, err = run(
+        capsys, "scan", "googlenet_bvlc", "--weights", weights, "--device", "cpu", "--layers", "conv2d0",
+        "--transforms", "rotation", "flip", "--steps", "16", "--out", str(out), "--quiet", "--no-report",
+    )
+    assert code == 0, err
+    assert "conv2d0" in text and (out / "scan.json").is_file()
+    assert (out / "stages" / "conv2d0" / "rotation" / "families.json").is_file()
