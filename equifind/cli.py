@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        cause = text.splitlines()[0] if text else type(err).__name__
+        cause = " ".join(line.strip() for line in text.splitlines()) if text else type(err).__name__
         print(f"equifind {args.command}: error: {type(err).__name__}: {cause}", file=sys.stderr)
         return 1
     return 0

@@ -60,13 +60,11 @@ def _tf_lite(images: Tensor) -> Tensor:
 
 
 def _find_weights(model: str, filename: str, weights: str | os.PathLike | None) -> tuple[Path | None, list[str]]:
-    """The first existing weight file among the places tried, and the list of places tried."""
+    """The weight file (``weights=`` if given, else ``$EQUIFIND_WEIGHTS_DIR``) and the places tried."""
     tried: list[str] = []
-    if weights is not None:
+    if weights is not None:  # an explicit path is used or fails; never silently replaced
         p = Path(weights).expanduser()
-        if p.is_file():
-            return p, tried
-        tried.append(f"weights={str(weights)!r} (no such file)")
+        return (p, tried) if p.is_file() else (None, [f"weights={str(weights)!r} (no such file)"])
     env = os.environ.get(WEIGHTS_DIR_ENV)
     if env:
         p = Path(env).expanduser() / filename

@@ -47,10 +47,17 @@ def test_bad_model_argument():
 def test_missing_weights_says_where_it_looked(monkeypatch, tmp_path):
     monkeypatch.setenv("EQUIFIND_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(ef.WeightsNotFoundError) as err:
-        ef.load_model("googlenet_bvlc", weights=tmp_path / "nope.pth")
+        ef.load_model("googlenet_bvlc")
     msg = str(err.value)
-    assert "nope.pth" in msg and str(tmp_path / "bvlc_googlenet.pth") in msg
+    assert str(tmp_path / "bvlc_googlenet.pth") in msg
     assert "EQUIFIND_WEIGHTS_DIR" in msg and "weights=" in msg
+
+
+def test_explicit_missing_weights_are_not_replaced_by_the_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("EQUIFIND_WEIGHTS_DIR", str(tmp_path))
+    (tmp_path / "bvlc_googlenet.pth").write_bytes(b"")  # would be found through the env
+    with pytest.raises(ef.WeightsNotFoundError, match="nope.pth"):
+        ef.load_model("googlenet_bvlc", weights=tmp_path / "nope.pth")
 
 
 @pytest.fixture
