@@ -12,10 +12,12 @@ writes), so an interrupted scan resumes where it stopped:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -86,6 +88,8 @@ class ScanResult:
         responses: layer -> transform -> :class:`Responses`.
         circuits: significant circuits between families of consecutive layers.
         matches: filled by :meth:`compare`.
+        timings: seconds per stage, keyed "layer/transform/stage" and "circuits/transform"
+            of the stages this call computed (stages read back when resuming have none).
     """
 
     model: str
@@ -97,6 +101,7 @@ class ScanResult:
     responses: dict[str, dict[str, Responses]] = field(default_factory=dict)
     circuits: list[Any] = field(default_factory=list)
     matches: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def invariant(self) -> dict[str, dict[str, list[int]]]:
@@ -174,7 +179,7 @@ class ScanResult:
     def _manifest(self) -> dict[str, Any]:
         return {
             "format": _FORMAT, "model": self.model, "layers": self.layers, "transforms": self.transforms,
-            "config": self.config, "matches": self.matches,
+            "config": self.config, "matches": self.matches, "timings": self.timings,
         }  # fmt: skip
 
     @classmethod
@@ -191,6 +196,7 @@ class ScanResult:
         manifest = json.loads(manifest_path.read_text())
         result = cls(manifest["model"], manifest["layers"], manifest["transforms"], manifest["config"])
         result.matches = manifest.get("matches", [])
+        result.timings = manifest.get("timings", {})
         for layer in result.layers:
             for t in result.transforms:
                 stage = _load_stage(root, layer, t)
@@ -288,6 +294,13 @@ def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool) -> Non
         shutil.rmtree(out / "stages", ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - start
+
+
 def scan(
     model: Model,
     layers: Sequence[str] | None = None,
@@ -347,12 +360,15 @@ def scan(
         stage = _load_stage(root, layer, t) if root is not None and resume else None
         if stage is None:
             steps = min(cfg.steps, 16) if t == "hue_rotation" else cfg.steps
-            resp = probe(model, layer, t, stimuli=stimuli, steps=steps, seed=cfg.seed, progress=progress)
-            fams = find_families(
-                resp, min_size=cfg.min_size, min_selectivity=cfg.min_selectivity,
-                min_similarity=cfg.min_similarity, n_null=cfg.n_null, seed=cfg.seed,
-            )  # fmt: skip
-            scores = [score_responses(resp, f.units, n_null=cfg.n_null, seed=cfg.seed) for f in fams if t != "hue_rotation"]
+            with _timed(result.timings, f"{layer}/{t}/probe"):
+                resp = probe(model, layer, t, stimuli=stimuli, steps=steps, seed=cfg.seed, progress=progress)
+            with _timed(result.timings, f"{layer}/{t}/families"):
+                fams = find_families(
+                    resp, min_size=cfg.min_size, min_selectivity=cfg.min_selectivity,
+                    min_similarity=cfg.min_similarity, n_null=cfg.n_null, seed=cfg.seed,
+                )  # fmt: skip
+            with _timed(result.timings, f"{layer}/{t}/scores"):
+                scores = [score_responses(resp, f.units, n_null=cfg.n_null, seed=cfg.seed) for f in fams if t != "hue_rotation"]
             if root is not None:
                 _save_stage(root, layer, t, resp, fams, scores)
         else:
@@ -374,11 +390,13 @@ def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, root: Path
     for t in tqdm([t for t in result.transforms if t in ("rotation", "hue", "flip")], desc="circuits", disable=not progress):
         loaded = _load_circuits(root, t) if root is not None and resume else None
         if loaded is None:
+            start = time.perf_counter()
             by_layer = {layer: list(result.families[layer][t]) for layer in result.layers}
             invariant = {layer: list(result.families[layer][t].invariant) for layer in result.layers}
             loaded = find_circuits(
                 model, by_layer, invariant, transform=t, alpha=cfg.alpha, n_null=cfg.circuit_n_null, seed=cfg.seed
             )
+            result.timings[f"circuits/{t}"] = time.perf_counter() - start
             if root is not None:
                 _save_circuits(root, loaded, transform=t)
         found += loaded
