@@ -7,9 +7,12 @@ import json
 import pytest
 import torch
 
+import importlib
+
 import equifind as ef
-import equifind.scan as scan_module
 from equifind.scan import ScanResult, load_labels, scan
+
+scan_module = importlib.import_module("equifind.scan")  # `equifind.scan` the attribute is the function
 from planted import centred, planted_layer
 
 CONFIG = {"steps": 24, "n_null": 30, "circuits": False}
