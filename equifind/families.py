@@ -10,7 +10,7 @@ members whose shifts are cycle-consistent, ``shift(u, w) ≈ shift(u, v) +
 shift(v, w)``: the phases of the leading eigenvector of ``H[u, v] = sim(u, v) ·
 exp(−2πi·k·shift(u, v)/360)`` synchronise all relative shifts, and each member's
 residuals show whether it fits. Flip pairs are mutual best matches of ``u(x)``
-against ``v(flip x)``.
+against ``v(flip x)`` that mirror each other better than either mirrors itself.
 
 >>> fams = find_families(responses)          # responses: Responses of one layer
 >>> fams[0].units, fams[0].preferred, fams[0].period, fams.invariant
@@ -121,7 +121,7 @@ class FamilyList(list[Family]):
     Attributes:
         invariant: units that respond (peak |response| at least 1% of the layer's
             largest) but are not selective: flat across the transform (for flip: their
-            responses are mirror-symmetric). Inputs of invariant→equivariant circuits.
+            responses are mirror-symmetric, and no partner mirrors them better). Inputs of invariant→equivariant circuits.
         selective: every selective unit, in or out of a family. Units in neither
             list barely respond.
     """
@@ -564,22 +564,34 @@ def _flip_pairs(
     x, y = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
     x, y = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12), y / y.norm(dim=1, keepdim=True).clamp_min(1e-12)
     corr = x @ y.T  # corr[u, v]: u's responses against v's to the mirrored stimuli; symmetric
-    selective = active & (asym >= min_selectivity) & (corr.diagonal() < min_similarity)
-    rows = torch.nonzero(selective).flatten()
-    ids = [responses.units[r] for r in rows.tolist()]
-    out = FamilyList(invariant=[responses.units[r] for r in torch.nonzero(active & ~selective).flatten().tolist()], selective=ids)
-    if len(rows) < 2 or min_size > 2:
-        return out
-    sub = corr[rows][:, rows].clamp(-1.0, 1.0)
+    own = corr.diagonal()  # how well a unit is its own mirror image
+    candidates = torch.nonzero(active & (asym >= min_selectivity)).flatten()
+    sub = corr[candidates][:, candidates].clamp(-1.0, 1.0)
     best = sub.clone().fill_diagonal_(-math.inf).argmax(dim=1)
-    prefers = responses.preferred[rows]
-    null = torch.rand(n_null, len(rows), generator=gen).argsort(dim=1)[:, :2]
+    # a pair is a mutual best match that mirrors better than either unit mirrors itself
+    pairs = [
+        (i, j) for i, j in enumerate(best.tolist())
+        if i < j and int(best[j]) == i and float(sub[i, j]) >= min_similarity
+        and float(sub[i, j]) > max(float(own[candidates[i]]), float(own[candidates[j]]))
+    ] if min_size <= 2 and len(candidates) >= 2 else []  # fmt: skip
+    paired = torch.zeros_like(active)
+    for i, j in pairs:
+        paired[candidates[i]] = paired[candidates[j]] = True
+    flat = torch.zeros_like(active)
+    flat[candidates] = True
+    selective = flat & ((own < min_similarity) | paired)
+    ids = [responses.units[r] for r in torch.nonzero(selective).flatten().tolist()]
+    out = FamilyList(invariant=[responses.units[r] for r in torch.nonzero(active & ~selective).flatten().tolist()], selective=ids)
+    if not pairs:
+        return out
+    prefers = responses.preferred[candidates]
+    null = torch.rand(n_null, len(candidates), generator=gen).argsort(dim=1)[:, :2]
     null_scores = sub[null[:, 0], null[:, 1]].clamp_min(0.0)
-    for i, j in enumerate(best.tolist()):
-        if i < j and int(best[j]) == i and float(sub[i, j]) >= min_similarity:
-            pair = sorted((i, j), key=lambda r: (float(prefers[r]), ids[r]))
-            score = float(sub[i, j].clamp(0.0, 1.0))
-            p_value = (1 + int((null_scores >= score - 1e-9).sum())) / (1 + n_null)
-            out.append(Family(responses.layer, "flip", [ids[r] for r in pair], [0.0, 1.0], 2.0, score, p_value))
+    cand_ids = [responses.units[r] for r in candidates.tolist()]
+    for i, j in pairs:
+        pair = sorted((i, j), key=lambda r: (float(prefers[r]), cand_ids[r]))
+        score = float(sub[i, j].clamp(0.0, 1.0))
+        p_value = (1 + int((null_scores >= score - 1e-9).sum())) / (1 + n_null)
+        out.append(Family(responses.layer, "flip", [cand_ids[r] for r in pair], [0.0, 1.0], 2.0, score, p_value))
     out.sort(key=lambda f: (-f.score, f.units[0]))
     return out
