@@ -7,6 +7,7 @@
 """
 
 from . import stimuli
+from .circuits import CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels
 from .families import Family, FamilyList, find_families
 from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_model
 from .probe import ProbeGeometry, probe, probe_geometry
@@ -27,6 +28,7 @@ from .stimuli import (
     high_low,
     line,
 )
+from .report import report
 from .transforms import Flip, Hue, HueRotation, Rotation, Scale, Transform, get_transform
 
 __version__ = "0.1.0"
@@ -47,6 +49,8 @@ __all__ = [
     "find_families", "Family", "FamilyList",
     # score
     "score_family", "FamilyScore",
-    # scan
-    "scan", "ScanResult", "ScanConfig",
+    # circuits
+    "expanded_weights", "circuit_symmetry", "find_circuits", "CircuitScore", "Units", "rotate_kernels",
+    # scan and report
+    "scan", "ScanResult", "ScanConfig", "report",
 ]  # fmt: skip

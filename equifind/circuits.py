@@ -1,0 +1,706 @@
+"""Weight circuits: expanded weights between layers and their symmetry.
+
+"The equivariant behavior we observe in neurons is really a reflection of a
+deeper symmetry that exists in the weights" (Olah et al., Distill 2020). For a
+family ``b`` in one layer and a family (or invariant units) ``a`` in an earlier
+one, the weights should satisfy ``W[T(b), T(a)] = T·W[b, a]``: transforming both
+units transforms the spatial kernel between them.
+
+>>> w = ef.expanded_weights(m, "conv2d1", "conv2d2")     # Tensor[192, 64, 3, 3]
+>>> cs = ef.circuit_symmetry(m, source=("conv2d1", [3, 7, 9, 12]), target=fam)
+>>> cs.kind, cs.score, cs.p_value
+
+Conventions:
+    * A rotation by a positive angle turns a kernel counter-clockwise as
+      displayed (row 0 at the top), about its centre ``((kh-1)/2, (kw-1)/2)``:
+      +90 equals ``torch.rot90(k, 1, dims=(-2, -1))``, as in
+      :mod:`equifind.transforms`. Flip mirrors the columns. Hue acts on units
+      only: hue→hue weights depend on the hue difference alone (a circulant).
+    * Expanded weights are exact Jacobians of a *linear view* of the network:
+      ReLU-like ops (relu, relu6, hardtanh, leaky_relu, ``clamp(min=0)``,
+      lucent's ``RedirectedReluLayer``) and local response normalisation are
+      the identity; a max pool is the average pool of the same window (with
+      ``count_include_pad=False``: the padding of a max pool never wins, so
+      the average is over real inputs only; ``-inf`` pads written with
+      ``F.pad`` become 0). Other ops (batch norm in eval, sigmoid, ...) are
+      linearised where the source activations are zero.
+    * Symmetry scores compare each kernel with its prediction from the moved
+      kernels of its symmetry class (cosine per target unit, averaged), against
+      a null of randomly rearranged kernels (or relabelled families); see
+      :func:`circuit_symmetry`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from ._checks import closest
+from ._hooks import forward_hooks
+from .models.base import Model
+from .record import record
+
+__all__ = ["expanded_weights", "circuit_symmetry", "find_circuits", "CircuitScore", "Units", "rotate_kernels"]
+
+Kind = Literal["invariant→equivariant", "equivariant→invariant", "equivariant→equivariant"]
+Reference = Literal["mean", "first"]
+Null = Literal["kernels", "orders"]
+#: Transforms a circuit can be checked for, with the period of their parameter.
+PERIODS: dict[str, float] = {"rotation": 360.0, "hue": 360.0, "flip": 2.0}
+_FUNCTION_RELUS = ("RedirectedReluLayer",)  # autograd.Function ReLUs, made identity by a hook
+_CLAMPS = {torch.clamp, torch.Tensor.clamp, torch.clamp_min, torch.Tensor.clamp_min, torch.clamp_, torch.Tensor.clamp_}
+_IDENTITY = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6, F.hardtanh,
+             F.hardtanh_, F.leaky_relu, F.leaky_relu_, F.local_response_norm}  # in-place ones: left unchanged
+
+
+def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> Any:
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+class _LinearView(TorchFunctionMode):
+    """ReLU → identity, max pool → average pool, LRN → identity; ``structural``: convs with positive weights."""
+
+    def __init__(self, structural: bool = False) -> None:
+        super().__init__()
+        self.structural = structural
+
+    def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        x = _arg(args, kwargs, 0, "input")
+        if func in _IDENTITY:
+            return x
+        if func in _CLAMPS and _arg(args, kwargs, 1, "min") == 0 and _arg(args, kwargs, 2, "max") is None:
+            return x
+        if func is F.max_pool2d:
+            if _arg(args, kwargs, 4, "dilation", 1) not in (1, (1, 1)) or _arg(args, kwargs, 6, "return_indices"):
+                raise ValueError("expanded_weights: a max pool with dilation or return_indices has no average-pool twin")
+            size = _arg(args, kwargs, 1, "kernel_size")
+            return F.avg_pool2d(x, size, _arg(args, kwargs, 2, "stride") or size, _arg(args, kwargs, 3, "padding", 0),
+                                _arg(args, kwargs, 5, "ceil_mode", False), count_include_pad=False)
+        if func is F.adaptive_max_pool2d:
+            return F.adaptive_avg_pool2d(x, _arg(args, kwargs, 1, "output_size"))
+        if func is F.pad and math.isinf(_arg(args, kwargs, 3, "value", 0.0) or 0.0):
+            return F.pad(x, _arg(args, kwargs, 1, "pad"), _arg(args, kwargs, 2, "mode", "constant"), 0.0)
+        if self.structural and func in (F.conv2d, F.conv_transpose2d):
+            args, w = list(args), _arg(args, kwargs, 1, "weight")
+            ones = torch.ones_like(w) / w[0].numel()  # positive and averaging: support, no cancellation
+            if len(args) > 1:
+                args[1] = ones
+            else:
+                kwargs["weight"] = ones
+            if len(args) > 2:
+                args[2] = None
+            kwargs.pop("bias", None)
+            return func(*args, **kwargs)
+        if self.structural and func is F.batch_norm:
+            return x
+        return func(*args, **kwargs)
+
+
+def _pass_input(_m: nn.Module, inputs: tuple, _out: object) -> Tensor:
+    return inputs[0]
+
+
+def _jacobian(
+    model: Model, source: str, target: str, units: list[int], structural: bool = False,
+    crop: tuple[int, int, int] | None = None,
+) -> Tensor:
+    """Rows ``d out[units[t], cy, cx] / d source`` of the linear view: ``Tensor[len(units), Cs, Hs, Ws]``.
+
+    One forward at batch 1 whose source output is replaced by a zero leaf tensor
+    (``crop=(top, left, side)``: a ``side × side`` leaf standing for that window
+    of the map, so everything after the source runs on a small map), and one
+    backward batched over the target units (``is_grads_batched``). ``structural``:
+    one row, the union over ``units``, through positive convolutions.
+    """
+    leaf: list[Tensor] = []
+
+    def replace(_m: nn.Module, _inputs: tuple, out: object) -> Tensor:
+        if not isinstance(out, Tensor) or out.dim() != 4:
+            raise ValueError(f"source layer {source!r} does not output a 4-D tensor")
+        torch.set_grad_enabled(True)  # the prefix ran without a graph
+        shape = tuple(out.shape) if crop is None else (*out.shape[:2], crop[2], crop[2])
+        leaf.append(out.new_zeros(shape, requires_grad=True))
+        return leaf[0]
+
+    side = model.input_size
+    x = model.preprocess(torch.zeros(1, 3, side, side, device=model.device))
+    identity = {m: _pass_input for m in model.module.modules() if type(m).__name__ in _FUNCTION_RELUS}
+    grad_was = torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    try:
+        with forward_hooks(identity), forward_hooks({model.layer_module(source): replace}):
+            with record(model, [target], at="map", detach=False) as rec, _LinearView(structural):
+                model.forward_preprocessed(x)
+                out = rec[target]
+    finally:
+        torch.set_grad_enabled(grad_was)
+    cy, cx = (out.shape[2] - 1) // 2, (out.shape[3] - 1) // 2
+    rows = 1 if structural else len(units)
+    seeds = out.new_zeros((rows, *out.shape))
+    seeds[torch.arange(len(units)) if rows > 1 else 0, 0, torch.tensor(units), cy, cx] = 1.0
+    grad = None
+    if out.requires_grad:
+        (grad,) = torch.autograd.grad(out, leaf[0], seeds, is_grads_batched=True, allow_unused=True)
+    if grad is None:
+        raise ValueError(f"target layer {target!r} does not depend on source layer {source!r}")
+    return grad[:, 0]
+
+
+def _window(model: Model, source: str, target: str) -> tuple[tuple[int, int, int], bool]:
+    """``((top, left, side), croppable)``: the square of source positions reaching the target's centre.
+
+    The window may stick out of the map (a clipped field). It is croppable when
+    running on the window alone gives the same structural Jacobian (the same
+    paths, padding and stride phase), so that the small run is exact.
+    """
+    every = list(range(model.num_units(target)))  # one window per layer pair, whatever the units
+    full = _jacobian(model, source, target, every, structural=True)[0]
+    support = full.sum(0) > 0
+    ys, xs = torch.nonzero(support.any(1)).flatten(), torch.nonzero(support.any(0)).flatten()
+    y0, y1, x0, x1 = int(ys[0]), int(ys[-1]), int(xs[0]), int(xs[-1])
+    side = max(y1 - y0, x1 - x0) + 1
+    top, left = y0 - (side - (y1 - y0 + 1)) // 2, x0 - (side - (x1 - x0 + 1)) // 2
+    h, w = support.shape
+    if top < 0 or left < 0 or top + side > h or left + side > w:
+        return (top, left, side), False
+    try:
+        small = _jacobian(model, source, target, every, structural=True, crop=(top, left, side))[0]
+    except RuntimeError:  # e.g. a skip connection from before the source: sizes must match
+        return (top, left, side), False
+    same = small.shape == (full.shape[0], side, side) and torch.allclose(
+        small, full[:, top : top + side, left : left + side], rtol=1e-4, atol=0.0
+    )
+    return (top, left, side), same
+
+
+def _check_model(model: object) -> Model:
+    if not isinstance(model, Model):
+        raise ValueError(f"expected an equifind.Model (see ef.load_model), got {type(model).__name__}")
+    return model
+
+
+def _check_order(model: Model, source: str, target: str) -> None:
+    ds, dt = model.depth(source), model.depth(target)
+    if ds >= dt:
+        raise ValueError(
+            f"source layer {source!r} (position {ds}) must come before target layer {target!r} "
+            f"(position {dt}) in {model.name}'s forward order"
+        )
+
+
+def expanded_weights(
+    model: Model,
+    source_layer: str,
+    target_layer: str,
+    target_units: Sequence[int] | None = None,
+    source_units: Sequence[int] | None = None,
+    *,
+    batch_size: int = 64,
+) -> Tensor:
+    """The linear map from source activations to each target unit's centre pre-activation.
+
+    The Circuits thread's "expanded weights": everything between the layers with
+    ReLU as identity and max pool as average pool (see the module docstring).
+    Directly connected convolutions give exactly the conv kernel. The window is
+    the smallest square around the centre holding every source position that can
+    reach the centre of any target channel (found structurally, so zero kernel
+    entries still count): at least the kernel, and the same for every unit.
+    When running the layers between on that window alone is verified to give the
+    same (structural) Jacobian, they run on it instead of the whole map.
+
+    Args:
+        model: an :class:`equifind.Model`.
+        source_layer: the earlier layer.
+        target_layer: the later layer.
+        target_units: target channels (default all), in the order of the result.
+        source_units: source channels (default all), in the order of the result.
+        batch_size: target units per batched backward pass.
+
+    Returns:
+        ``Tensor[target, source, kh, kw]`` on the model's device (kh == kw, odd
+        when the path is symmetric); entry ``[t, s, y, x]`` is the weight from
+        source channel ``s`` at window position ``(y, x)`` to target ``t``'s centre.
+
+    Raises:
+        KeyError: an unknown layer. IndexError: a unit out of range.
+        ValueError: layers out of order, empty unit lists, or a target that does
+            not depend on the source.
+    """
+    _check_model(model)
+    _check_order(model, source_layer, target_layer)
+    t_units = model.check_units(target_layer, target_units)
+    s_units = model.check_units(source_layer, source_units)
+    if not t_units or not s_units:
+        raise ValueError(f"expanded_weights needs at least one unit, got target_units={target_units!r}, "
+                         f"source_units={source_units!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    (top, left, side), croppable = _window(model, source_layer, target_layer)
+    chunks = []
+    for start in range(0, len(t_units), batch_size):
+        part = t_units[start : start + batch_size]
+        if croppable:
+            chunks.append(_jacobian(model, source_layer, target_layer, part, crop=(top, left, side))[:, s_units])
+            continue
+        grad = _jacobian(model, source_layer, target_layer, part)[:, s_units]
+        h, w = grad.shape[-2:]  # pad so that the window never leaves the map
+        pad = (max(0, -left), max(0, left + side - w), max(0, -top), max(0, top + side - h))
+        grad = F.pad(grad, pad)
+        chunks.append(grad[..., top + pad[2] : top + pad[2] + side, left + pad[0] : left + pad[0] + side])
+    return torch.cat(chunks).detach()
+
+
+def rotate_kernels(kernels: Tensor, degrees: Tensor | float, *, flip: Tensor | None = None) -> Tensor:
+    """Rotate (and optionally mirror) a batch of kernels in one ``grid_sample`` call.
+
+    Positive angles turn counter-clockwise as displayed, about the kernel centre;
+    bilinear, zeros outside. Multiples of 90° are exact pixel permutations (to
+    float rounding, ~1e-7): +90 equals ``torch.rot90(k, 1, dims=(-2, -1))``.
+    A mirror (``flip=1``) reverses the columns and is applied before the rotation.
+
+    Args:
+        kernels: ``Tensor[N, C, kh, kw]`` (any number of channels).
+        degrees: a float, or ``Tensor[N]`` (one angle per kernel).
+        flip: optional ``Tensor[N]`` of 0/1.
+
+    Returns:
+        ``Tensor[N, C, kh, kw]``, same device and dtype.
+
+    Raises:
+        ValueError: kernels not 4-D, or angles/flips of the wrong length.
+    """
+    if not isinstance(kernels, Tensor) or kernels.dim() != 4:
+        raise ValueError(f"kernels must be a Tensor[N, C, kh, kw], got {getattr(kernels, 'shape', type(kernels))}")
+    n, _, kh, kw = kernels.shape
+    deg = torch.as_tensor(degrees, dtype=torch.float64, device=kernels.device)
+    mirror = torch.as_tensor(0.0 if flip is None else flip, dtype=torch.float64, device=kernels.device)
+    for name, v in (("degrees", deg), ("flip", mirror)):
+        if v.dim() > 1 or v.numel() not in (1, n):
+            raise ValueError(f"{name} must be a float or a Tensor[{n}] (one per kernel), got shape {list(v.shape)}")
+    rad, sign = torch.deg2rad(deg).expand(n), (1.0 - 2.0 * mirror).expand(n)
+    c, s = torch.cos(rad), torch.sin(rad)
+    c, s = torch.where(c.abs() < 1e-12, 0.0, c), torch.where(s.abs() < 1e-12, 0.0, s)
+    dy = torch.arange(kh, dtype=torch.float64, device=kernels.device) - (kh - 1) / 2
+    dx = torch.arange(kw, dtype=torch.float64, device=kernels.device) - (kw - 1) / 2
+    # Output displacement (x, y), y down; CCW on screen maps input (x, y) to
+    # (x c + y s, -x s + y c), so the sample point is (x c - y s, x s + y c),
+    # mirrored (x -> -x) afterwards.
+    x_in = sign[:, None, None] * (c[:, None, None] * dx[None, None, :] - s[:, None, None] * dy[None, :, None])
+    y_in = s[:, None, None] * dx[None, None, :] + c[:, None, None] * dy[None, :, None]
+    # align_corners=False: pixel i of a side of size k sits at (2i + 1) / k - 1.
+    grid = torch.stack([(2 * (x_in + (kw - 1) / 2) + 1) / kw - 1, (2 * (y_in + (kh - 1) / 2) + 1) / kh - 1], -1)
+    return F.grid_sample(kernels, grid.to(kernels.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+# --------------------------------------------------------------------------- symmetry
+
+
+@dataclass(frozen=True)
+class Units:
+    """Units of one layer given by hand, for :func:`circuit_symmetry`.
+
+    Attributes:
+        layer: the layer name.
+        units: unit indices; for a family, in family order.
+        invariant: True (default): units invariant to the transform, each its own
+            feature. False: a family spread evenly over the period, unit ``i`` at
+            ``i * period / n`` (the same as passing the tuple ``(layer, units)``).
+    """
+
+    layer: str
+    units: Sequence[int]
+    invariant: bool = True
+
+
+@dataclass(frozen=True)
+class _Side:
+    layer: str
+    units: list[int]
+    angles: Tensor | None  # float64 parameter per unit, in order; None: invariant units
+    period: float
+
+
+@dataclass
+class CircuitScore:
+    """How well the weights between two unit sets carry the transform's symmetry.
+
+    Attributes:
+        kind: "invariant→equivariant", "equivariant→invariant" or "equivariant→equivariant".
+        transform: "rotation", "hue" or "flip".
+        score: mean over target units of the cosine similarity between the unit's
+            kernels (``weights[t]``, its predicted pairs) and their prediction (1: exact).
+        p_value: ``(1 + #null >= score) / (1 + n_null)``.
+        null_mean: mean null score (NaN when ``n_null == 0``).
+        weights: expanded weights ``Tensor[target, source, kh, kw]``, units in the
+            order of ``target_units`` and ``source_units``.
+        cosines: ``Tensor[target, source]``, each 2-D kernel's cosine with its
+            prediction (NaN for kernels that have no reference).
+        source_layer, target_layer: layer names.
+        source_units, target_units: unit indices, in family order.
+        source_preferred, target_preferred: each unit's transform parameter
+            (degrees; 0/1 for flip), or None for invariant units.
+        reference: "mean" or "first"; null: "kernels" or "orders" (see :func:`circuit_symmetry`).
+        n_null: number of null draws.
+    """
+
+    kind: Kind
+    transform: str
+    score: float
+    p_value: float
+    null_mean: float
+    weights: Tensor
+    cosines: Tensor
+    source_layer: str
+    target_layer: str
+    source_units: list[int]
+    target_units: list[int]
+    source_preferred: list[float] | None = None
+    target_preferred: list[float] | None = None
+    reference: str = "mean"
+    null: str = "kernels"
+    n_null: int = 0
+
+    def to_dict(self, max_weights: int = 4096) -> dict[str, Any]:
+        """JSON-friendly dict; ``weights`` as nested lists when it has at most ``max_weights`` entries."""
+        keys = ("kind", "transform", "score", "p_value", "source_layer", "target_layer", "source_units",
+                "target_units", "source_preferred", "target_preferred", "reference", "null", "n_null")
+        out: dict[str, Any] = {k: getattr(self, k) for k in keys}
+        out["null_mean"] = None if math.isnan(self.null_mean) else self.null_mean
+        out["cosines"] = [[None if math.isnan(v) else v for v in row] for row in self.cosines.tolist()]
+        out["weights_shape"] = list(self.weights.shape)
+        if self.weights.numel() <= max_weights:
+            out["weights"] = self.weights.tolist()
+        return out
+
+
+def _parse(obj: object, role: str) -> tuple[str, list[Any], list[float] | None, float | None, str | None, bool]:
+    """(layer, units, preferred, period, transform, invariant) of a family, ``Units`` or ``(layer, units)``."""
+    if isinstance(obj, Units):
+        return obj.layer, list(obj.units), None, None, None, obj.invariant
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], str):
+        return obj[0], list(obj[1]), None, None, None, False
+    if all(hasattr(obj, a) for a in ("layer", "units", "preferred", "period", "transform")):
+        fam: Any = obj
+        return fam.layer, list(fam.units), [float(v) for v in fam.preferred], float(fam.period), fam.transform, False
+    raise ValueError(
+        f"{role} must be a Family (.layer, .units, .preferred, .period, .transform), "
+        f"circuits.Units(layer, units, invariant=True) or a (layer, units) tuple; got {type(obj).__name__}"
+    )
+
+
+def _sides(model: Model, source: object, target: object, transform: str | None) -> tuple[_Side, _Side, str]:
+    """Validated source and target sides and the transform (see :func:`circuit_symmetry`)."""
+    parsed = {"source": _parse(source, "source"), "target": _parse(target, "target")}
+    given = {p[4] for p in parsed.values()} - {None}
+    if transform is None:
+        if len(given) > 1:
+            raise ValueError(f"source and target families have different transforms {sorted(given)}")
+        transform = given.pop() if given else "rotation"
+    if transform not in PERIODS:
+        near = closest(str(transform), PERIODS)
+        raise ValueError(f"transform {transform!r} is not supported by circuits; valid: {list(PERIODS)}"
+                         + (f" (did you mean {near[0]!r}?)" if near else ""))
+    sides = {}
+    for role, (layer, units, preferred, period, fam_transform, invariant) in parsed.items():
+        if fam_transform is not None and fam_transform != transform:
+            raise ValueError(f"{role} family is a {fam_transform!r} family, but transform={transform!r}")
+        model.check_layer(layer)
+        if not units:
+            raise ValueError(f"{role} has no units (layer {layer!r}); give at least one")
+        units = model.check_units(layer, units)
+        if len(set(units)) != len(units):
+            raise ValueError(f"{role} units of layer {layer!r} repeat: {units}")
+        if invariant:
+            sides[role] = _Side(layer, units, None, PERIODS[transform])
+            continue
+        if len(units) < 2:
+            raise ValueError(f"{role} family of layer {layer!r} has {len(units)} unit; a family needs at least 2")
+        if preferred is None:
+            if transform == "flip" and len(units) != 2:
+                raise ValueError(f"a flip family has 2 units, {role} of layer {layer!r} has {len(units)}")
+            period = PERIODS[transform]
+            preferred = [i * period / len(units) for i in range(len(units))]
+        if len(preferred) != len(units) or not period or period <= 0:
+            raise ValueError(f"{role} family of layer {layer!r}: {len(units)} units but preferred={preferred}, "
+                             f"period={period}")
+        sides[role] = _Side(layer, units, torch.tensor(preferred, dtype=torch.float64), float(period))
+    src, tgt = sides["source"], sides["target"]
+    if src.angles is None and tgt.angles is None:
+        raise ValueError("source and target are both invariant units: there is no symmetry to check")
+    _check_order(model, src.layer, tgt.layer)
+    return src, tgt, transform
+
+
+def _wrap(x: Tensor, period: float) -> Tensor:
+    """``x`` modulo ``period`` in (-period/2, period/2]."""
+    return x - period * torch.ceil(x / period - 0.5)
+
+
+def _references(src: _Side, tgt: _Side, reference: Reference) -> tuple[Tensor, Tensor, Tensor]:
+    """Pairs predicting each kernel: ``(p, q, delta)``, kernel p ≈ delta · kernel q, as LongTensor[R] ×2, Tensor[R].
+
+    Kernels are indexed ``p = j * S + i`` (target position j, source position i).
+    inv→eq and eq→eq take q from every other target member k (only k = 0 for
+    "first"), eq→inv from every other source member; for eq→eq the reference's
+    source member is the one at ``θ_i - delta`` (the nearest, for uneven families).
+    """
+    t, s = len(tgt.units), len(src.units)
+    if tgt.angles is not None:
+        j, k = torch.meshgrid(torch.arange(t), torch.arange(t), indexing="ij")
+        keep = (k != j) & ((k == 0) if reference == "first" else True)
+        j, k = j[keep], k[keep]
+        delta = _wrap(tgt.angles[j] - tgt.angles[k], tgt.period)
+        i = torch.arange(s).expand(len(j), s)
+        l_ = i
+        if src.angles is not None:  # the source member that delta moves onto member i
+            l_ = _wrap((src.angles[i] - delta[:, None])[..., None] - src.angles, src.period).abs().argmin(-1)
+        return (j[:, None] * s + i).flatten(), (k[:, None] * s + l_).flatten(), delta.repeat_interleave(s)
+    i, l_ = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
+    keep = (l_ != i) & ((l_ == 0) if reference == "first" else True)
+    i, l_ = i[keep], l_[keep]
+    delta = _wrap(src.angles[i] - src.angles[l_], src.period)
+    j = torch.arange(t)[:, None]
+    return (j * s + i).flatten(), (j * s + l_).flatten(), delta.repeat(t)
+
+
+def _null_perms(src: _Side, tgt: _Side, null: Null, n_null: int, gen: torch.Generator) -> Tensor:
+    """``LongTensor[1 + n_null, T*S]``: row 0 the identity, then one kernel arrangement per null draw.
+
+    "kernels": a uniformly random arrangement of all the circuit's kernels.
+    "orders": a random member order for each equivariant side (the angles stay
+    with the positions) and, for an invariant side, a random order of its units
+    for each member of the other side.
+    """
+    t, s = len(tgt.units), len(src.units)
+    ident = torch.arange(t * s)[None]
+    if null == "kernels":
+        return torch.cat([ident, torch.argsort(torch.rand(n_null, t * s, generator=gen), -1)])
+    st = torch.argsort(torch.rand(n_null, t, generator=gen), -1)[:, :, None]
+    ss = torch.argsort(torch.rand(n_null, s, generator=gen), -1)[:, None, :]
+    if tgt.angles is None:  # eq→inv: per source member, an order of the target units
+        st = torch.argsort(torch.rand(n_null, s, t, generator=gen), -1).transpose(1, 2)
+    elif src.angles is None:  # inv→eq: per target member, an order of the source units
+        ss = torch.argsort(torch.rand(n_null, t, s, generator=gen), -1)
+    return torch.cat([ident, (st * s + ss).flatten(1)])
+
+
+def _kernel_table(kernels: Tensor, deltas: Tensor, transform: str) -> Tensor:
+    """``Tensor[A, P, kh*kw]``: every kernel ``[P, kh, kw]`` moved by every distinct delta, in one grid_sample."""
+    stack = kernels[None].expand(len(deltas), *kernels.shape)
+    if transform == "hue":  # hue relabels units; kernels do not move
+        return stack.flatten(2)
+    d = deltas.to(kernels.device)
+    if transform == "flip":
+        return rotate_kernels(stack, torch.zeros_like(d), flip=torch.remainder(torch.round(d), 2)).flatten(2)
+    return rotate_kernels(stack, d).flatten(2)
+
+
+def _score(weights: Tensor, src: _Side, tgt: _Side, transform: str, n_null: int, seed: int,
+           reference: Reference, null: Null) -> CircuitScore:
+    """Score precomputed expanded weights ``Tensor[T, S, kh, kw]`` (units in side order)."""
+    if reference not in ("mean", "first") or null not in ("kernels", "orders"):
+        raise ValueError(f"reference must be 'mean' or 'first' and null 'kernels' or 'orders', "
+                         f"got reference={reference!r}, null={null!r}")
+    if not isinstance(n_null, int) or n_null < 0:
+        raise ValueError(f"n_null must be an int >= 0, got {n_null!r}")
+    t, s = weights.shape[:2]
+    dev = weights.device
+    kernels = weights.reshape(t * s, *weights.shape[2:])
+    flat = kernels.flatten(1)  # [P, K]
+    ref_p, ref_q, delta = _references(src, tgt, reference)
+    uniq, aidx = torch.unique(torch.round(delta * 1e6) / 1e6, return_inverse=True)
+    table = _kernel_table(kernels, uniq, transform)  # [A, P, K]: all moves of all draws, one call
+    perms = _null_perms(src, tgt, null, n_null, torch.Generator().manual_seed(seed)).to(dev)
+    ref_p, ref_q, aidx = ref_p.to(dev), ref_q.to(dev), aidx.to(dev)
+    has_ref = torch.zeros(t * s, dtype=torch.bool, device=dev)
+    has_ref[ref_p] = True
+    rows = has_ref.view(t, s).any(1)
+    mask = has_ref.view(1, t, s, 1).to(flat.dtype)
+    chunk = max(1, 2**24 // max(1, len(ref_p) * flat.shape[1]))
+    scores, cosines = [], torch.empty(0)
+    for start in range(0, len(perms), chunk):
+        pc = perms[start : start + chunk]
+        pred = torch.zeros(len(pc), t * s, flat.shape[1], dtype=flat.dtype, device=dev)
+        pred.index_add_(1, ref_p, table[aidx[None, :], pc[:, ref_q]])  # sum of the moved references
+        actual = flat[pc]
+        if start == 0:
+            cosines = F.cosine_similarity(pred[0], actual[0], dim=-1, eps=1e-12)
+        per_unit = F.cosine_similarity((pred.view(len(pc), t, s, -1) * mask).flatten(2),
+                                       (actual.view(len(pc), t, s, -1) * mask).flatten(2), dim=-1, eps=1e-12)
+        scores.append(per_unit[:, rows].mean(1))
+    allscores = torch.cat(scores).double().cpu()
+    observed, null_scores = float(allscores[0]), allscores[1:]
+    kind: Kind = ("invariant→equivariant" if src.angles is None else
+                  "equivariant→invariant" if tgt.angles is None else "equivariant→equivariant")
+    return CircuitScore(
+        kind=kind, transform=transform, score=observed,
+        p_value=float((1 + (null_scores >= observed - 1e-6).sum()) / (1 + n_null)),
+        null_mean=float(null_scores.mean()) if n_null else math.nan,
+        weights=weights, cosines=torch.where(has_ref, cosines, math.nan).view(t, s).cpu(),
+        source_layer=src.layer, target_layer=tgt.layer, source_units=src.units, target_units=tgt.units,
+        source_preferred=None if src.angles is None else src.angles.tolist(),
+        target_preferred=None if tgt.angles is None else tgt.angles.tolist(),
+        reference=reference, null=null, n_null=n_null,
+    )
+
+
+def circuit_symmetry(
+    model: Model,
+    source: object,
+    target: object,
+    transform: str | None = None,
+    n_null: int = 200,
+    seed: int = 0,
+    *,
+    reference: Reference = "mean",
+    null: Null = "kernels",
+) -> CircuitScore:
+    """Check that the expanded weights between two unit sets carry the transform's symmetry.
+
+    Each side is a Family (``.layer``, ``.units`` in order, ``.preferred``,
+    ``.period``, ``.transform``), ``Units(layer, units, invariant=True)``, or a
+    ``(layer, units)`` tuple (a family spread evenly: ``preferred = i*period/n``).
+    With ``g`` the transform taking member k to member j (angle ``θ_j - θ_k``):
+
+    * invariant→equivariant: ``W[b_j, a] ≈ g·W[b_k, a]`` for every source unit a;
+    * equivariant→invariant: ``W[b, a_i] ≈ g·W[b, a_l]``, g taking a_l to a_i;
+    * equivariant→equivariant: ``W[b_j, a_i] ≈ g·W[b_k, a_l]`` with ``a_l`` the
+      source member at ``θ_i - (θ_j - θ_k)``: the weights depend only on the
+      relative transform.
+
+    ``g·K`` rotates the 2-D kernel (rotation; angles that are not multiples of
+    90° lose the corners), mirrors it (flip), or leaves it (hue: a relabelling,
+    so hue→hue weights form a circulant). With ``reference="mean"`` (default)
+    each kernel is predicted by the average of every other member's kernel of
+    its class moved onto it (leave-one-out: no kernel predicts itself, and one
+    noisy member cannot spoil every prediction; it also covers uneven
+    families); ``"first"`` predicts from the first member's kernels only (for
+    eq→eq, the first row's pair of the same relative angle) and leaves the
+    first member's own kernels out of the score.
+
+    Score: the mean over target units of the cosine between the unit's kernels
+    ``[source, kh, kw]`` (the predicted ones) and their prediction. A cosine
+    per target unit rather than per 2-D kernel keeps magnitudes: kernels that
+    reach the target through a 1×1 path are single numbers, whose cosine is
+    only their sign. ``cosines`` keeps the per-kernel values.
+
+    Null (seeded, ``n_null`` draws; ``p = (1 + #null >= score) / (1 + n_null)``):
+    ``"kernels"`` (default) rearranges the circuit's kernels at random;
+    ``"orders"`` permutes each family's order (the angles stay with the
+    positions) and, for an invariant side, the order of its units for each
+    member of the other side. "orders" keeps more of the weights' structure
+    but has few distinct outcomes for small families: a cyclic shift of a
+    family is itself a symmetry, so two 4-unit families have only 576/16 = 36
+    distinct relabellings and p can never fall below 1/36; "kernels" has
+    (T·S)! arrangements. All kernel moves for the observed circuit and every
+    draw are one ``grid_sample`` call on the model's device.
+
+    Args:
+        model: an :class:`equifind.Model`.
+        source: the earlier unit set.
+        target: the later unit set.
+        transform: "rotation", "hue" or "flip"; default the families' own
+            transform ("rotation" when neither side is a Family).
+        n_null: number of null draws (0: ``p_value`` 1).
+        seed: seeds the null draws.
+        reference: "mean" or "first" (see above).
+        null: "kernels" or "orders" (see above).
+
+    Returns:
+        A :class:`CircuitScore`.
+
+    Raises:
+        KeyError: a layer not in the model. IndexError: a unit out of range.
+        ValueError: layers out of order, empty or one-unit families, two
+            invariant sides, or an unsupported or mismatched transform.
+    """
+    _check_model(model)
+    src, tgt, transform = _sides(model, source, target, transform)
+    weights = expanded_weights(model, src.layer, tgt.layer, tgt.units, src.units)
+    return _score(weights, src, tgt, transform, n_null, seed, reference, null)
+
+
+def find_circuits(
+    model: Model,
+    families_by_layer: Mapping[str, Sequence[object]],
+    invariant_by_layer: Mapping[str, Sequence[int]] | None = None,
+    transform: str | None = None,
+    alpha: float = 0.01,
+    n_null: int = 200,
+    seed: int = 0,
+    *,
+    reference: Reference = "mean",
+    null: Null = "kernels",
+) -> list[CircuitScore]:
+    """Check every family pair in consecutive layers; return the significant circuits.
+
+    Layers are taken in the dict's order; for each consecutive pair (a, b) every
+    source (families of a, plus a's invariant units as one set) is checked
+    against every target (families of b, plus b's invariant units), skipping
+    invariant→invariant and families of another transform than ``transform``
+    (of different transforms, when it is None). Expanded weights are computed
+    once per layer pair; each check is exactly ``circuit_symmetry(model, source,
+    target, ..., seed=seed)``. P-values are not corrected for the number of checks.
+
+    Args:
+        model: an :class:`equifind.Model`.
+        families_by_layer: layer -> families of that layer (Family objects or
+            ``(layer, units)`` tuples), layers in forward order; a layer with only
+            invariant units is listed with ``[]``.
+        invariant_by_layer: layer -> invariant unit indices (optional; its layers
+            must be keys of ``families_by_layer``).
+        transform, n_null, seed, reference, null: as in :func:`circuit_symmetry`.
+        alpha: keep circuits with ``p_value < alpha``.
+
+    Returns:
+        The significant :class:`CircuitScore` s, highest score first.
+
+    Raises:
+        KeyError: a layer not in the model. ValueError: layers out of forward
+            order, a family listed under another layer than its own, or alpha
+            outside (0, 1].
+    """
+    _check_model(model)
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+    layers = list(families_by_layer)
+    invariant = dict(invariant_by_layer or {})
+    for layer in [*layers, *invariant]:
+        model.check_layer(layer)
+        if layer not in families_by_layer:
+            raise ValueError(f"invariant_by_layer names layer {layer!r}, which families_by_layer lacks "
+                             f"(list it there with [] to fix the layer order); layers: {layers}")
+    for name, fams in families_by_layer.items():
+        for fam in fams:
+            if (own := _parse(fam, "family")[0]) != name:
+                raise ValueError(f"a family of layer {own!r} is listed under layer {name!r}")
+    found: list[CircuitScore] = []
+    for la, lb in zip(layers, layers[1:]):
+        _check_order(model, la, lb)
+        sources = [*families_by_layer[la], *([Units(la, invariant[la])] if invariant.get(la) else [])]
+        targets = [*families_by_layer[lb], *([Units(lb, invariant[lb])] if invariant.get(lb) else [])]
+        pairs = []
+        for a in sources:
+            for b in targets:
+                given = {_parse(a, "source")[4], _parse(b, "target")[4]} - {None}
+                both_invariant = isinstance(a, Units) and isinstance(b, Units)
+                if not both_invariant and len(given) < 2 and not (transform is not None and given - {transform}):
+                    pairs.append(_sides(model, a, b, transform))
+        if not pairs:
+            continue
+        t_all = sorted({u for _, tgt, _ in pairs for u in tgt.units})
+        s_all = sorted({u for src, _, _ in pairs for u in src.units})
+        weights = expanded_weights(model, la, lb, t_all, s_all)
+        t_pos, s_pos = {u: i for i, u in enumerate(t_all)}, {u: i for i, u in enumerate(s_all)}
+        for src, tgt, tr in pairs:
+            w = weights[[t_pos[u] for u in tgt.units]][:, [s_pos[u] for u in src.units]]
+            found.append(_score(w, src, tgt, tr, n_null, seed, reference, null))
+    return sorted((c for c in found if c.p_value < alpha), key=lambda c: -c.score)

@@ -1,0 +1,355 @@
+"""Weight circuits: kernel moves, expanded weights and symmetry scores with known answers."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+import equifind as ef
+from equifind.circuits import CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels
+from nets import tiny_net
+from planted_circuits import MixedBlock, mixed_block_expected, planted
+
+
+def side(p, role: str):
+    """The circuit_symmetry argument for one side of a planted circuit."""
+    if role == "source":
+        return Units(p.source_layer, p.source_units) if p.source_invariant else (p.source_layer, p.source_units)
+    return Units(p.target_layer, p.target_units) if p.target_invariant else (p.target_layer, p.target_units)
+
+
+def load(net: nn.Module, name: str = "planted") -> ef.Model:
+    return ef.load_model(net, name=name, device="cpu")
+
+
+@dataclass
+class Fam:
+    """A duck-typed Family (the contract of ARCHITECTURE.md)."""
+
+    layer: str
+    units: list[int]
+    preferred: list[float]
+    period: float = 360.0
+    transform: str = "rotation"
+
+
+# --------------------------------------------------------------------------- kernel moves
+
+
+def test_rotation_is_counter_clockwise_as_displayed_and_exact_for_quarter_turns():
+    dot = torch.zeros(1, 1, 5, 5)
+    dot[0, 0, 2, 4] = 1.0  # right of the centre
+    up = rotate_kernels(dot, 90.0)
+    assert up[0, 0, 0, 2] == pytest.approx(1.0, abs=1e-6) and up.sum() == pytest.approx(1.0, abs=1e-6)  # now above
+    k = torch.randn(6, 3, 7, 7)
+    for q in range(-4, 5):
+        torch.testing.assert_close(rotate_kernels(k, 90.0 * q), torch.rot90(k, q, dims=(-2, -1)), atol=1e-6, rtol=0)
+    angles = torch.tensor([0.0, 90.0, 180.0, 270.0, 0.0, 90.0])
+    flips = torch.tensor([0, 0, 0, 0, 1, 1])
+    out = rotate_kernels(k, angles, flip=flips)
+    torch.testing.assert_close(out[4], k[4].flip(-1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[5], torch.rot90(k[5].flip(-1), 1, dims=(-2, -1)), atol=1e-6, rtol=0)
+    for i in range(4):
+        torch.testing.assert_close(out[i], torch.rot90(k[i], i, dims=(-2, -1)), atol=1e-6, rtol=0)
+    # even sides rotate about the half-pixel centre, still exactly
+    e = torch.randn(2, 1, 4, 4)
+    torch.testing.assert_close(rotate_kernels(e, 270.0), torch.rot90(e, 3, dims=(-2, -1)), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="Tensor"):
+        rotate_kernels(torch.randn(3, 3), 90.0)
+    with pytest.raises(ValueError, match=r"degrees must be .*Tensor\[6\]"):
+        rotate_kernels(k, torch.zeros(3))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("equifind.transforms") is None, reason="equifind.transforms not written yet")
+def test_kernel_rotation_matches_the_image_rotation_transform():
+    from equifind.transforms import Rotation
+
+    img = torch.rand(3, 3, 21, 21, generator=torch.Generator().manual_seed(1))
+    angles = torch.tensor([90.0, 30.0, -125.0])
+    expected = Rotation().apply(img, angles)  # mid-grey outside the image
+    torch.testing.assert_close(rotate_kernels(img - 0.5, angles) + 0.5, expected, atol=2e-5, rtol=0)
+
+
+# --------------------------------------------------------------------------- expanded weights
+
+
+def test_expanded_weights_of_adjacent_convs_are_the_kernels():
+    m = load(tiny_net(), "tiny")
+    assert torch.equal(expanded_weights(m, "1", "2"), m.module[2].weight.detach())
+    sub = expanded_weights(m, "1", "2", target_units=[5, 0], source_units=[3, 1])
+    assert torch.equal(sub, m.module[2].weight.detach()[[5, 0]][:, [3, 1]])
+    assert torch.equal(expanded_weights(m, "1", "2", batch_size=2), m.module[2].weight.detach())
+    p = planted("eq→eq")
+    mp = load(p.net)
+    assert torch.equal(expanded_weights(mp, "2", "3"), p.net[3].weight.detach())
+    # through a ReLU, a stride-2 conv and an identity: the kernels of conv "2" composed with conv "0"
+    w = expanded_weights(m, "0", "5")
+    assert w.shape == (5, 4, 7, 7)
+
+
+def test_expanded_weights_through_a_mixed_block_match_a_direct_composition():
+    block = MixedBlock()
+    m = load(block, "mixed")
+    expected = mixed_block_expected(block)
+    torch.testing.assert_close(expanded_weights(m, "stem", "mixed"), expected, atol=1e-5, rtol=1e-4)
+    # unit subsets keep the same window
+    got = expanded_weights(m, "stem", "mixed", target_units=[0, 13], source_units=[2])
+    torch.testing.assert_close(got, expected[[0, 13]][:, [2]], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_expanded_weights_on_googlenet(googlenet):
+    w = expanded_weights(googlenet, "conv2d1", "conv2d2")  # all 192 units
+    assert torch.equal(w, googlenet.module.conv2d2_pre_relu_conv.weight.detach())
+    # conv2d2 -> LRN (identity) -> 3x3/2 max pool (average) -> mixed3a: a 1x1-branch unit and a 5x5-branch unit
+    w = expanded_weights(googlenet, "conv2d2", "mixed3a", target_units=[3, 200])
+    assert w.shape == (2, 192, 11, 11)
+    net = googlenet.module
+    one = net.mixed3a_1x1_pre_relu_conv.weight.detach()[3, :, 0, 0]
+    expected_1x1 = torch.zeros(192, 11, 11)
+    expected_1x1[:, 4:7, 4:7] = one[:, None, None] / 9
+    torch.testing.assert_close(w[0], expected_1x1, atol=1e-6, rtol=0)
+    k5 = torch.einsum("myx,ms->syx", net.mixed3a_5x5_pre_relu_conv.weight.detach()[200 - 192],
+                      net.mixed3a_5x5_bottleneck_pre_relu_conv.weight.detach()[:, :, 0, 0])
+    expected_5x5 = nn.functional.conv_transpose2d(k5[:, None], torch.ones(1, 1, 3, 3) / 9, stride=2)[:, 0]
+    torch.testing.assert_close(w[1], expected_5x5, atol=1e-5, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- planted circuits
+
+CASES = [
+    ("inv→eq", "rotation", True),
+    ("eq→inv", "rotation", True),
+    ("eq→eq", "rotation", True),
+    ("inv→eq", "rotation", False),
+    ("eq→inv", "rotation", False),
+    ("eq→eq", "rotation", False),
+    ("eq→eq", "hue", True),
+    ("inv→eq", "flip", True),
+    ("eq→inv", "flip", True),
+]
+KINDS = {"inv→eq": "invariant→equivariant", "eq→inv": "equivariant→invariant", "eq→eq": "equivariant→equivariant"}
+
+
+@pytest.mark.parametrize("kind, transform, exact", CASES)
+def test_planted_circuits_score_high_and_their_shuffles_do_not(kind, transform, exact):
+    # exact: C4 by torch.rot90 (scores 1 up to float rounding); smooth: 8 angles of an analytic
+    # template, bilinear kernel rotation (tolerance: score >= 0.95); hue: 6-unit families.
+    n = 4 if exact else 8
+    n = 6 if transform == "hue" else n
+    p = planted(kind, transform, n=n, exact=exact, seed=1)
+    cs = circuit_symmetry(load(p.net), side(p, "source"), side(p, "target"), transform=transform)
+    assert cs.kind == KINDS[kind] and cs.transform == transform
+    assert cs.score >= (0.999 if exact else 0.95)
+    assert cs.p_value < 0.01
+    assert cs.null_mean < cs.score - 0.2
+    torch.testing.assert_close(cs.weights, p.weights)
+    broken = planted(kind, transform, n=n, exact=exact, seed=1, shuffle=True)
+    cb = circuit_symmetry(load(broken.net), side(broken, "source"), side(broken, "target"), transform=transform)
+    assert cb.p_value >= 0.05
+    assert cb.score < 0.8
+
+
+def test_first_member_reference_and_duck_typed_families():
+    p = planted("eq→eq", exact=True, seed=2)
+    m = load(p.net)
+    first = circuit_symmetry(m, side(p, "source"), side(p, "target"), reference="first", n_null=100)
+    assert first.score == pytest.approx(1.0, abs=1e-5) and first.p_value < 0.02
+    assert torch.isnan(first.cosines[0]).all() and not torch.isnan(first.cosines[1:]).any()
+    # a Family listing the same units from another starting member, with its angles
+    s, t = p.source_units, p.target_units
+    fam_s = Fam("2", s[1:] + s[:1], [90.0, 180.0, 270.0, 0.0])
+    fam_t = Fam("3", t[2:] + t[:2], [180.0, 270.0, 0.0, 90.0])
+    cs = circuit_symmetry(m, fam_s, fam_t)
+    assert cs.score == pytest.approx(1.0, abs=1e-5) and cs.p_value < 0.01
+    assert cs.source_preferred == [90.0, 180.0, 270.0, 0.0] and cs.target_units == fam_t.units
+    # the wrong direction of rotation is not a circuit
+    wrong = circuit_symmetry(m, ("2", s[::-1]), side(p, "target"))
+    assert wrong.score < 0.9
+    d = cs.to_dict()
+    json.dumps(d)
+    assert d["kind"] == "equivariant→equivariant" and d["weights_shape"] == [4, 4, 5, 5] and "weights" in d
+    assert "weights" not in cs.to_dict(max_weights=10)
+    # to_dict's keys are the constructor's fields (how a saved scan is read back)
+    kept = {k: v for k, v in d.items() if k not in ("weights", "weights_shape", "cosines")}
+    again = CircuitScore(**kept, weights=cs.weights, cosines=cs.cosines)
+    assert again.to_dict() == d
+
+
+def test_the_orders_null_is_honest_about_small_families():
+    # Relabelling a C4 family pair has only 576 / 16 = 36 distinct outcomes (cyclic shifts are
+    # symmetries), so p cannot fall below ~1/36; rearranging the 16 kernels has 16! outcomes.
+    p = planted("eq→eq", exact=True, seed=5)
+    m = load(p.net)
+    orders = circuit_symmetry(m, side(p, "source"), side(p, "target"), null="orders")
+    kernels = circuit_symmetry(m, side(p, "source"), side(p, "target"), null="kernels")
+    assert orders.score == kernels.score == pytest.approx(1.0, abs=1e-5)
+    assert 0.015 < orders.p_value < 0.1 and kernels.p_value < 0.01
+    assert orders.null == "orders" and kernels.null == "kernels"
+    # two flip pairs: every relabelling is a symmetry, so the orders null cannot reject at all
+    f = planted("inv→eq", "flip", seed=5)
+    pair = ("3", f.target_units)
+    flip = circuit_symmetry(load(f.net), ("2", f.source_units[:2]), pair, transform="flip", null="orders")
+    assert flip.kind == "equivariant→equivariant" and flip.p_value == 1.0
+
+
+def test_find_circuits_returns_the_planted_circuits_first():
+    p = planted("inv→eq", m=6, seed=3)
+    m = load(p.net)
+    distractors = [u for u in range(m.num_units("3")) if u not in p.target_units]
+    fams = {"2": [], "3": [("3", p.target_units), ("3", p.target_units[:2] + distractors)]}
+    found = find_circuits(m, fams, invariant_by_layer={"2": p.source_units})
+    assert found and found[0].target_units == p.target_units and found[0].kind == "invariant→equivariant"
+    assert all(isinstance(c, CircuitScore) and c.p_value < 0.01 for c in found)
+    assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
+    direct = circuit_symmetry(m, Units("2", p.source_units), ("3", p.target_units))
+    assert found[0].score == pytest.approx(direct.score) and found[0].p_value == direct.p_value
+
+
+# --------------------------------------------------------------------------- designed equivariance (e2cnn)
+
+
+def e2cnn_net(seed: int = 0) -> tuple[nn.Sequential, list[list[int]], list[list[int]]]:
+    """AvgPool · exported C4 R2Conv(3 trivial → 3 regular) · ReLU · R2Conv(→ 2 regular), channels shuffled.
+
+    Returns the net and the families of layers "2" and "3" in cyclic order.
+    """
+    from e2cnn import gspaces
+    from e2cnn import nn as enn
+
+    torch.manual_seed(seed)
+    gs = gspaces.Rot2dOnR2(N=4)
+    t_in = enn.FieldType(gs, 3 * [gs.trivial_repr])
+    hid, out = enn.FieldType(gs, 3 * [gs.regular_repr]), enn.FieldType(gs, 2 * [gs.regular_repr])
+    net = enn.SequentialModule(enn.R2Conv(t_in, hid, 5, padding=2), enn.ReLU(hid), enn.R2Conv(hid, out, 5, padding=2))
+    plain = net.eval().export()
+    gen = torch.Generator().manual_seed(seed)
+    p1, p2 = torch.randperm(12, generator=gen), torch.randperm(8, generator=gen)
+    with torch.no_grad():  # shuffle channels: new channel c is old channel p[c]
+        c1, c2 = plain[0], plain[2]
+        c1.weight.copy_(c1.weight[p1]), c1.bias.copy_(c1.bias[p1])
+        c2.weight.copy_(c2.weight[p2][:, p1]), c2.bias.copy_(c2.bias[p2])
+    where1, where2 = torch.argsort(p1).tolist(), torch.argsort(p2).tolist()
+    fams1 = [[where1[4 * f + i] for i in range(4)] for f in range(3)]
+    fams2 = [[where2[4 * f + i] for i in range(4)] for f in range(2)]
+    return nn.Sequential(nn.AvgPool2d(4), *plain), fams1, fams2
+
+
+@pytest.fixture(scope="module")
+def e2cnn_model():
+    pytest.importorskip("e2cnn")
+    net, fams1, fams2 = e2cnn_net()
+    return load(net, "e2cnn_c4"), fams1, fams2
+
+
+def test_e2cnn_regular_fields_are_rotation_families_in_cyclic_order(e2cnn_model):
+    # Empirical check of e2cnn's convention: rotating the input +90° (CCW as displayed) moves the
+    # response of a regular field's channel i to channel i+1 (mod 4), so a field's channels in
+    # their stored order are a rotation family at 0, 90, 180, 270 degrees.
+    m, fams1, _ = e2cnn_model
+    x = torch.rand(1, 3, 84, 84)  # 21x21 maps after the 4x pool: an odd side rotates about a pixel
+    with torch.no_grad(), ef.record(m, ["2"], at="map") as rec:
+        m(x)
+        plain = rec["2"]
+        m(torch.rot90(x, 1, dims=(-2, -1)))
+        turned = rec["2"]
+    for fam in fams1:
+        for i in range(4):
+            torch.testing.assert_close(turned[0, fam[(i + 1) % 4]], torch.rot90(plain[0, fam[i]], 1, dims=(-2, -1)),
+                                       atol=1e-4, rtol=1e-4)
+
+
+def test_e2cnn_fields_form_equivariant_circuits(e2cnn_model):
+    m, fams1, fams2 = e2cnn_model
+    cs = circuit_symmetry(m, ("2", fams1[0]), ("3", fams2[1]))
+    assert cs.kind == "equivariant→equivariant" and cs.score >= 0.9 and cs.p_value < 0.01
+    mixed = [fams1[0][0], fams1[1][1], fams1[2][2], fams1[0][3]]  # one channel from several fields
+    fake = circuit_symmetry(m, ("2", mixed), ("3", fams2[1]))
+    assert fake.score < cs.score - 0.1 and fake.p_value > 0.01
+    found = find_circuits(m, {"2": [("2", f) for f in fams1], "3": [("3", f) for f in fams2]})
+    assert len(found) == 6 and min(c.score for c in found) >= 0.9
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input_raises_clear_errors():
+    p = planted("eq→eq", seed=4)
+    m = load(p.net)
+    s, t = ("2", p.source_units), ("3", p.target_units)
+    with pytest.raises(ValueError, match=r"'3'.*before.*'2'"):
+        expanded_weights(m, "3", "2")
+    with pytest.raises(ValueError, match=r"'3'.*before.*'2'"):
+        circuit_symmetry(m, t, s)
+    with pytest.raises(IndexError, match="99"):
+        expanded_weights(m, "2", "3", target_units=[99])
+    with pytest.raises(IndexError, match="99"):
+        circuit_symmetry(m, ("2", [0, 1, 99]), t)
+    with pytest.raises(KeyError, match="conv9"):
+        expanded_weights(m, "conv9", "3")
+    with pytest.raises(KeyError, match="mixed4a"):
+        circuit_symmetry(m, Fam("mixed4a", [0, 1, 2], [0.0, 120.0, 240.0]), t)
+    with pytest.raises(ValueError, match="no units"):
+        circuit_symmetry(m, ("2", []), t)
+    with pytest.raises(ValueError, match="at least 2"):
+        circuit_symmetry(m, s, ("3", [0]))
+    with pytest.raises(ValueError, match="at least one unit"):
+        expanded_weights(m, "2", "3", target_units=[])
+    with pytest.raises(ValueError, match="both invariant"):
+        circuit_symmetry(m, Units("2", [0, 1]), Units("3", [0, 1]))
+    with pytest.raises(ValueError, match="scale"):
+        circuit_symmetry(m, s, t, transform="scale")
+    with pytest.raises(ValueError, match="'hue' family"):
+        circuit_symmetry(m, Fam("2", p.source_units, [0.0, 90.0, 180.0, 270.0], transform="hue"), t,
+                         transform="rotation")
+    with pytest.raises(ValueError, match="Family"):
+        circuit_symmetry(m, [0, 1, 2], t)
+    with pytest.raises(ValueError, match="'orderz'"):
+        circuit_symmetry(m, s, t, null="orderz")
+    with pytest.raises(ValueError, match="n_null"):
+        circuit_symmetry(m, s, t, n_null=-1)
+    with pytest.raises(ValueError, match=r"layer '3' is listed under layer '2'"):
+        find_circuits(m, {"2": [t], "3": [t]})
+    with pytest.raises(ValueError, match="lacks"):
+        find_circuits(m, {"3": [t]}, invariant_by_layer={"2": [0, 1]})
+    with pytest.raises(ValueError, match="equifind.Model"):
+        expanded_weights(p.net, "2", "3")
+
+
+class TwoBranches(nn.Module):
+    """Two convs of the same input: the second does not depend on the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(8)
+        self.a = nn.Conv2d(3, 2, 3, padding=1)
+        self.b = nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(x)
+        return self.a(x) + self.b(x)
+
+
+def test_a_target_that_does_not_depend_on_the_source_is_an_error_and_leaves_no_hook():
+    m = load(TwoBranches(), "branches")
+    with pytest.raises(ValueError, match="does not depend"):
+        expanded_weights(m, "a", "b")
+    assert not math.isnan(float(expanded_weights(m, "pool", "b").sum()))  # the model still works
+
+
+def test_expanded_weights_see_through_lucents_redirected_relu():
+    # lucent's ReLU is an autograd.Function whose backward scales negative inputs' gradients by 0.1;
+    # the linear view must replace it by the identity (conv2d2's biases are half negative here).
+    lucent = pytest.importorskip("lucent.modelzoo.inceptionv1.InceptionV1")
+    net = lucent.InceptionV1(pretrained=False)
+    m = load(net, "inceptionv1_random")
+    units = list(range(8))
+    w = expanded_weights(m, "conv2d1", "conv2d2", target_units=units)
+    assert (net.conv2d2_pre_relu_conv.bias[units] < 0).any()
+    torch.testing.assert_close(w, net.conv2d2_pre_relu_conv.weight.detach()[units], atol=1e-6, rtol=0)
