@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -72,8 +73,8 @@ def _cmd_scan(args: argparse.Namespace) -> None:
     if not args.no_report:
         from .report import report
 
-        index = report(result, args.out, formats=tuple(args.formats))
-        print(f"\nreport: {index}")
+        out = report(result, args.out, formats=tuple(args.formats))
+        print(f"\nreport: {_page(out, args.formats)}")
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
@@ -91,7 +92,13 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from .scan import ScanResult
 
     result = ScanResult.load(args.dir)
-    print(report(result, args.out or args.dir, formats=tuple(args.formats)))
+    out = report(result, args.out or args.dir, formats=tuple(args.formats))
+    print(f"report: {_page(out, args.formats)}")
+
+
+def _page(out: Path, formats: list[str]) -> Path:
+    """The report's index.html, or its directory when no HTML was asked for."""
+    return out / "index.html" if "html" in formats else out
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,28 @@
+"""Figures and HTML reports of scans, families, family scores and circuits.
+
+>>> import equifind as ef
+>>> ef.report(result, "reports/run1", formats=("png", "svg", "html"))
+>>> fig = tuning_heatmap(family, responses); save_figure(fig, "out/tuning", ("png",))
+"""
+
+from ._files import IMAGE_FORMATS, REPORT_FORMATS, save_figure
+from .build import report
+from .figures import equivariance_matrix, hue_orientation_map, hue_rgb, polar_tuning, stimulus_strip, tuning_heatmap
+from .html import render_page
+from .weights import weight_diagram, weight_mosaic
+
+__all__ = [
+    "report",
+    "tuning_heatmap",
+    "polar_tuning",
+    "stimulus_strip",
+    "equivariance_matrix",
+    "hue_orientation_map",
+    "weight_diagram",
+    "weight_mosaic",
+    "hue_rgb",
+    "save_figure",
+    "render_page",
+    "IMAGE_FORMATS",
+    "REPORT_FORMATS",
+]

@@ -1,0 +1,210 @@
+"""Files of a report: saving figures atomically, safe file names, staging a report directory.
+
+Every file is written to a temporary name beside its destination and renamed into
+place (``os.replace``), so a reader never sees half a file. A whole report is first
+written into a staging directory beside ``out_dir`` and moved into place at the
+end; on an exception the staging directory is removed and ``out_dir`` is left as
+it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+import matplotlib
+from matplotlib.figure import Figure
+
+__all__ = [
+    "ImageFormat", "ReportFormat", "IMAGE_FORMATS", "REPORT_FORMATS",
+    "save_figure", "check_formats", "write_text", "slug", "staged_report",
+]  # fmt: skip
+
+ImageFormat = Literal["png", "svg", "pdf"]
+ReportFormat = Literal["png", "svg", "pdf", "html"]
+
+#: Image formats that :func:`save_figure` writes.
+IMAGE_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
+#: Formats that :func:`equifind.report.report` accepts.
+REPORT_FORMATS: tuple[str, ...] = (*IMAGE_FORMATS, "html")
+#: Name of the report's figure folder inside ``out_dir``.
+FIGURES_DIR = "figures"
+INDEX = "index.html"
+_FILE_MODE, _DIR_MODE = 0o644, 0o755  # permissions of the report's files and of a new out_dir
+
+# Metadata that would otherwise carry the date or vary between runs.
+_METADATA: dict[str, dict[str, None]] = {
+    "png": {"Software": None},
+    "svg": {"Date": None},
+    "pdf": {"CreationDate": None, "ModDate": None, "Producer": None},
+}
+
+
+def check_formats(formats: Sequence[str] | str, valid: Sequence[str]) -> tuple[str, ...]:
+    """Validate a sequence of format names (lower-cased, duplicates dropped, order kept).
+
+    Args:
+        formats: e.g. ``("png", "svg")``; a single string is one format.
+        valid: the accepted names.
+
+    Returns:
+        The formats as a tuple.
+
+    Raises:
+        ValueError: an unknown format, or none at all.
+        TypeError: ``formats`` is not a string or a sequence of strings.
+    """
+    if isinstance(formats, str):
+        formats = (formats,)
+    try:
+        items = list(formats)
+    except TypeError:
+        raise TypeError(f"formats must be a sequence of strings from {list(valid)}, got {type(formats).__name__}") from None
+    out: list[str] = []
+    for fmt in items:
+        if not isinstance(fmt, str):
+            raise TypeError(f"formats must be strings from {list(valid)}, got {fmt!r}")
+        name = fmt.lower().lstrip(".")
+        if name not in valid:
+            raise ValueError(f"unknown format {fmt!r}; valid formats: {list(valid)}")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValueError(f"formats is empty; give at least one of {list(valid)}")
+    return tuple(out)
+
+
+def _replace_into(path: Path, data_writer: Callable[[BinaryIO], None]) -> None:
+    """Write through ``data_writer(file)`` into a temporary file, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            data_writer(f)
+        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0o600 would hide the report from other readers
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure(
+    fig: Figure, stem: str | os.PathLike, formats: Sequence[ImageFormat] | ImageFormat = IMAGE_FORMATS, *, dpi: int = 120
+) -> list[Path]:
+    """Save a figure in each format, atomically and reproducibly.
+
+    Output is byte-for-byte the same for the same figure (no dates in the files,
+    fixed SVG ids). The figure is left as it is; the figures of
+    :mod:`equifind.report` are not registered with pyplot, so there is nothing to close.
+
+    Args:
+        fig: a matplotlib figure.
+        stem: the path without extension, e.g. ``out/figures/mixed3b_rotation``;
+            ``stem.png``, ``stem.svg``, ... are written (folders created).
+        formats: any of ``"png"``, ``"svg"``, ``"pdf"`` (default all three).
+        dpi: resolution of the PNG (and of images embedded in SVG/PDF).
+
+    Returns:
+        The paths written, in the order of ``formats``.
+
+    Raises:
+        ValueError: an unknown format, or a ``dpi`` that is not positive.
+        TypeError: ``fig`` is not a matplotlib Figure.
+    """
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib.figure.Figure, got {type(fig).__name__}")
+    if not isinstance(dpi, int) or dpi <= 0:
+        raise ValueError(f"dpi must be a positive int, got {dpi!r}")
+    fmts = check_formats(formats, IMAGE_FORMATS)
+    base = Path(stem)
+    written: list[Path] = []
+    with matplotlib.rc_context({"svg.hashsalt": "equifind", "svg.fonttype": "path", "pdf.compression": 6}):
+        for fmt in fmts:
+            path = base.with_name(f"{base.name}.{fmt}")
+
+            def write(f: BinaryIO, fmt: str = fmt) -> None:
+                fig.savefig(f, format=fmt, dpi=dpi, metadata=_METADATA[fmt], facecolor="white")
+
+            _replace_into(path, write)
+            written.append(path)
+    return written
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 text to ``path`` atomically (temporary file + ``os.replace``)."""
+    path = Path(path)
+    data = text.encode("utf-8")
+
+    def write(f: BinaryIO) -> None:
+        f.write(data)
+
+    _replace_into(path, write)
+    return path
+
+
+def slug(name: str) -> str:
+    """A file-name-safe version of ``name``; names that had to change get a short hash.
+
+    ``"mixed3b"`` stays ``"mixed3b"``; ``"block<1>/conv"`` becomes
+    ``"block_1_conv-<6 hex>"``, so two names never share a slug.
+    """
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_")[:60]
+    if safe == name and safe:
+        return safe
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:6]
+    return f"{safe or 'x'}-{digest}"
+
+
+@contextlib.contextmanager
+def staged_report(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Stage a report beside ``out_dir`` and move it into place when the block succeeds.
+
+    The report consists of ``index.html`` and the ``figures/`` folder; both are
+    replaced as a unit (a previous report's files are removed), and nothing else in
+    an existing ``out_dir`` (such as a saved scan) is touched. A new ``out_dir`` is
+    created by one rename of the staging directory. If the block raises, the staging
+    directory is deleted and ``out_dir`` is unchanged (not created if it did not exist).
+
+    Yields:
+        The staging directory to write ``index.html`` and ``figures/`` into.
+
+    Raises:
+        NotADirectoryError: ``out_dir`` exists and is not a directory.
+    """
+    out = Path(out_dir).absolute()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out_dir {str(out)!r} exists and is not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.report-"))
+    try:
+        os.chmod(stage, _DIR_MODE)
+        yield stage
+        _install(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _install(stage: Path, out: Path) -> None:
+    """Move the staged report into ``out`` (see :func:`staged_report`)."""
+    if not out.exists():
+        try:
+            os.rename(stage, out)
+            return
+        except OSError:  # created meanwhile by someone else: merge below
+            pass
+    trash = stage / ".previous"
+    trash.mkdir()
+    for name in (FIGURES_DIR, INDEX):
+        if (out / name).exists() or (out / name).is_symlink():
+            os.replace(out / name, trash / name)
+    if (stage / FIGURES_DIR).exists():
+        os.replace(stage / FIGURES_DIR, out / FIGURES_DIR)
+    if (stage / INDEX).exists():
+        os.replace(stage / INDEX, out / INDEX)

@@ -1,0 +1,346 @@
+"""``report``: figures and an ``index.html`` for a scan, a family, a family score or a circuit.
+
+Layout of ``out_dir`` (other files there, such as a saved scan, are left alone)::
+
+    out_dir/index.html                       the page ("html" in formats)
+    out_dir/figures/<name>.png|svg|pdf       one file per figure and format
+
+The report is drawn into a staging directory beside ``out_dir`` and moved into
+place only when everything succeeded; ``index.html`` and ``figures/`` of a
+previous report are replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from ..families import Family
+from ..responses import Responses
+from ..score import FamilyScore
+from . import figures as F
+from ._files import (
+    FIGURES_DIR, IMAGE_FORMATS, INDEX, REPORT_FORMATS, ReportFormat, check_formats, save_figure, slug, staged_report,
+)  # fmt: skip
+from .html import Card, FigureLink, Page, Section, Table, write_index
+from .weights import weight_diagram
+
+__all__ = ["report"]
+
+_SCAN_ATTRS = ("model", "layers", "transforms", "families")
+_CIRCUIT_ATTRS = ("weights", "kind")
+_MAX_LISTED = 40  # units listed in a paragraph before "…"
+
+
+@dataclass
+class _Job:
+    stem: str
+    draw: Callable[[], Figure]
+
+
+@dataclass
+class _Builder:
+    """Collects the figures a page needs (drawn later, inside the staging directory)."""
+
+    images: tuple[str, ...]
+    jobs: list[_Job] = field(default_factory=list)
+
+    def figure(self, card: Card, stem: str, title: str, draw: Callable[[], Figure]) -> None:
+        """Plan figure ``figures/<stem>.<fmt>`` and show it in ``card`` (nothing without image formats)."""
+        if not self.images:
+            return
+        self.jobs.append(_Job(stem, draw))
+        card.figures.append(FigureLink(title, {fmt: f"{FIGURES_DIR}/{stem}.{fmt}" for fmt in self.images}))
+
+
+def report(
+    obj: Any,
+    out_dir: str | os.PathLike,
+    formats: Sequence[ReportFormat] = REPORT_FORMATS,
+    *,
+    responses: Responses | None = None,
+) -> Path:
+    """Write the figures and an HTML page for a scan, family, family score or circuit.
+
+    Args:
+        obj: a :class:`~equifind.ScanResult` (anything with ``model``, ``layers``,
+            ``transforms``, ``families`` and optionally ``scores``, ``responses``,
+            ``circuits``, ``matches``, ``config``, ``summary()``), a
+            :class:`~equifind.Family`, a :class:`~equifind.FamilyScore`, or a
+            ``CircuitScore`` (anything with ``weights`` and ``kind``).
+        out_dir: the report directory; created if missing. Its ``index.html`` and
+            ``figures/`` are replaced; nothing else in it is touched.
+        formats: any of ``"png"``, ``"svg"``, ``"pdf"`` (figure files) and ``"html"``
+            (``index.html``, showing the PNGs, else the SVGs).
+        responses: for a Family or FamilyScore: the layer's :class:`~equifind.Responses`
+            for its transform, needed for the tuning, stimulus and equivariance figures
+            (without them, the page says what is missing).
+
+    Returns:
+        ``out_dir`` as a Path (the page is ``out_dir / "index.html"``).
+
+    Raises:
+        TypeError: an unsupported ``obj``, or ``responses`` that is not a Responses.
+        ValueError: an unknown format; ``responses`` given for a scan or circuit, or
+            not matching the family (layer, transform, units).
+        NotADirectoryError: ``out_dir`` exists and is a file.
+    """
+    fmts = check_formats(formats, REPORT_FORMATS)
+    builder = _Builder(tuple(f for f in fmts if f in IMAGE_FORMATS))
+    if responses is not None and not isinstance(responses, Responses):
+        raise TypeError(f"responses must be an equifind Responses or None, got {type(responses).__name__}")
+    if isinstance(obj, (Family, FamilyScore)):
+        page = _family_page(builder, obj, responses)
+    elif all(hasattr(obj, a) for a in _CIRCUIT_ATTRS):
+        _no_responses(obj, responses)
+        page = _circuit_page(builder, obj)
+    elif all(hasattr(obj, a) for a in _SCAN_ATTRS):
+        _no_responses(obj, responses)
+        page = _scan_page(builder, obj)
+    else:
+        raise TypeError(
+            f"report() takes a ScanResult, Family, FamilyScore or CircuitScore, got {type(obj).__name__}"
+        )
+    with staged_report(out_dir) as stage:
+        for job in builder.jobs:
+            save_figure(job.draw(), stage / FIGURES_DIR / job.stem, builder.images)
+        if "html" in fmts:
+            write_index(page, stage / INDEX)
+    return Path(out_dir)
+
+
+def _no_responses(obj: Any, responses: Responses | None) -> None:
+    if responses is not None:
+        raise ValueError(f"responses= is only for a Family or FamilyScore, not a {type(obj).__name__}")
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _num(x: Any, spec: str = ".3f") -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if math.isnan(v) else format(v, spec)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _units(layer: str, units: Sequence[int], limit: int | None = None) -> str:
+    shown = list(units) if limit is None else list(units)[:limit]
+    text = ", ".join(f"{layer}:{int(u)}" for u in shown)
+    return text + (f", … ({len(units)} in all)" if limit is not None and len(units) > limit else "")
+
+
+def _param(x: float, transform: str) -> str:
+    if transform == "flip":
+        return f"{x:g}"
+    if transform == "scale":
+        return f"×{x:.3g}"
+    return f"{x:.1f}°"
+
+
+def _period(period: float, transform: str) -> str:
+    if transform == "flip":
+        return f"{period:g} (original, mirrored)"
+    return f"{period:g}°" if math.isfinite(period) else "none"
+
+
+def _matched(matches: Sequence[dict[str, Any]], layer: str, transform: str, units: Sequence[int]) -> str:
+    found = []
+    for m in matches:
+        if m.get("layer") == layer and m.get("transform") == transform and set(m.get("found_units", [])) & set(units):
+            found.append(f"{m.get('label', '?')} (overlap {_num(100 * float(m.get('overlap', math.nan)), '.0f')}%)")
+    return "; ".join(found) if found else "none"
+
+
+# --------------------------------------------------------------------------- family cards
+
+
+def _family_card(
+    builder: _Builder, family: Family | None, score: FamilyScore | None, responses: Responses | None,
+    matches: Sequence[dict[str, Any]], name: str, title: str,
+) -> Card:  # fmt: skip
+    main: Family | FamilyScore = family if family is not None else score  # type: ignore[assignment]
+    layer, t = main.layer, main.transform
+    units = list(family.units) if family is not None else list(score.order)  # type: ignore[union-attr]
+    if family is not None:
+        preferred = list(family.preferred)
+    else:
+        preferred = [float(score.preferred.get(u, math.nan)) for u in units]  # type: ignore[union-attr]
+    card = Card(title, f"card-{name}")
+    card.fields.append(("units", _units(layer, units)))
+    card.fields.append(("preferred", ", ".join(_param(p, t) for p in preferred)))
+    if family is not None and family.preferred_hue is not None:
+        card.fields.append(("preferred hue", ", ".join(_param(p, "hue") for p in family.preferred_hue)))
+    card.fields.append(("period", _period(float(main.period), t)))
+    if score is not None:
+        card.fields.append(("equivariance score", f"{_num(score.equivariance)} (1.0 = exact f(g·x) = P_g f(x))"))
+        null = f"random unit sets of the layer: mean {_num(score.null_mean)}"
+        card.fields.append(("p-value", f"{_num(score.p_value, '.3g')} ({null})"))
+        card.fields.append(("invariance score", _num(score.invariance)))
+        card.fields.append(("coverage", _num(score.coverage, ".2f")))
+    else:
+        card.fields.append(("equivariance score", "not scored"))
+    if family is not None:
+        card.fields.append(("discovery score", _num(family.score)))
+        card.fields.append(("discovery p-value", _num(family.p_value, ".3g")))
+    holes = score.holes if score is not None else family.holes  # type: ignore[union-attr]
+    card.fields.append(("holes", ", ".join(_param(h, t) for h in holes) if holes else "none"))
+    if family is not None and family.duplicates:
+        card.fields.append(("duplicates", ", ".join(f"{layer}:{a} (= {layer}:{b})" for a, b in family.duplicates)))
+    card.fields.append(("matched labels", _matched(matches, layer, t, units)))
+    _family_figures(builder, card, main, family, responses, name)
+    return card
+
+
+def _family_figures(
+    builder: _Builder, card: Card, main: Family | FamilyScore, family: Family | None, responses: Responses | None, name: str
+) -> None:
+    t = main.transform
+    if not builder.images:
+        card.notes.append("No figures: no image format (png, svg, pdf) was requested.")
+        return
+    if responses is None:
+        card.notes.append(
+            "No tuning, stimulus or equivariance figures: they need the layer's Responses "
+            "(pass responses= to report(), or keep them in the ScanResult)."
+        )
+    else:
+        builder.figure(card, f"{name}__tuning", "tuning curves (members × transform, normalised per row)",
+                       lambda: F.tuning_heatmap(main, responses))  # fmt: skip
+        if t in F.CIRCULAR:
+            builder.figure(card, f"{name}__polar", "polar tuning", lambda: F.polar_tuning(main, responses))
+        if responses.stimuli is not None:
+            builder.figure(card, f"{name}__stimuli", "best stimulus of each member at its preferred parameter",
+                           lambda: F.stimulus_strip(main, responses))  # fmt: skip
+        else:
+            card.notes.append("No stimulus strip: these responses carry no stimuli.")
+        builder.figure(card, f"{name}__equivariance", "responses to the first member's stimulus under each transform step",
+                       lambda: F.equivariance_matrix(main, responses))  # fmt: skip
+    if t == "hue_rotation" and (responses is not None or (family is not None and family.preferred_hue is not None)):
+        builder.figure(card, f"{name}__hue_orientation", "preferred hue × orientation",
+                       lambda: F.hue_orientation_map(main, responses))  # fmt: skip
+
+
+def _family_page(builder: _Builder, obj: Family | FamilyScore, responses: Responses | None) -> Page:
+    family = obj if isinstance(obj, Family) else None
+    score = obj if isinstance(obj, FamilyScore) else None
+    name = f"{slug(obj.layer)}__{slug(obj.transform)}__family"
+    n = len(family.units) if family is not None else len(obj.order)  # type: ignore[union-attr]
+    title = f"{obj.layer} · {obj.transform} family of {n} units"
+    card = _family_card(builder, family, score, responses, (), name, title)
+    header = [("layer", obj.layer), ("transform", obj.transform), ("responses", repr(responses) if responses else "not given")]
+    return Page(f"equifind report: {title}", header, [Section("Family", "family", cards=[card])])
+
+
+# --------------------------------------------------------------------------- circuits
+
+
+def _circuit_card(builder: _Builder, c: Any, i: int) -> Card:
+    src, tgt = str(getattr(c, "source_layer", "source")), str(getattr(c, "target_layer", "target"))
+    t = str(getattr(c, "transform", ""))
+    name = f"circuit{i:02d}__{slug(src)}__{slug(tgt)}__{slug(t or 'any')}"
+    shape = tuple(getattr(c.weights, "shape", ()))
+    card = Card(f"{src} → {tgt} · {t} · {c.kind}", f"card-{name}")
+    card.fields += [
+        ("kind", str(c.kind)), ("transform", t or "n/a"),
+        ("symmetry score", f"{_num(getattr(c, 'score', None))} (mean cosine with the predicted kernels; 1.0 exact)"),
+        ("p-value", f"{_num(getattr(c, 'p_value', None), '.3g')} "
+                    f"(relabelled circuits: mean {_num(getattr(c, 'null_mean', None))})"),
+        ("source units", _units(src, getattr(c, "source_units", None) or range(shape[1] if len(shape) > 1 else 0))),
+        ("target units", _units(tgt, getattr(c, "target_units", None) or range(shape[0] if shape else 0))),
+        ("weights", " × ".join(str(s) for s in shape) + " (target, source, kh, kw)"),
+    ]  # fmt: skip
+    if not builder.images:
+        card.notes.append("No figures: no image format (png, svg, pdf) was requested.")
+    builder.figure(card, f"{name}__weights", "expanded weights (red excitation, blue inhibition)", lambda: weight_diagram(c))
+    return card
+
+
+def _circuit_page(builder: _Builder, c: Any) -> Page:
+    card = _circuit_card(builder, c, 0)
+    return Page(f"equifind report: circuit {card.title}", [("kind", str(c.kind))], [Section("Circuit", "circuit", cards=[card])])
+
+
+# --------------------------------------------------------------------------- scans
+
+
+def _pair(fams: Sequence[Family], scores: Sequence[FamilyScore]) -> list[FamilyScore | None]:
+    """The score of each family: same position when the lists align, else the same units."""
+    if len(scores) == len(fams) and all(set(s.units) == set(f.units) for s, f in zip(scores, fams)):
+        return list(scores)
+    return [next((s for s in scores if set(s.units) == set(f.units)), None) for f in fams]
+
+
+def _scan_page(builder: _Builder, res: Any) -> Page:
+    layers, transforms = list(res.layers), list(res.transforms)
+    scores = getattr(res, "scores", None) or {}
+    responses = getattr(res, "responses", None) or {}
+    matches = list(getattr(res, "matches", None) or [])
+    circuits = list(getattr(res, "circuits", None) or [])
+    config = getattr(res, "config", None) or {}
+    header = [("model", str(res.model)), ("layers", ", ".join(layers)), ("transforms", ", ".join(transforms))]
+    header += [(f"config: {k}", json.dumps(v, sort_keys=True, default=str)) for k, v in sorted(config.items())]
+    rows: list[list[str]] = []
+    layer_sections: list[Section] = []
+    for layer in layers:
+        section = Section(f"layer {layer}", f"layer-{slug(layer)}")
+        layer_sections.append(section)
+        for t in transforms:
+            fams = res.families.get(layer, {}).get(t)
+            if fams is None:
+                continue
+            resp = responses.get(layer, {}).get(t)
+            paired = _pair(list(fams), list(scores.get(layer, {}).get(t, [])))
+            best = max((s for s in paired if s is not None), key=lambda s: s.equivariance, default=None)
+            rows.append([
+                layer, t, str(len(resp.units)) if resp is not None else "n/a",
+                str(len(getattr(fams, "selective", []))), str(len(getattr(fams, "invariant", []))), str(len(fams)),
+                str(sum(len(f.units) for f in fams)), _num(best.equivariance) if best else "n/a",
+                _num(best.p_value, ".3g") if best else "n/a",
+            ])  # fmt: skip
+            sub = Section(f"{layer} · {t}", f"layer-{slug(layer)}--{slug(t)}", level=3)
+            invariant = list(getattr(fams, "invariant", []))
+            sub.paragraphs.append(
+                f"{_count(len(fams), 'family', 'families')}; {_count(len(getattr(fams, 'selective', [])), 'selective unit')}; "
+                f"{_count(len(invariant), 'invariant unit')}"
+                + (f": {_units(layer, invariant, _MAX_LISTED)}" if invariant else ".")
+            )
+            if not fams:
+                sub.paragraphs.append("No families found.")
+            for i, (fam, sc) in enumerate(zip(fams, paired)):
+                name = f"{slug(layer)}__{slug(t)}__f{i:02d}"
+                title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {_period(fam.period, t)}"
+                sub.cards.append(_family_card(builder, fam, sc, resp, matches, name, title))
+            layer_sections.append(sub)
+    summary = Section("Summary", "summary")
+    summary.table = Table(["layer", "transform", "units probed", "selective", "invariant", "families",
+                           "units in families", "best equivariance", "its p-value"], rows, {2, 3, 4, 5, 6, 7, 8})  # fmt: skip
+    summary_fn = getattr(res, "summary", None)
+    if callable(summary_fn):
+        summary.preformatted = str(summary_fn())
+    sections = [summary]
+    if matches:
+        sections.append(Section("Matched labels", "matches", table=Table(
+            ["label", "layer", "transform", "overlap", "labelled units", "found units"],
+            [[str(m.get("label", "")), str(m.get("layer", "")), str(m.get("transform", "")),
+              f"{_num(100 * float(m.get('overlap', math.nan)), '.0f')}%",
+              ", ".join(map(str, m.get("label_units", []))), ", ".join(map(str, m.get("found_units", [])))] for m in matches],
+            {3})))  # fmt: skip
+    sections += layer_sections
+    circ = Section("Circuits", "circuits")
+    circ.paragraphs.append(f"{_count(len(circuits), 'circuit')}." if circuits else "No circuits.")
+    circ.cards = [_circuit_card(builder, c, i) for i, c in enumerate(circuits)]
+    sections.append(circ)
+    return Page(f"equifind report: {res.model}", header, sections)

@@ -1,0 +1,300 @@
+"""Figures of one family: tuning heatmap, polar tuning, stimulus strip, equivariance matrix, hue × orientation.
+
+Each function takes a :class:`~equifind.Family` or :class:`~equifind.FamilyScore`
+(the members in family order) and the layer's :class:`~equifind.Responses`, and
+returns a :class:`matplotlib.figure.Figure` built without pyplot (no global
+figure registry, no backend switch, nothing to close); save it with
+:func:`save_figure`. Responses are normalised per member (row) to [0, 1], so one
+colour scale serves the whole figure.
+
+>>> fig = tuning_heatmap(family, responses)
+>>> save_figure(fig, "out/mixed3b_rotation_tuning", ("png", "svg"))
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+from ..families import Family
+from ..responses import Responses
+from ..score import FamilyScore
+from ._data import (
+    Members, axis_label, expected_peaks, hue_angle, hue_grid, hue_rgb, member_hues, member_rows, members_of,
+    normalise_rows, preferred_stimuli, tick_text, tuning_curves,
+)  # fmt: skip
+from ._files import save_figure  # re-exported
+
+__all__ = [
+    "tuning_heatmap",
+    "polar_tuning",
+    "stimulus_strip",
+    "equivariance_matrix",
+    "hue_orientation_map",
+    "hue_rgb",
+    "save_figure",
+    "CIRCULAR",
+]
+
+#: Transforms whose parameter is an angle (polar plots make sense).
+CIRCULAR: tuple[str, ...] = ("rotation", "hue", "hue_rotation")
+_CMAP = "viridis"
+_NORMALISED = "normalised response\n(per row: 0 = min, 1 = max)"
+
+
+# --------------------------------------------------------------------------- axes
+
+
+def _set_param_ticks(ax: Axes, x: np.ndarray, transform: str, max_ticks: int = 9) -> None:
+    step = max(1, math.ceil(len(x) / max_ticks))
+    idx = list(range(0, len(x), step))
+    ax.set_xticks(idx)
+    ax.set_xticklabels([tick_text(float(x[i]), transform) for i in idx])
+
+
+def _unit_ticks(ax: Axes, units: list[int], axis: str = "y", max_ticks: int = 40) -> None:
+    step = max(1, math.ceil(len(units) / max_ticks))
+    idx = list(range(0, len(units), step))
+    labels = [str(units[i]) for i in idx]
+    if axis == "y":
+        ax.set_yticks(idx)
+        ax.set_yticklabels(labels)
+    else:
+        ax.set_xticks(idx)
+        ax.set_xticklabels(labels)
+
+
+def _title(m: Members, what: str) -> str:
+    return f"{m.layer} · {m.transform} family of {len(m.units)} units (period {m.period:g})\n{what}"
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def tuning_heatmap(family: Family | FamilyScore, responses: Responses) -> Figure:
+    """Members × transform parameter: each member's tuning curve, normalised per row.
+
+    Rows are sorted by preferred parameter; a member's curve is its response to
+    its best stimulus variant over the transform grid (hue_rotation: over
+    orientation, at the member's best hue).
+
+    Args:
+        family: the family (members in family order).
+        responses: the layer's responses for the family's transform.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: responses of another layer or transform, or lacking members.
+        TypeError: arguments of the wrong type.
+    """
+    m = members_of(family)
+    x, curves, _ = tuning_curves(m, responses)
+    order = sorted(range(len(m.units)), key=lambda i: (m.preferred[i], i))
+    data = normalise_rows(curves[order])
+    units = [m.units[i] for i in order]
+    fig = Figure(figsize=(7.0, min(12.0, 2.2 + 0.25 * len(units))), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(data, aspect="auto", cmap=_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+    _set_param_ticks(ax, x, m.transform)
+    _unit_ticks(ax, units)
+    ax.set_xlabel(axis_label(m.transform))
+    ax.set_ylabel(f"{m.layer} unit (sorted by preferred)")
+    ax.set_title(_title(m, "tuning curves"), fontsize=9)
+    fig.colorbar(im, ax=ax, label=_NORMALISED, shrink=0.9)
+    return fig
+
+
+def polar_tuning(family: Family | FamilyScore, responses: Responses) -> Figure:
+    """Each member's tuning curve on a polar axis, coloured by its preferred angle or hue.
+
+    Rotation families are coloured with a cyclic colour map over the family's period;
+    hue families in the colour at the centre of each member's preferred stimulus (else
+    the colour of its preferred hue parameter); hue_rotation families in the colour of
+    each member's preferred hue parameter.
+
+    Args:
+        family: a rotation, hue or hue_rotation family.
+        responses: the layer's responses for that transform.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: a transform without an angle (flip, scale), or bad responses.
+    """
+    m = members_of(family)
+    if m.transform not in CIRCULAR:
+        raise ValueError(f"polar_tuning needs a circular transform {list(CIRCULAR)}, got {m.transform!r}")
+    x, curves, hues = tuning_curves(m, responses)
+    data = normalise_rows(curves)
+    theta = np.deg2rad(np.append(x, x[0] + 360.0))
+    fig = Figure(figsize=(6.0, 5.2), layout="constrained")
+    ax = fig.add_subplot(projection="polar")
+    cyclic = matplotlib.colormaps["twilight_shifted"]
+    if m.transform == "rotation":
+        period = m.period if math.isfinite(m.period) and m.period > 0 else 360.0
+        colours = [cyclic((p % period) / period) for p in m.preferred]
+    elif hues is not None:  # hue_rotation: the preferred hue shift (a contrast has no single hue)
+        colours = [tuple(c) for c in hue_rgb(hues)]
+    else:
+        colours = [tuple(c) for c in hue_rgb(member_hues(m, responses, np.asarray(m.preferred, dtype=np.float64)))]
+    for i, u in enumerate(m.units):
+        r = np.append(data[i], data[i, 0])
+        ax.plot(theta, r, color=colours[i], linewidth=1.6, label=f"{u}")
+        peak = int(np.argmax(data[i]))
+        ax.plot([theta[peak]], [1.0], "o", color=colours[i], markersize=4)
+    ax.set_rlim(0.0, 1.05)
+    ax.set_rticks([0.5, 1.0])
+    ax.set_rlabel_position(22.5)
+    ax.set_title(_title(m, f"polar tuning; angle: {axis_label(m.transform)}; radius: normalised response"), fontsize=8)
+    if len(m.units) <= 16:
+        ax.legend(title=f"{m.layer} unit", loc="upper left", bbox_to_anchor=(1.05, 1.0), fontsize=7, title_fontsize=7)
+    if m.transform == "rotation":
+        sm = ScalarMappable(norm=Normalize(0.0, period), cmap=cyclic)
+        fig.colorbar(sm, ax=ax, label="preferred angle (degrees)", shrink=0.6, location="left")
+    return fig
+
+
+def stimulus_strip(family: Family | FamilyScore, responses: Responses, *, columns: int = 12) -> Figure:
+    """Each member's best stimulus transformed to its preferred parameter, in family order.
+
+    The stimulus is ``responses.stimuli[best variant]`` transformed by the grid
+    parameter of the member's peak response (about ``responses.meta["center"]``); the
+    unit number is written under each image, the parameter above.
+
+    Args:
+        family: the family.
+        responses: the layer's responses, with ``stimuli``.
+        columns: images per row of the strip.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: responses without stimuli, or not matching the family; ``columns < 1``.
+    """
+    if not isinstance(columns, int) or columns < 1:
+        raise ValueError(f"columns must be a positive int, got {columns!r}")
+    m = members_of(family)
+    images, labels = preferred_stimuli(m, responses)
+    n = len(m.units)
+    ncols = min(n, columns)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(max(5.0, 1.05 * ncols), 0.8 + 1.45 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(images[i].permute(1, 2, 0).numpy(), interpolation="bilinear")
+        ax.set_xlabel(str(m.units[i]), fontsize=8)
+        ax.set_title(labels[i], fontsize=7)
+    fig.suptitle(_title(m, f"best stimuli at the preferred parameter ({m.layer} unit below)"), fontsize=8)
+    return fig
+
+
+def equivariance_matrix(family: Family | FamilyScore, responses: Responses) -> Figure:
+    """Responses of every member to the first member's best stimulus under each transform step.
+
+    Rows are the members in family order; column ``s`` is the response to ``g_s·x``,
+    ``x`` the first member's best stimulus; rows are normalised to [0, 1]. For a true
+    family, f(g·x) = P_g f(x): each member peaks where g carries the first member's
+    preference onto its own, a diagonal band; circles mark those expected peaks
+    (rotation, hue and flip).
+
+    Args:
+        family: the family.
+        responses: the layer's responses for the family's transform.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: responses not matching the family.
+    """
+    m = members_of(family)
+    rows = member_rows(m, responses)
+    v0 = int(responses.best_variants()[rows[0]])
+    data = normalise_rows(responses.values[rows, v0, :].double().numpy())
+    n, s = data.shape
+    fig = Figure(figsize=(7.0, min(12.0, 2.6 + 0.25 * n)), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(data, aspect="auto", cmap=_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+    _unit_ticks(ax, m.units)
+    ax.set_ylabel(f"{m.layer} unit (family order)")
+    cols: list[float] = []
+    if m.transform == "hue_rotation":
+        k = hue_grid(responses)
+        grid = responses.params.double().view(k, k, 2)
+        ax.set_xticks([i * k for i in range(k)])
+        ax.set_xticklabels([f"{float(h):g}°" for h in grid[:, 0, 0]])
+        for i in range(1, k):
+            ax.axvline(i * k - 0.5, color="white", linewidth=0.5)
+        ax.set_xlabel("g = (hue shift, rotation): hue blocks (degrees), rotation 0–360° within each")
+    else:
+        _set_param_ticks(ax, responses.params.double().numpy(), m.transform)
+        ax.set_xlabel(f"g: {axis_label(m.transform)}")
+        cols, rws = expected_peaks(m, data, responses)
+        if cols:
+            ax.scatter(cols, rws, s=28, facecolors="none", edgecolors="white", linewidths=1.2)
+        ax.set_xlim(-0.5, s - 0.5)
+    what = f"f(g·x) = P_g f(x)? x = best stimulus of unit {m.units[0]}" + ("; ○ expected peaks" if cols else "")
+    ax.set_title(_title(m, what), fontsize=9)
+    fig.colorbar(im, ax=ax, label=_NORMALISED, shrink=0.9)
+    return fig
+
+
+def hue_orientation_map(family: Family | FamilyScore, responses: Responses | None = None) -> Figure:
+    """Preferred hue against preferred orientation of a hue_rotation family.
+
+    Each member sits at its (hue, orientation) peak, drawn in its hue's colour, or,
+    when the responses carry stimuli, as its preferred stimulus (as in the Distill
+    article's colour-contrast grid); the unit number is written beside it.
+
+    Args:
+        family: a hue_rotation family.
+        responses: the layer's hue_rotation responses; without them, the family's
+            ``preferred_hue`` and ``preferred`` are used.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: a family of another transform, or no way to know the hues.
+    """
+    m = members_of(family)
+    if m.transform != "hue_rotation":
+        raise ValueError(f"hue_orientation_map needs a 'hue_rotation' family, got {m.transform!r}")
+    hue, angle = hue_angle(m, responses)
+    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    thumbs = None
+    if responses is not None and responses.stimuli is not None:
+        thumbs, _ = preferred_stimuli(m, responses)
+    ax.scatter(hue, angle, c=hue_rgb(hue), s=60, edgecolors="black", linewidths=0.5, zorder=2)
+    for i, u in enumerate(m.units):
+        if thumbs is not None:
+            img = thumbs[i].permute(1, 2, 0).numpy()
+            box = OffsetImage(img, zoom=28.0 / max(img.shape[:2]))
+            ax.add_artist(AnnotationBbox(box, (hue[i], angle[i]), frameon=True, pad=0.1, zorder=3))
+        ax.annotate(str(u), (hue[i], angle[i]), xytext=(0, -22 if thumbs is not None else -10),
+                    textcoords="offset points", ha="center", va="top", fontsize=7, zorder=4)  # fmt: skip
+    ax.set_xlim(-30.0, 390.0)
+    ax.set_ylim(-45.0, 390.0)
+    ax.set_xticks(range(0, 361, 45))
+    ax.set_yticks(range(0, 361, 45))
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.set_xlabel("preferred hue shift (degrees, YIQ)")
+    ax.set_ylabel("preferred orientation (degrees)")
+    ax.set_title(_title(m, f"hue × orientation ({m.layer} unit below each)"), fontsize=9)
+    return fig

@@ -1,0 +1,193 @@
+"""report(): index.html and figure files for scans, families, scores and circuits; escaping; atomicity."""
+
+from __future__ import annotations
+
+import html.parser
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+import equifind as ef  # noqa: E402
+from equifind.report import figures as figures_module  # noqa: E402  (ef.report is the function)
+from equifind.families import FamilyList  # noqa: E402
+from equifind.report import report  # noqa: E402
+from test_figures import as_score, flip_case, hue_case, hue_rotation_case, make_circuit, rotation_case  # noqa: E402
+
+ODD_LAYER = "conv<1>"  # must be escaped in the page and made safe in file names
+AMP_LAYER = "mixed&2"
+
+
+def stand_in_scan(real: bool = False) -> Any:
+    """A small scan: a rotation family in conv<1>, a hue and a flip family in mixed&2, one circuit."""
+    rot, rot_resp = rotation_case(layer=ODD_LAYER)
+    hue, hue_resp = hue_case(layer=AMP_LAYER)
+    flip, flip_resp = flip_case(layer=AMP_LAYER)
+    families = {
+        ODD_LAYER: {"rotation": FamilyList([rot], invariant=[9, 10], selective=list(range(9)))},
+        AMP_LAYER: {"hue": FamilyList([hue], invariant=[], selective=list(range(6))),
+                    "flip": FamilyList([flip], invariant=[0], selective=[3, 5])},
+    }  # fmt: skip
+    scores = {
+        ODD_LAYER: {"rotation": [as_score(rot, rot_resp)]},
+        AMP_LAYER: {"hue": [as_score(hue, hue_resp)], "flip": [as_score(flip, flip_resp)]},
+    }
+    responses = {ODD_LAYER: {"rotation": rot_resp}, AMP_LAYER: {"hue": hue_resp, "flip": flip_resp}}
+    fields = dict(
+        model="toy<net>", layers=[ODD_LAYER, AMP_LAYER], transforms=["rotation", "hue", "flip"],
+        config={"steps": 16, "note": "<script>alert(1)</script>"}, families=families, scores=scores,
+        responses=responses, circuits=[make_circuit(source_layer=ODD_LAYER, target_layer=AMP_LAYER)],
+        matches=[{"layer": ODD_LAYER, "transform": "rotation", "label": "curve <detectors>", "found_units": [0, 1, 2],
+                  "label_units": [0, 1, 2, 3], "overlap": 0.75}],
+    )  # fmt: skip
+    if real:
+        return ef.ScanResult(**fields)
+    return SimpleNamespace(**fields, summary=lambda: "equifind scan of toy<net>\nlayer conv<1> ...")
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.imgs: list[str] = []
+        self.hrefs: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a["src"] or "")
+        if tag == "a" and a.get("href") and not a["href"].startswith("#"):
+            self.hrefs.append(a["href"])
+
+
+def parse(index: Path) -> _Links:
+    p = _Links()
+    p.feed(index.read_text(encoding="utf-8"))
+    return p
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_scan_report_writes_index_with_existing_images_and_escaped_text(tmp_path: Path) -> None:
+    out = report(stand_in_scan(), tmp_path / "rep", formats=("png", "svg", "html"))
+    assert out == tmp_path / "rep"
+    index = out / "index.html"
+    text = index.read_text(encoding="utf-8")
+    links = parse(index)
+    assert len(links.imgs) >= 10  # 4 + 3 + 3 family figures + 1 weight diagram
+    from urllib.parse import unquote
+
+    for ref in links.imgs + links.hrefs:
+        assert (out / unquote(ref)).is_file(), ref
+    assert all(ref.endswith(".png") for ref in links.imgs)  # PNG preferred
+    assert "script" not in links.tags and "<script>" not in text and "&lt;script&gt;" in text
+    assert "conv<1>" not in text and "&lt;1&gt;" in text and "mixed&2" not in text and "mixed&amp;2" in text
+    assert "conv&lt;1&gt;:0, conv&lt;1&gt;:1" in text  # units written layer:unit
+    assert "curve &lt;detectors&gt; (overlap 75%)" in text  # matched label on the card
+    assert "equivariant→equivariant" in text and "Circuits" in text
+    assert "http://" not in text and "https://" not in text  # self-contained
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # no staging directory left
+    assert plt.get_fignums() == []
+
+
+def test_real_scan_result_and_reproducible_index(tmp_path: Path) -> None:
+    res = stand_in_scan(real=True)
+    a = report(res, tmp_path / "a", formats=("html", "png"))
+    b = report(res, tmp_path / "b", formats=("html", "png"))
+    assert (a / "index.html").read_bytes() == (b / "index.html").read_bytes()
+    assert "equifind scan of toy&lt;net&gt;" in (a / "index.html").read_text()  # ScanResult.summary() is shown
+
+
+def test_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(figures_module, "polar_tuning", boom)
+    with pytest.raises(RuntimeError, match="figure failed"):
+        report(stand_in_scan(), tmp_path / "rep", formats=("png", "html"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_keeps_the_previous_report_and_other_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run1"
+    out.mkdir()
+    (out / "scan.json").write_text("{}")
+    fam, resp = rotation_case()
+    report(fam, out, formats=("png", "html"), responses=resp)
+    before = {name: (out / name).read_bytes() for name in files_under(out) if (out / name).is_file()}
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(figures_module, "equivariance_matrix", boom)
+    with pytest.raises(RuntimeError):
+        report(fam, out, formats=("png", "svg", "html"), responses=resp)
+    assert {name: (out / name).read_bytes() for name in files_under(out) if (out / name).is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run1"]
+
+
+def test_rereport_replaces_report_files_only(tmp_path: Path) -> None:
+    out = tmp_path / "run1"
+    fam, resp = rotation_case()
+    report(fam, out, formats=("png", "svg", "html"), responses=resp)
+    (out / "scan.json").write_text("{}")
+    assert any(p.suffix == ".svg" for p in (out / "figures").iterdir())
+    report(make_circuit(), out, formats=("png", "html"))
+    assert (out / "scan.json").read_text() == "{}"
+    assert [p.name for p in (out / "figures").iterdir()] == [p.name for p in (out / "figures").glob("circuit*.png")]
+    assert "circuit" in (out / "index.html").read_text()
+
+
+def test_family_without_responses_says_what_is_missing(tmp_path: Path) -> None:
+    fam, resp = rotation_case()
+    out = report(fam, tmp_path / "f", formats=("png", "html"))
+    text = (out / "index.html").read_text()
+    assert "they need the layer&#x27;s Responses" in text
+    assert not (out / "figures").exists()
+    out = report(as_score(fam, resp), tmp_path / "s", formats=("png", "pdf", "html"), responses=resp)
+    names = sorted(p.name for p in (out / "figures").iterdir())
+    assert any(n.endswith("__tuning.pdf") for n in names) and any(n.endswith("__equivariance.png") for n in names)
+    assert "equivariance score" in (out / "index.html").read_text()
+
+
+def test_hue_rotation_family_gets_the_hue_orientation_map(tmp_path: Path) -> None:
+    fam, resp = hue_rotation_case()
+    out = report(fam, tmp_path / "hr", formats=("png", "html"), responses=resp)
+    kinds = sorted(p.stem.rsplit("__", 1)[1] for p in (out / "figures").iterdir())
+    assert kinds == ["equivariance", "hue_orientation", "polar", "stimuli", "tuning"]
+    out = report(fam, tmp_path / "hr_alone", formats=("png", "html"))  # the family's own hues suffice
+    assert [p.stem.rsplit("__", 1)[1] for p in (out / "figures").iterdir()] == ["hue_orientation"]
+
+
+def test_formats_select_the_files(tmp_path: Path) -> None:
+    c = make_circuit()
+    out = report(c, tmp_path / "pdf_only", formats=("pdf",))
+    assert files_under(out) == ["figures", "figures/circuit00__conv2d1__conv2d2__rotation__weights.pdf"]
+    assert all(p.stat().st_mode & 0o044 == 0o044 for p in out.rglob("*"))  # readable by others, not mkstemp's 0600
+    out = report(c, tmp_path / "html_only", formats=["html"])
+    assert files_under(out) == ["index.html"] and "<img" not in (out / "index.html").read_text()
+
+
+def test_bad_arguments_raise_before_writing(tmp_path: Path) -> None:
+    fam, resp = rotation_case()
+    with pytest.raises(TypeError, match="ScanResult, Family, FamilyScore or CircuitScore, got dict"):
+        report({"layers": []}, tmp_path / "x")
+    with pytest.raises(ValueError, match="unknown format 'jpeg'"):
+        report(fam, tmp_path / "x", formats=("png", "jpeg"), responses=resp)
+    with pytest.raises(ValueError, match="only for a Family or FamilyScore"):
+        report(make_circuit(), tmp_path / "x", responses=resp)
+    with pytest.raises(TypeError, match="responses must be"):
+        report(fam, tmp_path / "x", responses=resp.values)  # type: ignore[arg-type]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError):
+        report(fam, tmp_path / "file", formats=("html",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
