@@ -356,15 +356,8 @@ def _circle_grid(n: int, period: float) -> Tensor:
 # --------------------------------------------------------------------------- concrete groups
 
 
-class Rotation(Transform):
-    """Rotation by an angle in degrees, counter-clockwise as displayed."""
-
-    name = "rotation"
-    period = 360.0
-    identity = 0.0
-
-    def _apply(self, images: Tensor, params: Tensor, center: Center) -> Tensor:
-        return _resample(images, _rotation_matrices(params), center)
+class _Circular(Transform):
+    """A group of angles in degrees, added modulo 360 (rotation, hue)."""
 
     def grid(self, n: int) -> Tensor:
         return _circle_grid(n, 360.0)
@@ -376,7 +369,18 @@ class Rotation(Transform):
         return _wrap(-a, 360.0)
 
 
-class Hue(Transform):
+class Rotation(_Circular):
+    """Rotation by an angle in degrees, counter-clockwise as displayed."""
+
+    name = "rotation"
+    period = 360.0
+    identity = 0.0
+
+    def _apply(self, images: Tensor, params: Tensor, center: Center) -> Tensor:
+        return _resample(images, _rotation_matrices(params), center)
+
+
+class Hue(_Circular):
     """Rotation of the YIQ chroma plane about the grey axis, in degrees."""
 
     name = "hue"
@@ -433,15 +437,6 @@ class Hue(Transform):
         raw = self._unclipped(images, self._params(params, images))
         outside = (raw < -1e-6) | (raw > 1.0 + 1e-6)
         return raw.clamp(0.0, 1.0), outside.flatten(1).to(images.dtype).mean(dim=1)
-
-    def grid(self, n: int) -> Tensor:
-        return _circle_grid(n, 360.0)
-
-    def compose(self, a: Params, b: Params) -> Params:
-        return _wrap(a + b, 360.0)
-
-    def inverse(self, a: Params) -> Params:
-        return _wrap(-a, 360.0)
 
 
 class Flip(Transform):
