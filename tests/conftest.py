@@ -24,6 +24,15 @@ def no_hook_leaks():
         pytest.fail(f"hooks left on modules after the test: {left}", pytrace=False)
 
 
+@pytest.fixture
+def one_thread():
+    """Small tensor ops on a shared CPU: one torch thread is faster and fair to other processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

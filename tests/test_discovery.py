@@ -31,13 +31,7 @@ TOL = STEP / 2  # preferred parameters of planted units are recovered within hal
 LAYER = "1"  # the planted conv+ReLU: Sequential(conv, relu), the ReLU's output
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small nets on a shared CPU: one torch thread is faster and fair to other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- helpers ------------------------------------------------------------------------

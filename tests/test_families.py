@@ -23,13 +23,7 @@ ROTATION = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensor ops: one torch thread is faster, and fair to the other processes on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def circular_error(a: list[float] | torch.Tensor, b: list[float] | torch.Tensor, period: float) -> float:
