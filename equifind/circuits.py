@@ -637,6 +637,7 @@ def find_circuits(
     n_null: int = 200,
     seed: int = 0,
     *,
+    min_score: float = -1.0,
     reference: Reference = "mean",
     null: Null = "kernels",
 ) -> list[CircuitScore]:
@@ -659,6 +660,10 @@ def find_circuits(
             must be keys of ``families_by_layer``).
         transform, n_null, seed, reference, null: as in :func:`circuit_symmetry`.
         alpha: keep circuits with ``p_value < alpha``.
+        min_score: and with ``score >= min_score`` (default: any score). With the
+            default "kernels" null, weights with a faint but consistent bias reach
+            p < 0.01 at scores near 0.1; a floor such as 0.5 keeps the circuits
+            whose kernels are mostly predicted by the symmetry.
 
     Returns:
         The significant :class:`CircuitScore` s, highest score first.
@@ -671,6 +676,8 @@ def find_circuits(
     _check_model(model)
     if not 0 < alpha <= 1:
         raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+    if not -1.0 <= min_score <= 1.0:
+        raise ValueError(f"min_score must be in [-1, 1] (a mean cosine), got {min_score!r}")
     layers = list(families_by_layer)
     invariant = dict(invariant_by_layer or {})
     for layer in [*layers, *invariant]:
@@ -703,4 +710,4 @@ def find_circuits(
         for src, tgt, tr in pairs:
             w = weights[[t_pos[u] for u in tgt.units]][:, [s_pos[u] for u in src.units]]
             found.append(_score(w, src, tgt, tr, n_null, seed, reference, null))
-    return sorted((c for c in found if c.p_value < alpha), key=lambda c: -c.score)
+    return sorted((c for c in found if c.p_value < alpha and c.score >= min_score), key=lambda c: -c.score)

@@ -67,13 +67,14 @@ def _cmd_scan(args: argparse.Namespace) -> None:
         model, layers=layers, transforms=args.transforms, config=cfg.replace(steps=args.steps),
         out=args.out, resume=not args.no_resume, seed=args.seed, progress=not args.quiet,
     )  # fmt: skip
-    result.compare()
+    if result.model == "inceptionv1":  # the Circuits thread's labels number its units
+        result.compare()
     result.save(args.out)
     print(result.summary())
     if not args.no_report:
         from .report import report
 
-        out = report(result, args.out, formats=tuple(args.formats))
+        out = report(result, args.out, formats=tuple(args.formats), progress=not args.quiet)
         print(f"\nreport: {_page(out, args.formats)}")
 
 
@@ -92,7 +93,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from .scan import ScanResult
 
     result = ScanResult.load(args.dir)
-    out = report(result, args.out or args.dir, formats=tuple(args.formats))
+    out = report(result, args.out or args.dir, formats=tuple(args.formats), progress=True)
     print(f"report: {_page(out, args.formats)}")
 
 

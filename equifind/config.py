@@ -30,6 +30,8 @@ class ScanConfig:
         circuits: check circuits between families of consecutive layers.
         circuit_n_null: relabelled circuits per check.
         alpha: keep circuits with p < alpha.
+        circuit_min_score: and with a symmetry score of at least this (the kernel
+            null is weak: a faint but real bias passes it at scores near 0.1).
         seed: seed of every random choice.
     """
 
@@ -45,6 +47,7 @@ class ScanConfig:
     circuits: bool = True
     circuit_n_null: int = 200
     alpha: float = 0.01
+    circuit_min_score: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -55,6 +58,8 @@ class ScanConfig:
             raise ValueError(f"steps must be an int ≥ 2, got {self.steps!r}")
         if self.n_null < 0 or self.circuit_n_null < 0:
             raise ValueError("n_null and circuit_n_null must be ≥ 0")
+        if not -1.0 <= self.circuit_min_score <= 1.0:
+            raise ValueError(f"circuit_min_score must be in [-1, 1], got {self.circuit_min_score!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScanConfig:
@@ -67,7 +72,7 @@ class ScanConfig:
         for key, value in data.items():
             if isinstance(value, dict) and key in ("probe", "families", "circuits", "scan"):
                 for k, v in value.items():
-                    flat[{"enabled": "circuits", "n_null": "circuit_n_null"}.get(k, k) if key == "circuits" else k] = v
+                    flat[{"enabled": "circuits", "n_null": "circuit_n_null", "min_score": "circuit_min_score"}.get(k, k) if key == "circuits" else k] = v
             else:
                 flat[key] = value
         names = {f.name for f in fields(cls)}

@@ -17,6 +17,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +38,8 @@ __all__ = ["scan", "ScanResult", "load_labels"]
 
 T = TypeVar("T")
 _FORMAT = "equifind.ScanResult/1"
+_LABELLED_MODEL = "inceptionv1"  # the model whose unit numbers the default labels use
+SUMMARY_CIRCUITS = 20  # circuits listed in summary(); the report shows all
 
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -110,7 +113,7 @@ class ScanResult:
 
     def summary(self) -> str:
         """A readable table: one row per layer and transform."""
-        head = f"{'layer':<10} {'transform':<12} {'units':>5} {'select.':>7} {'invar.':>6} {'fams':>4} {'in fams':>7}  best family"
+        head = f"{'layer':<10} {'transform':<12} {'units':>5} {'select.':>7} {'invar.':>6} {'fams':>4} {'in fams':>7}  largest family"
         rows = [f"equifind scan of {self.model}", head, "-" * len(head)]
         for layer in self.layers:
             for t in self.transforms:
@@ -122,7 +125,9 @@ class ScanResult:
                 best = ""
                 scores = self.scores.get(layer, {}).get(t, [])
                 if fams:
-                    i = max(range(len(fams)), key=lambda j: (scores[j].equivariance if j < len(scores) else fams[j].score))
+                    # the largest significant family (then the most equivariant)
+                    i = max(range(len(fams)), key=lambda j: (
+                        fams[j].p_value <= 0.05, len(fams[j]), scores[j].equivariance if j < len(scores) else fams[j].score))
                     f = fams[i]
                     eq = f" equivariance {scores[i].equivariance:.2f}" if i < len(scores) else ""
                     best = f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {f.period:g}{eq} p={f.p_value:.2g}"
@@ -133,21 +138,33 @@ class ScanResult:
                 )
         if self.circuits:
             rows.append("")
-            rows.append("circuits (p < alpha):")
-            for c in self.circuits:
+            rows.append(f"circuits ({len(self.circuits)} with p < alpha and score ≥ the floor; the {min(len(self.circuits), SUMMARY_CIRCUITS)} best):")
+            for c in sorted(self.circuits, key=lambda c: -c.score)[:SUMMARY_CIRCUITS]:
                 rows.append(
                     f"  {c.source_layer}{c.source_units[:6]} → {c.target_layer}{c.target_units[:6]} "
                     f"{c.transform} {c.kind}: score {c.score:.2f}, p={c.p_value:.2g}"
                 )
+        if len(self.circuits) > SUMMARY_CIRCUITS:
+            rows.append(f"  … {len(self.circuits) - SUMMARY_CIRCUITS} more in stages/circuits/ and the report")
         return "\n".join(rows)
 
     def compare(self, labels: Sequence[dict[str, Any]] | str | os.PathLike | None = None) -> list[dict[str, Any]]:
         """Match found families against hand-labelled ones (default: the Circuits thread's).
 
+        The default labels number the units of Lucid's InceptionV1 (``inceptionv1``);
+        for another model they mean nothing, so nothing is compared (with a warning).
+
         For each label, the found family of the same layer and transform with the largest
         overlap. Returns (and stores in ``matches``) dicts with ``label``, ``layer``,
         ``transform``, ``label_units``, ``found_units`` and ``overlap`` (shared / labelled).
         """
+        if labels is None and self.model != _LABELLED_MODEL:
+            warnings.warn(
+                f"the Circuits thread's labels number the units of {_LABELLED_MODEL!r}, not of {self.model!r}; "
+                "nothing compared (pass labels= for this model's own table)", stacklevel=2,
+            )  # fmt: skip
+            self.matches = []
+            return []
         table = load_labels(labels) if labels is None or isinstance(labels, (str, os.PathLike)) else list(labels)
         out = []
         for lab in table:
@@ -394,7 +411,8 @@ def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, root: Path
             by_layer = {layer: list(result.families[layer][t]) for layer in result.layers}
             invariant = {layer: list(result.families[layer][t].invariant) for layer in result.layers}
             loaded = find_circuits(
-                model, by_layer, invariant, transform=t, alpha=cfg.alpha, n_null=cfg.circuit_n_null, seed=cfg.seed
+                model, by_layer, invariant, transform=t, alpha=cfg.alpha, n_null=cfg.circuit_n_null, seed=cfg.seed,
+                min_score=cfg.circuit_min_score,
             )
             result.timings[f"circuits/{t}"] = time.perf_counter() - start
             if root is not None:

@@ -210,6 +210,11 @@ def test_find_circuits_returns_the_planted_circuits_first():
     assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
     direct = circuit_symmetry(m, Units("2", p.source_units), ("3", p.target_units))
     assert found[0].score == pytest.approx(direct.score) and found[0].p_value == direct.p_value
+    floor = (found[0].score + found[-1].score) / 2 if len(found) > 1 else found[0].score
+    strong = find_circuits(m, fams, invariant_by_layer={"2": p.source_units}, min_score=floor)
+    assert [(c.target_units, c.score) for c in strong] == [(c.target_units, c.score) for c in found if c.score >= floor]
+    with pytest.raises(ValueError, match="min_score must be in"):
+        find_circuits(m, fams, min_score=2.0)
 
 
 # --------------------------------------------------------------------------- designed equivariance (e2cnn)

@@ -113,3 +113,5 @@ def test_labels_and_compare(planted):
     result = scan(model, ["1"], transforms=["rotation"], config=CONFIG, progress=False)
     matches = result.compare([{"name": "bars", "layer": "1", "transform": "rotation", "units": p.bars}])
     assert matches[0]["overlap"] == 1.0 and sorted(matches[0]["found_units"]) == sorted(p.bars)
+    with pytest.warns(UserWarning, match="labels number the units of 'inceptionv1', not of 'planted'"):
+        assert result.compare() == [] and result.matches == []

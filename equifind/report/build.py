@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from tqdm.auto import tqdm
 
 from ..families import Family
 from ..responses import Responses
@@ -66,6 +67,9 @@ def report(
     formats: Sequence[ReportFormat] = REPORT_FORMATS,
     *,
     responses: Responses | None = None,
+    max_families: int | None = 8,
+    max_circuits: int | None = 24,
+    progress: bool = False,
 ) -> Path:
     """Write the figures and an HTML page for a scan, family, family score or circuit.
 
@@ -82,6 +86,12 @@ def report(
         responses: for a Family or FamilyScore: the layer's :class:`~equifind.Responses`
             for its transform, needed for the tuning, stimulus and equivariance figures
             (without them, the page says what is missing).
+        max_families: for a scan: families per layer and transform drawn as figures
+            (the significant ones first, then the largest, then the most equivariant);
+            the others get a card without figures. None: all.
+        max_circuits: for a scan: circuits drawn as weight diagrams (highest score
+            first); the others get a card without figures. None: all.
+        progress: show a progress bar while the figures are drawn.
 
     Returns:
         ``out_dir`` as a Path (the page is ``out_dir / "index.html"``).
@@ -93,6 +103,9 @@ def report(
         NotADirectoryError: ``out_dir`` exists and is a file.
     """
     fmts = check_formats(formats, REPORT_FORMATS)
+    for name, limit in (("max_families", max_families), ("max_circuits", max_circuits)):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"{name} must be None or an int >= 0, got {limit!r}")
     builder = _Builder(tuple(f for f in fmts if f in IMAGE_FORMATS))
     if responses is not None and not isinstance(responses, Responses):
         raise TypeError(f"responses must be an equifind Responses or None, got {type(responses).__name__}")
@@ -103,13 +116,13 @@ def report(
         page = _circuit_page(builder, obj)
     elif all(hasattr(obj, a) for a in _SCAN_ATTRS):
         _no_responses(obj, responses)
-        page = _scan_page(builder, obj)
+        page = _scan_page(builder, obj, max_families, max_circuits)
     else:
         raise TypeError(
             f"report() takes a ScanResult, Family, FamilyScore or CircuitScore, got {type(obj).__name__}"
         )
     with staged_report(out_dir) as stage:
-        for job in builder.jobs:
+        for job in tqdm(builder.jobs, desc="report figures", unit="fig", disable=not progress):
             save_figure(job.draw(), stage / FIGURES_DIR / job.stem, builder.images)
         if "html" in fmts:
             write_index(page, stage / INDEX)
@@ -169,8 +182,9 @@ def _matched(matches: Sequence[dict[str, Any]], layer: str, transform: str, unit
 
 def _family_card(
     builder: _Builder, family: Family | None, score: FamilyScore | None, responses: Responses | None,
-    matches: Sequence[dict[str, Any]], name: str, title: str,
+    matches: Sequence[dict[str, Any]], name: str, title: str, draw: str | None = None,
 ) -> Card:  # fmt: skip
+    """A family's card; ``draw``: why it has no figures (None: draw them)."""
     main: Family | FamilyScore = family if family is not None else score  # type: ignore[assignment]
     layer, t = main.layer, main.transform
     units = list(family.units) if family is not None else list(score.order)  # type: ignore[union-attr]
@@ -200,7 +214,10 @@ def _family_card(
     if family is not None and family.duplicates:
         card.fields.append(("duplicates", ", ".join(f"{layer}:{a} (= {layer}:{b})" for a, b in family.duplicates)))
     card.fields.append(("matched labels", _matched(matches, layer, t, units)))
-    _family_figures(builder, card, main, family, responses, name)
+    if draw is None:
+        _family_figures(builder, card, main, family, responses, name)
+    else:
+        card.notes.append(f"No figures: {draw}.")
     return card
 
 
@@ -247,7 +264,8 @@ def _family_page(builder: _Builder, obj: Family | FamilyScore, responses: Respon
 # --------------------------------------------------------------------------- circuits
 
 
-def _circuit_card(builder: _Builder, c: Any, i: int) -> Card:
+def _circuit_card(builder: _Builder, c: Any, i: int, draw: str | None = None) -> Card:
+    """A circuit's card; ``draw``: why it has no figure (None: draw it)."""
     src, tgt = str(getattr(c, "source_layer", "source")), str(getattr(c, "target_layer", "target"))
     t = str(getattr(c, "transform", ""))
     name = f"circuit{i:02d}__{slug(src)}__{slug(tgt)}__{slug(t or 'any')}"
@@ -264,6 +282,9 @@ def _circuit_card(builder: _Builder, c: Any, i: int) -> Card:
     ]  # fmt: skip
     if not builder.images:
         card.notes.append("No figures: no image format (png, svg, pdf) was requested.")
+    elif draw is not None:
+        card.notes.append(f"No figures: {draw}.")
+        return card
     builder.figure(card, f"{name}__weights", "expanded weights (red excitation, blue inhibition)", lambda: weight_diagram(c))
     return card
 
@@ -283,7 +304,16 @@ def _pair(fams: Sequence[Family], scores: Sequence[FamilyScore]) -> list[FamilyS
     return [next((s for s in scores if set(s.units) == set(f.units)), None) for f in fams]
 
 
-def _scan_page(builder: _Builder, res: Any) -> Page:
+def _rank(fams: Sequence[Family], scores: Sequence[FamilyScore | None]) -> list[int]:
+    """Family indices, most worth a figure first: significant, then largest, then most equivariant."""
+    def key(i: int) -> tuple[bool, int, float]:
+        eq = scores[i].equivariance if scores[i] is not None else fams[i].score  # type: ignore[union-attr]
+        return (fams[i].p_value <= 0.05, len(fams[i].units), eq if math.isfinite(eq) else -math.inf)
+
+    return sorted(range(len(fams)), key=key, reverse=True)
+
+
+def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circuits: int | None) -> Page:
     layers, transforms = list(res.layers), list(res.transforms)
     scores = getattr(res, "scores", None) or {}
     responses = getattr(res, "responses", None) or {}
@@ -319,10 +349,14 @@ def _scan_page(builder: _Builder, res: Any) -> Page:
             )
             if not fams:
                 sub.paragraphs.append("No families found.")
-            for i, (fam, sc) in enumerate(zip(fams, paired)):
+            for rank, i in enumerate(_rank(list(fams), paired)):
+                fam, sc = fams[i], paired[i]
                 name = f"{slug(layer)}__{slug(t)}__f{i:02d}"
                 title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {_period(fam.period, t)}"
-                sub.cards.append(_family_card(builder, fam, sc, resp, matches, name, title))
+                skip = None if max_families is None or rank < max_families else (
+                    f"only the first {max_families} families of {layer} · {t} are drawn "
+                    "(significant, then largest; report(..., max_families=None) draws all)")
+                sub.cards.append(_family_card(builder, fam, sc, resp, matches, name, title, skip))
             layer_sections.append(sub)
     summary = Section("Summary", "summary")
     summary.table = Table(["layer", "transform", "units probed", "selective", "invariant", "families",
@@ -341,6 +375,11 @@ def _scan_page(builder: _Builder, res: Any) -> Page:
     sections += layer_sections
     circ = Section("Circuits", "circuits")
     circ.paragraphs.append(f"{_count(len(circuits), 'circuit')}." if circuits else "No circuits.")
-    circ.cards = [_circuit_card(builder, c, i) for i, c in enumerate(circuits)]
+    circuits.sort(key=lambda c: -float(getattr(c, "score", -math.inf)))
+    circ.cards = [
+        _circuit_card(builder, c, i, None if max_circuits is None or i < max_circuits else
+                      f"only the {max_circuits} highest-scoring circuits are drawn (report(..., max_circuits=None) draws all)")
+        for i, c in enumerate(circuits)
+    ]  # fmt: skip
     sections.append(circ)
     return Page(f"equifind report: {res.model}", header, sections)

@@ -120,19 +120,15 @@ def hue_rotation_case(layer: str = "mixed3a", n: int = 6):
 
 
 def make_circuit(targets: int = 4, sources: int = 3, k: int = 5, source_layer: str = "conv2d1",
-                 target_layer: str = "conv2d2", seed: int = 0):  # fmt: skip
-    """A CircuitScore (or a stand-in with its attributes if equifind.circuits is missing)."""
+                 target_layer: str = "conv2d2", seed: int = 0, score: float = 0.91) -> ef.CircuitScore:  # fmt: skip
+    """A CircuitScore with random weights."""
     w = torch.randn(targets, sources, k, k, generator=torch.Generator().manual_seed(seed))
     w[0, 0, 0, 0] = -5.0  # the largest |w| is negative: a symmetric scale must still reach +5
-    fields = dict(kind="equivariant→equivariant", transform="rotation", score=0.91, p_value=0.004, null_mean=0.21,
+    fields = dict(kind="equivariant→equivariant", transform="rotation", score=score, p_value=0.004, null_mean=0.21,
                   weights=w, cosines=torch.full((targets, sources), 0.9), source_layer=source_layer,
                   target_layer=target_layer, source_units=list(range(10, 10 + sources)),
                   target_units=list(range(20, 20 + targets)))  # fmt: skip
-    try:
-        from equifind.circuits import CircuitScore
-    except ImportError:
-        return SimpleNamespace(**fields)
-    return CircuitScore(**fields)
+    return ef.CircuitScore(**fields)
 
 
 def as_score(fam: Family, resp: ef.Responses) -> FamilyScore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html.parser
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ import equifind as ef  # noqa: E402
 from equifind.report import figures as figures_module  # noqa: E402  (ef.report is the function)
 from equifind.families import FamilyList  # noqa: E402
 from equifind.report import report  # noqa: E402
+from equifind.report._files import slug  # noqa: E402
 from test_figures import as_score, flip_case, hue_case, hue_rotation_case, make_circuit, rotation_case  # noqa: E402
 
 ODD_LAYER = "conv<1>"  # must be escaped in the page and made safe in file names
@@ -191,3 +193,25 @@ def test_bad_arguments_raise_before_writing(tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError):
         report(fam, tmp_path / "file", formats=("html",))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_figure_budget_draws_the_significant_families_and_best_circuits_first(tmp_path: Path) -> None:
+    res = stand_in_scan()
+    rot, rot_resp = rotation_case(layer=ODD_LAYER)
+    weak = dataclasses.replace(rot, p_value=0.5)  # a larger but insignificant family
+    weak = dataclasses.replace(weak, units=[*weak.units, 20], preferred=[*weak.preferred, 359.0])
+    res.families[ODD_LAYER]["rotation"] = FamilyList([weak, rot], invariant=[], selective=[])
+    res.scores[ODD_LAYER]["rotation"] = []
+    res.circuits = [make_circuit(score=0.2), make_circuit(score=0.9)]
+    out = report(res, tmp_path / "r", formats=("png", "html"), max_families=1, max_circuits=1)
+    figures = files_under(out / "figures")
+    # the significant family (listed second) is drawn, the insignificant one is not
+    assert any(f.startswith(f"{slug(ODD_LAYER)}__rotation__f01__") for f in figures), figures
+    assert not any(f.startswith(f"{slug(ODD_LAYER)}__rotation__f00__") for f in figures), figures
+    page = (out / "index.html").read_text()
+    assert "only the first 1 families" in page and "only the 1 highest-scoring circuits" in page
+    circuit_figs = [f for f in figures if f.startswith("circuit")]
+    assert circuit_figs == ["circuit00__conv2d1__conv2d2__rotation__weights.png"]
+    assert page.index("0.900") < page.index("0.200")  # best circuit first
+    with pytest.raises(ValueError, match="max_families must be None or an int >= 0, got -1"):
+        report(res, tmp_path / "bad", max_families=-1)
