@@ -385,7 +385,10 @@ def scan(
                     min_similarity=cfg.min_similarity, n_null=cfg.n_null, seed=cfg.seed,
                 )  # fmt: skip
             with _timed(result.timings, f"{layer}/{t}/scores"):
-                scores = [score_responses(resp, f.units, n_null=cfg.n_null, seed=cfg.seed) for f in fams if t != "hue_rotation"]
+                scores = [
+                    score_responses(resp, f.units, n_null=cfg.n_null, seed=cfg.seed, period=f.period)
+                    for f in fams if t != "hue_rotation"
+                ]  # fmt: skip
             if root is not None:
                 _save_stage(root, layer, t, resp, fams, scores)
         else:

@@ -121,10 +121,19 @@ def _shift_scores(values: Tensor, sets: Tensor, variants: Tensor, shifts: Tensor
     return num / den
 
 
-def _order_and_period(resp: Responses, rows: list[int]) -> tuple[list[int], float, Tensor]:
-    """The rows in ascending preferred order, the family's period, and the preferred values."""
+def _order_and_period(resp: Responses, rows: list[int], period: float | None = None) -> tuple[list[int], float, Tensor]:
+    """The rows in ascending preferred order, the family's period (given, or from the
+    tunings' harmonics), and the preferred values."""
     pref = resp.preferred[rows]
-    if resp.transform == "rotation":
+    if period is not None:
+        turns = resp.period / float(period) if float(period) > 0 else math.nan
+        if not (math.isfinite(turns) and abs(turns - round(turns)) < 1e-9 and 1 <= round(turns) <= 4):
+            raise ValueError(
+                f"period must divide the {resp.transform} grid's {resp.period:g} into 1 to 4 turns "
+                f"(e.g. {resp.period:g}, {resp.period / 2:g}), got {period!r}"
+            )
+        period = float(period)
+    elif resp.transform == "rotation":
         tunings = resp.tunings()[rows]
         power = torch.fft.rfft(tunings - tunings.mean(1, keepdim=True), dim=1).abs().square().sum(0)
         _, period = harmonic_period(power, tunings.shape[1])
@@ -136,7 +145,13 @@ def _order_and_period(resp: Responses, rows: list[int]) -> tuple[list[int], floa
 
 
 def score_responses(
-    resp: Responses, units: Sequence[int], *, n_null: int = 200, seed: int = 0, null_units: Sequence[int] | None = None
+    resp: Responses,
+    units: Sequence[int],
+    *,
+    n_null: int = 200,
+    seed: int = 0,
+    null_units: Sequence[int] | None = None,
+    period: float | None = None,
 ) -> FamilyScore:
     """Score ``units`` as one family from responses already measured (see :func:`score_family`).
 
@@ -146,9 +161,13 @@ def score_responses(
         n_null: random unit sets for the p-value.
         seed: seed of the random sets.
         null_units: units to draw random sets from (default every other unit of ``resp``).
+        period: the family's period when it is known (e.g. ``Family.period`` from
+            :func:`~equifind.find_families`); default: from the members' tuning harmonics
+            (rotation: 360, 180 or 90), the transform's period otherwise.
 
     Raises:
-        ValueError: fewer than 2 units, repeated units, or a transform without a period.
+        ValueError: fewer than 2 units, repeated units, a transform without a period, or a
+            period that does not divide the transform's.
         IndexError: a unit not in ``resp``.
     """
     units = [int(u) for u in units]
@@ -159,7 +178,7 @@ def score_responses(
     if not math.isfinite(resp.period) or resp.transform == "hue_rotation":
         raise ValueError(f"score_family supports rotation, hue and flip; got transform {resp.transform!r}")
     rows = [resp.row(u) for u in units]
-    ordered, period, pref = _order_and_period(resp, rows)
+    ordered, period, pref = _order_and_period(resp, rows, period)
     n = len(rows)
     grid_span = resp.period  # the grid covers one full turn (360°) or both flip states
     step = grid_span / resp.values.shape[2]
@@ -222,6 +241,7 @@ def score_family(
     n_null: int = 200,
     feature_vis: bool = False,
     progress: bool = False,
+    period: float | None = None,
 ) -> FamilyScore:
     """Score how truly ``units`` of ``layer`` form one equivariant family.
 
@@ -240,6 +260,7 @@ def score_family(
         n_null: random unit sets for the p-value.
         feature_vis: add each member's feature visualisation (lucent) to the stimuli.
         progress: show progress bars.
+        period: the family's period if known (see :func:`score_responses`).
 
     Returns:
         A :class:`FamilyScore`.
@@ -257,4 +278,4 @@ def score_family(
     if feature_vis:
         stimuli = _with_feature_visualizations(model, layer, unit_list, transform, stimuli, seed, progress)
     resp = probe(model, layer, transform, stimuli=stimuli, steps=steps, seed=seed, progress=progress)
-    return score_responses(resp, unit_list, n_null=n_null, seed=seed)
+    return score_responses(resp, unit_list, n_null=n_null, seed=seed, period=period)

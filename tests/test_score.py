@@ -39,6 +39,19 @@ def test_true_families_score_high_and_in_planted_order(planted, family, transfor
     assert set(fs.preferred) == set(units) and fs.units == list(reversed(units))
 
 
+def test_a_known_period_is_used_instead_of_the_estimate(planted):
+    """Bars repeat every 180°: told so, the score matches the estimate; told 360°, it falls."""
+    p, model = planted
+    resp = ef.probe(model, "1", "rotation", steps=STEPS, progress=False)
+    estimated = score_responses(resp, p.bars, n_null=20)
+    given = score_responses(resp, p.bars, n_null=20, period=180.0)
+    wrong = score_responses(resp, p.bars, n_null=20, period=360.0)
+    assert given.period == estimated.period == 180.0 and given.equivariance == estimated.equivariance
+    assert wrong.period == 360.0 and wrong.equivariance < given.equivariance - 0.3
+    with pytest.raises(ValueError, match=r"period must divide the rotation grid's 360 .* got 100"):
+        score_responses(resp, p.bars, period=100)
+
+
 def test_flip_pair(planted):
     p, model = planted
     fs = score_family(model, "1", list(p.flips), transform="flip")
@@ -86,6 +99,7 @@ def test_deterministic(planted):
         (dict(units=[0]), ValueError, "at least 2"),
         (dict(units=[1, 1]), ValueError, "at least 2 distinct"),
         (dict(transform="scale"), KeyError, "scale"),
+        (dict(period=0), ValueError, "period must divide"),
     ],
 )
 def test_bad_input(planted, kwargs, err, match):
