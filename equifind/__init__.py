@@ -13,8 +13,8 @@ from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_mo
 from .probe import ProbeGeometry, probe, probe_geometry
 from .record import Recording, record, record_batched
 from .responses import Responses
-from .score import FamilyScore, score_family
-from .scan import ScanResult, scan
+from .score import FamilyScore, score_family, score_responses
+from .scan import ScanResult, load_labels, scan
 from .config import ScanConfig
 from .stimuli import (
     StimulusSet,
@@ -48,9 +48,9 @@ __all__ = [
     # families
     "find_families", "Family", "FamilyList",
     # score
-    "score_family", "FamilyScore",
+    "score_family", "score_responses", "FamilyScore",
     # circuits
     "expanded_weights", "circuit_symmetry", "find_circuits", "CircuitScore", "Units", "rotate_kernels",
     # scan and report
-    "scan", "ScanResult", "ScanConfig", "report",
+    "scan", "ScanResult", "ScanConfig", "load_labels", "report",
 ]  # fmt: skip

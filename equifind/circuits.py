@@ -389,9 +389,12 @@ def _parse(obj: object, role: str) -> tuple[str, list[Any], list[float] | None, 
         return obj[0], list(obj[1]), None, None, None, False
     if all(hasattr(obj, a) for a in ("layer", "units", "preferred", "period", "transform")):
         fam: Any = obj
+        if isinstance(fam.preferred, Mapping):  # a FamilyScore: its cyclic order and unit -> parameter
+            order = list(getattr(fam, "order", fam.units))
+            return fam.layer, order, [float(fam.preferred[u]) for u in order], float(fam.period), fam.transform, False
         return fam.layer, list(fam.units), [float(v) for v in fam.preferred], float(fam.period), fam.transform, False
     raise ValueError(
-        f"{role} must be a Family (.layer, .units, .preferred, .period, .transform), "
+        f"{role} must be a Family or FamilyScore (.layer, .units, .preferred, .period, .transform), "
         f"circuits.Units(layer, units, invariant=True) or a (layer, units) tuple; got {type(obj).__name__}"
     )
 
@@ -566,7 +569,8 @@ def circuit_symmetry(
     """Check that the expanded weights between two unit sets carry the transform's symmetry.
 
     Each side is a Family (``.layer``, ``.units`` in order, ``.preferred``,
-    ``.period``, ``.transform``), ``Units(layer, units, invariant=True)``, or a
+    ``.period``, ``.transform``), a FamilyScore (its ``.order`` and
+    ``.preferred``), ``Units(layer, units, invariant=True)``, or a
     ``(layer, units)`` tuple (a family spread evenly: ``preferred = i*period/n``).
     With ``g`` the transform taking member k to member j (angle ``θ_j - θ_k``):
 

@@ -7,11 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import settings
 
 from hookcheck import leaks, track_hooks
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Property tests draw the same examples on every run in CI (a red CI must be reproducible);
+# locally they explore new ones (and keep failures in .hypothesis/).
+settings.register_profile("ci", derandomize=True, database=None)
+if IN_CI:
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -169,6 +170,12 @@ def test_first_member_reference_and_duck_typed_families():
     cs = circuit_symmetry(m, fam_s, fam_t)
     assert cs.score == pytest.approx(1.0, abs=1e-5) and cs.p_value < 0.01
     assert cs.source_preferred == [90.0, 180.0, 270.0, 0.0] and cs.target_units == fam_t.units
+    # a FamilyScore-like side: units in any order, its cyclic .order and unit -> angle .preferred
+    scored = SimpleNamespace(layer="3", units=t[::-1], order=fam_t.units, period=360.0, transform="rotation",
+                             preferred=dict(zip(fam_t.units, fam_t.preferred)))  # fmt: skip
+    from_score = circuit_symmetry(m, fam_s, scored)
+    assert from_score.target_units == fam_t.units and from_score.target_preferred == fam_t.preferred
+    assert from_score.score == pytest.approx(cs.score)
     # the wrong direction of rotation is not a circuit
     wrong = circuit_symmetry(m, ("2", s[::-1]), side(p, "target"))
     assert wrong.score < 0.9
