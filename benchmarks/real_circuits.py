@@ -105,6 +105,12 @@ def probe_families(model: ef.Model, layer: str, steps: int) -> tuple[list, list[
     return list(found), list(found.invariant)
 
 
+def centre_energy(weights: torch.Tensor) -> float:
+    """Fraction of the squared weights in the kernels' centre tap (1.0: only 1×1 paths connect the units)."""
+    kh, kw = weights.shape[-2:]
+    return float(weights[..., kh // 2, kw // 2].square().sum() / weights.square().sum().clamp_min(1e-30))
+
+
 def describe(units: list[int], preferred: list[float] | None, limit: int = 8) -> str:
     if preferred is None:
         shown = ", ".join(str(u) for u in units[:limit])
@@ -148,8 +154,8 @@ def main() -> None:
     for layer in LAYERS:
         sizes = ", ".join(str(len(f.units)) for f in fams[layer])
         lines.append(f"| {layer} | {len(fams[layer])} ({sizes}) | {len(inv[layer])} |")
-    lines += ["", "| circuit | kind | score | p | null mean | source units @ preferred | target units @ preferred |",
-              "|---|---|---:|---:|---:|---|---|"]
+    lines += ["", "| circuit | kind | score | p | null mean | centre energy | source units @ preferred | target units @ preferred |",
+              "|---|---|---:|---:|---:|---:|---|---|"]
     summary = []
     t0 = time.perf_counter()
     for la, lb in zip(LAYERS, LAYERS[1:]):
@@ -157,12 +163,15 @@ def main() -> None:
         found = find_circuits(model, {la: fams[la], lb: fams[lb]}, {la: inv[la], lb: inv[lb]},
                               transform="rotation", alpha=args.alpha, n_null=args.n_null)
         kinds = {k: sum(c.kind == k for c in found) for k in sorted({c.kind for c in found})}
+        strong = [c for c in found if c.score >= 0.5]
+        pointlike = sum(centre_energy(c.weights) >= 0.9 for c in strong)
         summary.append(f"{la}→{lb}: {len(found)} significant of at most {n_fam[0] * n_fam[1]} checks "
                        f"({', '.join(f'{v} {k}' for k, v in kinds.items()) or 'none'}); "
-                       f"≈{n_fam[0] * n_fam[1] * args.alpha:.1f} expected by chance")
+                       f"≈{n_fam[0] * n_fam[1] * args.alpha:.1f} expected by chance; {len(strong)} of them score ≥ 0.5, "
+                       f"{pointlike} of those with ≥ 90% of the weight energy in the centre tap (1×1 paths)")
         for c in found[: args.rows]:
             lines.append(
-                f"| {la}→{lb} | {c.kind} | {c.score:.3f} | {c.p_value:.3f} | {c.null_mean:.3f} | "
+                f"| {la}→{lb} | {c.kind} | {c.score:.3f} | {c.p_value:.3f} | {c.null_mean:.3f} | {centre_energy(c.weights):.2f} | "
                 f"{describe(c.source_units, c.source_preferred)} | {describe(c.target_units, c.target_preferred)} |"
             )
     t_circ = time.perf_counter() - t0

@@ -153,14 +153,14 @@ def comparison(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-#: Written from the figures of the run on 2026-11-24 (CPU, the table above); the discovery is
+#: Written from the figures of the run on 2026-12-01 (CPU, the table above); the discovery is
 #: deterministic (seeded), so the counts repeat exactly; the times vary with the machine's load.
-DISCUSSION = """**What the numbers say** (observed 2026-11-24, from this run's counts). Discovery finds many
-significant families in every layer — 275 of the 291 families have p ≤ 0.05 against random unit
-sets (all 111 flip pairs, 92 of 94 rotation and 72 of 86 hue families) — but it groups *more* units than the hand taxonomy's matching categories, in smaller families.
+DISCUSSION = """**What the numbers say** (observed 2026-12-01; the counts are seeded and repeat exactly). Discovery finds many
+significant families in every layer — 278 of the 293 families have p ≤ 0.05 against random unit
+sets (all 119 flip pairs, 91 of 93 rotation and 68 of 81 hue families) — but it groups *more* units than the hand taxonomy's matching categories, in smaller families.
 Rotation families hold 66% of `conv2d0` (Gabor 44% in the taxonomy; its colour-contrast units have an
 oriented boundary too, so 86% is the taxonomy's upper bound there), 48% of `conv2d2` (line + tiny curve:
-23%), 33% of `mixed3a` (curve + high-low + line: 16%) and 31% of `mixed3b` (curve + boundary +
+23%), 32% of `mixed3a` (curve + high-low + line: 16%) and 31% of `mixed3b` (curve + boundary +
 divot + oriented fur: 14%). The categories listed are only part of each layer's taxonomy (other
 oriented categories are left out), so they are a lower bound and a factor of about two is not
 by itself a contradiction. The families are smaller than the categories, though: the largest
@@ -170,20 +170,20 @@ matrices (`compare="variants"`) keeps apart units that prefer different stimuli,
 category mixes such units; the pairwise threshold (similarity 0.7) also splits a category whose
 members are only roughly shifted copies.
 
-Hue families are where the comparison shows a weakness of the method, not of the network: 81% of
-`conv2d0`, 52% of `conv2d2`, 54% of `mixed3a` and 32% of `mixed3b` sit in hue families, against
+Hue families are where the comparison shows a weakness of the method, not of the network: 77% of
+`conv2d0`, 52% of `conv2d2`, 53% of `mixed3a` and 31% of `mixed3b` sit in hue families, against
 42%, 28%, 12% and none listed in the taxonomy. The hue stimuli are isoluminant, and a luminance
 unit answers them weakly but still with a hue-tuned (rectified-cosine) curve; `find_families`
 judges tuning *shape* only and calls a unit active at 1% of the layer's largest response. Only
-25 of the 52 `conv2d0` hue-family members answer colour at ≥ 25% of their peak to the rotation
-stimuli; the rest are, most likely, grey Gabors. Even the colour-responsive members (39%, 38%,
-44%, 26% of the layer) exceed the colour categories in `mixed3a`, so these hue-family fractions
+24 of the 49 `conv2d0` hue-family members answer colour at ≥ 25% of their peak to the rotation
+stimuli; the rest are, most likely, grey Gabors. Even the colour-responsive members (38%, 38%,
+43%, 26% of the layer) exceed the colour categories in `mixed3a`, so these hue-family fractions
 are an overcount. The same effect shows in the planted tests (tests/test_discovery.py): filters
-with (R+G+B)/3 weights become hue-family members. Flip pairs (mutual best mirror matches) hold
-26–38% of the early layers' units and 16–18% of `mixed3a`/`mixed3b`'s; the Circuits thread gives
+with (R+G+B)/3 weights become hue-family members. Flip pairs (mutual best mirror matches that mirror each other better than
+either mirrors itself) hold 30–44% of the early layers' units and 16–19% of `mixed3a`/`mixed3b`'s; the Circuits thread gives
 no counts to compare them with. Timing: `find_families` takes at most a few seconds; the
-`mixed3b` rotation probe dominates (18–41 s in five runs on 2026-11-24, on 2 CPU cores shared
-with other processes, depending on their load; the counts were the same in every run)."""
+`mixed3b` rotation probe dominates (18 s on 2026-12-01 on a quiet machine, 18–41 s in five runs
+on 2026-11-24 on 2 CPU cores shared with other processes; the counts were the same in every run)."""
 
 
 def main() -> None:

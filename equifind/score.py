@@ -104,21 +104,19 @@ def _shift_scores(values: Tensor, sets: Tensor, variants: Tensor, shifts: Tensor
         ``Tensor[B, n - 1]``.
     """
     b, n = sets.shape
-    s = values.shape[2]
     r = values[sets[:, :, None], variants[:, None, :]]  # [B, n, m, S]
     z = _zscore(r.flatten(2)).view_as(r)  # each unit standardised over X × grid
     k = torch.arange(1, n, device=values.device)
     member = torch.arange(n, device=values.device)
     target = (member[None, :] + k[:, None]) % n if permute else member[None, :].expand(n - 1, n)  # [n-1, n]
-    steps = (torch.arange(s, device=values.device)[None, :] + shifts[:, None]) % s  # [n-1, S]
-    # Gather z[b, target[k, i], :, steps[k, t]] -> [B, n-1, n, m, S]
-    zt = z[:, target]  # [B, n-1, n, m, S]
-    idx = steps[None, :, None, None, :].expand(b, n - 1, n, z.shape[2], s)
-    moved = torch.gather(zt, 4, idx)
-    ref = z[:, None].expand_as(moved)
-    num = (moved * ref).flatten(2).sum(-1)
-    den = (moved.flatten(2).norm(dim=-1) * ref.flatten(2).norm(dim=-1)).clamp_min(1e-12)
-    return num / den
+    # One shift at a time: memory B·n·m·S, not B·n²·m·S (large families × 200 null sets).
+    # moved[b, i, :, t] = z[b, target[k, i], :, t + shift_k]: the response to g_k·x, permuted.
+    ref_norm = z.flatten(1).norm(dim=-1)  # [B]
+    out = torch.empty(b, n - 1, dtype=z.dtype, device=z.device)
+    for j in range(n - 1):
+        moved = z[:, target[j]].roll(-int(shifts[j]), dims=-1)  # [B, n, m, S]
+        out[:, j] = (moved * z).flatten(1).sum(-1) / (moved.flatten(1).norm(dim=-1) * ref_norm).clamp_min(1e-12)
+    return out
 
 
 def _order_and_period(resp: Responses, rows: list[int], period: float | None = None) -> tuple[list[int], float, Tensor]:

@@ -72,3 +72,9 @@ def test_scan_and_report_commands(capsys, tmp_path):
     assert code == 0, err
     assert "conv2d0" in text and (out / "scan.json").is_file()
     assert (out / "stages" / "conv2d0" / "rotation" / "families.json").is_file()
+    code, text, err = run(capsys, "report", str(out), "--formats", "png", "html")
+    assert code == 0, err
+    assert text.strip().endswith(f"report: {out / 'index.html'}") and (out / "index.html").is_file()
+    assert any((out / "figures").glob("conv2d0__rotation__*.png"))
+    code, _, err = run(capsys, "report", str(tmp_path / "nothing-here"))
+    assert code == 1 and "nothing-here" in err and "Traceback" not in err
