@@ -565,7 +565,8 @@ def _flip_pairs(
     x, y = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12), y / y.norm(dim=1, keepdim=True).clamp_min(1e-12)
     corr = x @ y.T  # corr[u, v]: u's responses against v's to the mirrored stimuli; symmetric
     own = corr.diagonal()  # how well a unit is its own mirror image
-    candidates = torch.nonzero(active & (asym >= min_selectivity)).flatten()
+    is_candidate = active & (asym >= min_selectivity)
+    candidates = torch.nonzero(is_candidate).flatten()
     sub = corr[candidates][:, candidates].clamp(-1.0, 1.0)
     best = sub.clone().fill_diagonal_(-math.inf).argmax(dim=1)
     # a pair is a mutual best match that mirrors better than either unit mirrors itself
@@ -577,9 +578,7 @@ def _flip_pairs(
     paired = torch.zeros_like(active)
     for i, j in pairs:
         paired[candidates[i]] = paired[candidates[j]] = True
-    flat = torch.zeros_like(active)
-    flat[candidates] = True
-    selective = flat & ((own < min_similarity) | paired)
+    selective = is_candidate & ((own < min_similarity) | paired)
     ids = [responses.units[r] for r in torch.nonzero(selective).flatten().tolist()]
     out = FamilyList(invariant=[responses.units[r] for r in torch.nonzero(active & ~selective).flatten().tolist()], selective=ids)
     if not pairs:

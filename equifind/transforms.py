@@ -359,6 +359,9 @@ def _circle_grid(n: int, period: float) -> Tensor:
 class _Circular(Transform):
     """A group of angles in degrees, added modulo 360 (rotation, hue)."""
 
+    period = 360.0
+    identity = 0.0
+
     def grid(self, n: int) -> Tensor:
         return _circle_grid(n, 360.0)
 
@@ -373,8 +376,6 @@ class Rotation(_Circular):
     """Rotation by an angle in degrees, counter-clockwise as displayed."""
 
     name = "rotation"
-    period = 360.0
-    identity = 0.0
 
     def _apply(self, images: Tensor, params: Tensor, center: Center) -> Tensor:
         return _resample(images, _rotation_matrices(params), center)
@@ -384,8 +385,6 @@ class Hue(_Circular):
     """Rotation of the YIQ chroma plane about the grey axis, in degrees."""
 
     name = "hue"
-    period = 360.0
-    identity = 0.0
 
     @staticmethod
     def matrix(degrees: Params) -> Tensor:
