@@ -180,6 +180,12 @@ def soft_aperture(
             <= 0, or a negative falloff.
     """
     _check_images(images)
+    weight = _aperture_weight(images, radius, center, falloff)
+    return images * weight + background * (1.0 - weight)
+
+
+def _aperture_weight(images: Tensor, radius: float, center: Center, falloff: float = 2.0) -> Tensor:
+    """The soft disk of :func:`soft_aperture`, Tensor[H, W] in the images' dtype and device."""
     radius = _positive_float(radius, "aperture radius")
     falloff = _positive_float(falloff, "aperture falloff", allow_zero=True)
     h, w = images.shape[-2:]
@@ -192,8 +198,7 @@ def soft_aperture(
     else:
         t = ((dist - (radius - falloff)) / falloff).clamp(0.0, 1.0)
         weight = 0.5 * (1.0 + torch.cos(math.pi * t))
-    weight = weight.to(images.dtype)
-    return images * weight + background * (1.0 - weight)
+    return weight.to(images.dtype)
 
 
 # --------------------------------------------------------------------------- resampling
@@ -211,6 +216,30 @@ def _is_pixel_permutation(matrices: Tensor, cy: float, cx: float) -> Tensor:
     return ((values - values.round()).abs() < _SNAP_TOL).all(dim=1)
 
 
+def _sampling_grids(images: Tensor, matrices: Tensor, center: Center) -> Tensor:
+    """``F.grid_sample`` grids (align_corners=True) sampling at ``c + A (p - c)``.
+
+    Args:
+        images: Tensor[N, 3, H, W] (for the size, dtype and device).
+        matrices: Tensor[M, 2, 2] float64, ``A`` acting on ``(x, y)`` pixel
+            displacements (output -> input).
+        center: ``(cy, cx)`` or None.
+
+    Returns:
+        Tensor[M, H, W, 2] in the images' dtype.
+    """
+    h, w = images.shape[-2:]
+    cy, cx = _resolve_center(center, h, w)
+    a = matrices.to(device=images.device, dtype=torch.float64)
+    # Normalised coordinates (align_corners=True): p = D (q + 1), D = diag((W-1)/2, (H-1)/2).
+    d = torch.tensor([max(w - 1, 1) / 2.0, max(h - 1, 1) / 2.0], dtype=torch.float64, device=images.device)
+    c = torch.tensor([cx, cy], dtype=torch.float64, device=images.device)
+    linear = a * d[None, None, :] / d[None, :, None]  # D^-1 A D
+    shift = (c + (a @ (d - c)[:, None]).squeeze(-1)) / d - 1.0  # D^-1 (c + A (D 1 - c)) - 1
+    theta = torch.cat([linear, shift[:, :, None]], dim=2)
+    return F.affine_grid(theta, [a.shape[0], 3, h, w], align_corners=True).to(images.dtype)
+
+
 def _resample(images: Tensor, matrices: Tensor, center: Center) -> Tensor:
     """Sample ``images`` at ``c + A (p - c)`` for each output pixel ``p``.
 
@@ -226,18 +255,10 @@ def _resample(images: Tensor, matrices: Tensor, center: Center) -> Tensor:
     Returns:
         Tensor[N, 3, H, W]; content from outside the image is mid-grey 0.5.
     """
-    n, _, h, w = images.shape
-    cy, cx = _resolve_center(center, h, w)
-    a = matrices.to(device=images.device, dtype=torch.float64)
-    # Normalised coordinates (align_corners=True): p = D (q + 1), D = diag((W-1)/2, (H-1)/2).
-    d = torch.tensor([max(w - 1, 1) / 2.0, max(h - 1, 1) / 2.0], dtype=torch.float64, device=images.device)
-    c = torch.tensor([cx, cy], dtype=torch.float64, device=images.device)
-    linear = a * d[None, None, :] / d[None, :, None]  # D^-1 A D
-    shift = (c + (a @ (d - c)[:, None]).squeeze(-1)) / d - 1.0  # D^-1 (c + A (D 1 - c)) - 1
-    theta = torch.cat([linear, shift[:, :, None]], dim=2).to(images.dtype)
-    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=True)
+    h, w = images.shape[-2:]
+    grid = _sampling_grids(images, matrices, center)
     centred = images - 0.5
-    exact = _is_pixel_permutation(a, cy, cx)
+    exact = _is_pixel_permutation(matrices.to(device=images.device, dtype=torch.float64), *_resolve_center(center, h, w))
     out = torch.empty_like(images)
     for mode, chosen in (("nearest", exact), ("bilinear", ~exact)):
         if bool(chosen.all()):
@@ -247,6 +268,14 @@ def _resample(images: Tensor, matrices: Tensor, center: Center) -> Tensor:
                 centred[chosen], grid[chosen], mode=mode, padding_mode="zeros", align_corners=True
             )
     return out + 0.5
+
+
+def _check_downsample(images: Tensor, factor: object) -> int:
+    """``factor`` as an int >= 1 that divides the images' height and width, else ValueError."""
+    h, w = images.shape[-2:]
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1 or h % factor or w % factor:
+        raise ValueError(f"downsample must be a positive int dividing the image size {h}x{w}, got {factor!r}")
+    return factor
 
 
 def _rotation_matrices(degrees: Tensor) -> Tensor:
@@ -271,11 +300,13 @@ class Transform(abc.ABC):
         name: registry name, e.g. ``"rotation"``.
         period: the parameter period (``math.inf`` for scale).
         identity: the identity parameter.
+        param_shape: the shape of one parameter (``()``; HueRotation ``(2,)``).
     """
 
     name: ClassVar[str]
     period: ClassVar[float]
     identity: ClassVar[float]
+    param_shape: ClassVar[tuple[int, ...]] = ()  # the shape of one parameter
 
     def apply(
         self,
@@ -304,14 +335,70 @@ class Transform(abc.ABC):
                 the wrong shape or out of range, or a bad centre/aperture.
         """
         _check_images(images)
-        out = self._apply(images, self._params(params, images), center)
+        out = self._apply(images, self._params(params, images.shape[0], images), center)
         if aperture is not None:
             out = soft_aperture(out, aperture, center)
         return out
 
-    def _params(self, params: Params, images: Tensor) -> Tensor:
-        """Validate ``params`` into Tensor[N] float64 on the images' device."""
-        return _params_1d(params, images.shape[0], images, self.name)
+    def apply_grid(
+        self,
+        images: Tensor,
+        params: Tensor,
+        *,
+        center: Center = None,
+        aperture: float | None = None,
+        downsample: int = 1,
+    ) -> Tensor:
+        """Transform every image by every parameter (the probe's inner loop).
+
+        ``out[i, j]`` is ``apply(images[i:i+1], params[j], ...)``, then
+        area-averaged by ``downsample`` (for stimuli rendered at a multiple
+        of the size they are shown at).
+
+        Args:
+            images: Tensor[N, 3, H, W], float RGB in [0, 1].
+            params: Tensor[S] (HueRotation: Tensor[S, 2]), e.g. ``grid(S)``.
+            center: ``(cy, cx)`` in pixels; default the image centre.
+            aperture: None, or a soft-aperture radius in pixels applied after
+                the transform (before downsampling).
+            downsample: an int >= 1 dividing H and W.
+
+        Returns:
+            Tensor[N, S, 3, H // downsample, W // downsample].
+            Transforms that move pixels sample bilinearly here, also where a
+            map sends pixel centres onto pixel centres (90° rotations, flips),
+            which :meth:`apply` samples exactly: the two agree up to float32
+            rounding of the grid coordinates (about 1e-5).
+
+        Raises:
+            ValueError: for bad images, params, centre, aperture or downsample.
+        """
+        _check_images(images)
+        k = _check_downsample(images, downsample)
+        return self._apply_grid(images, self._grid_params(params, images), center, aperture, k)
+
+    def _apply_grid(self, images: Tensor, p: Tensor, center: Center, aperture: float | None, k: int) -> Tensor:
+        """:meth:`apply_grid` on validated input: here one :meth:`apply` on every (image, param) pair."""
+        n, s = images.shape[0], p.shape[0]
+        every = images.repeat_interleave(s, dim=0)  # [N * S, 3, H, W], image-major
+        out = self._apply(every, p.repeat(n, *[1] * (p.dim() - 1)), center)
+        if aperture is not None:
+            out = soft_aperture(out, aperture, center)
+        if k > 1:
+            out = F.avg_pool2d(out, k)
+        return out.view(n, s, *out.shape[1:])
+
+    def _grid_params(self, params: Tensor, images: Tensor) -> Tensor:
+        """Validate a parameter grid into Tensor[S, *param_shape] float64 on the images' device."""
+        p = _as_float64(params, images, self.name)
+        if p.dim() != 1 + len(self.param_shape) or p.shape[0] < 1 or tuple(p.shape[1:]) != self.param_shape:
+            want = ", ".join(["S", *map(str, self.param_shape)])
+            raise ValueError(f"{self.name} grid params must be a Tensor[{want}] with S >= 1, got shape {list(p.shape)}")
+        return self._params(p, p.shape[0], images)
+
+    def _params(self, params: Params, n: int, like: Tensor) -> Tensor:
+        """Validate ``params`` into Tensor[n] float64 on the device of ``like``."""
+        return _params_1d(params, n, like, self.name)
 
     @abc.abstractmethod
     def _apply(self, images: Tensor, params: Tensor, center: Center) -> Tensor:
@@ -353,6 +440,36 @@ def _circle_grid(n: int, period: float) -> Tensor:
     return torch.arange(n, dtype=torch.float64).mul(period / n).to(torch.get_default_dtype())
 
 
+class _Resampling(Transform):
+    """A group acting by moving pixels: ``out(p) = in(c + A (p - c))``."""
+
+    @abc.abstractmethod
+    def _matrices(self, params: Tensor) -> Tensor:
+        """The output -> input maps ``A`` of validated params, Tensor[N, 2, 2] float64."""
+
+    def _apply(self, images: Tensor, params: Tensor, center: Center) -> Tensor:
+        return _resample(images, self._matrices(params), center)
+
+    def _apply_grid(self, images: Tensor, p: Tensor, center: Center, aperture: float | None, k: int) -> Tensor:
+        """One ``grid_sample`` for all images and params.
+
+        The S sampling grids are built once and stacked into one tall grid
+        that every image shares, so no image is copied S times.
+        """
+        n, s, (h, w) = images.shape[0], p.shape[0], images.shape[-2:]
+        grids = _sampling_grids(images, self._matrices(p), center)  # [S, H, W, 2]
+        tall = grids.reshape(1, s * h, w, 2).expand(n, -1, -1, -1)
+        # Mid-grey is 0 after centring, so zero padding brings in grey.
+        out = F.grid_sample(images - 0.5, tall, mode="bilinear", padding_mode="zeros", align_corners=True)
+        out = out.view(n, 3, s, h, w)  # the channels of every image under every param
+        if aperture is not None:
+            out = out * _aperture_weight(images, aperture, center)
+        if k > 1:
+            out = F.avg_pool2d(out.view(n, 3 * s, h, w), k).view(n, 3, s, h // k, w // k)
+        result = images.new_empty(n, s, 3, h // k, w // k)
+        return torch.add(out.transpose(1, 2), 0.5, out=result)
+
+
 # --------------------------------------------------------------------------- concrete groups
 
 
@@ -372,13 +489,13 @@ class _Circular(Transform):
         return _wrap(-a, 360.0)
 
 
-class Rotation(_Circular):
+class Rotation(_Resampling, _Circular):
     """Rotation by an angle in degrees, counter-clockwise as displayed."""
 
     name = "rotation"
 
-    def _apply(self, images: Tensor, params: Tensor, center: Center) -> Tensor:
-        return _resample(images, _rotation_matrices(params), center)
+    def _matrices(self, params: Tensor) -> Tensor:
+        return _rotation_matrices(params)
 
 
 class Hue(_Circular):
@@ -433,31 +550,28 @@ class Hue(_Circular):
             ValueError: for bad images or params.
         """
         _check_images(images)
-        raw = self._unclipped(images, self._params(params, images))
+        raw = self._unclipped(images, self._params(params, images.shape[0], images))
         outside = (raw < -1e-6) | (raw > 1.0 + 1e-6)
         return raw.clamp(0.0, 1.0), outside.flatten(1).to(images.dtype).mean(dim=1)
 
 
-class Flip(Transform):
+class Flip(_Resampling):
     """Horizontal mirror about the column ``cx``; parameter 0 (keep) or 1 (flip)."""
 
     name = "flip"
     period = 2.0
     identity = 0.0
 
-    def _params(self, params: Params, images: Tensor) -> Tensor:
-        p = super()._params(params, images)
+    def _params(self, params: Params, n: int, like: Tensor) -> Tensor:
+        p = super()._params(params, n, like)
         if not ((p == 0) | (p == 1)).all():
             raise ValueError(f"flip params must be 0 or 1, got {_show(p)}")
         return p
 
-    def _apply(self, images: Tensor, params: Tensor, center: Center) -> Tensor:
+    def _matrices(self, params: Tensor) -> Tensor:
         sign = 1.0 - 2.0 * params  # 1 keep, -1 mirror
         zero = torch.zeros_like(sign)
-        matrices = torch.stack(
-            [torch.stack([sign, zero], -1), torch.stack([zero, torch.ones_like(sign)], -1)], -2
-        )
-        return _resample(images, matrices, center)
+        return torch.stack([torch.stack([sign, zero], -1), torch.stack([zero, torch.ones_like(sign)], -1)], -2)
 
     def grid(self, n: int) -> Tensor:
         """Always ``tensor([0., 1.])`` (the group has two elements).
@@ -481,24 +595,23 @@ class Flip(Transform):
         return a
 
 
-class Scale(Transform):
+class Scale(_Resampling):
     """Zoom about the centre by a factor ``s > 0``; ``s > 1`` enlarges content."""
 
     name = "scale"
     period = math.inf
     identity = 1.0
 
-    def _params(self, params: Params, images: Tensor) -> Tensor:
-        p = super()._params(params, images)
+    def _params(self, params: Params, n: int, like: Tensor) -> Tensor:
+        p = super()._params(params, n, like)
         if not (p > 0).all():
             raise ValueError(f"scale params must be factors > 0, got {_show(p)}")
         return p
 
-    def _apply(self, images: Tensor, params: Tensor, center: Center) -> Tensor:
+    def _matrices(self, params: Tensor) -> Tensor:
         inv = 1.0 / params
         zero = torch.zeros_like(inv)
-        matrices = torch.stack([torch.stack([inv, zero], -1), torch.stack([zero, inv], -1)], -2)
-        return _resample(images, matrices, center)
+        return torch.stack([torch.stack([inv, zero], -1), torch.stack([zero, inv], -1)], -2)
 
     def grid(self, n: int) -> Tensor:
         """``n`` factors log-spaced from 0.5 to 2 inclusive (``[1.0]`` for n = 1).
@@ -530,10 +643,10 @@ class HueRotation(Transform):
     name = "hue_rotation"
     period = 360.0
     identity: ClassVar[tuple[float, float]] = (0.0, 0.0)  # type: ignore[assignment]
+    param_shape = (2,)
 
-    def _params(self, params: Params, images: Tensor) -> Tensor:
-        n = images.shape[0]
-        p = _as_float64(params, images, self.name)
+    def _params(self, params: Params, n: int, like: Tensor) -> Tensor:
+        p = _as_float64(params, like, self.name)
         if p.shape == (2,):
             p = p.expand(n, 2)
         elif p.shape != (n, 2):

@@ -334,6 +334,48 @@ def test_apply_with_aperture():
     assert (soft_aperture(x, 12.0, center=(4.0, 4.0))[..., -1, -1] == 0.5).all()
 
 
+# --------------------------------------------------------------------------- apply_grid
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("rotation", torch.tensor([0.0, 17.0, 90.0, 225.0, -33.5])),
+        ("flip", torch.tensor([0.0, 1.0])),
+        ("scale", torch.tensor([0.5, 1.0, 1.7])),
+        ("hue", torch.tensor([0.0, 45.0, 200.0])),
+        ("hue_rotation", torch.tensor([[0.0, 0.0], [90.0, 30.0], [200.0, 270.0]])),
+    ],
+)
+@pytest.mark.parametrize("aperture, downsample, center", [(None, 1, None), (12.0, 2, (15.5, 16.5)), (14.0, 4, None)])
+def test_apply_grid_is_apply_for_every_pair(name, params, aperture, downsample, center):
+    """out[i, j] = apply(image i, param j), then area-averaged: the batched path equals the per-image one."""
+    tf = get_transform(name)
+    x = rand_images(21, n=3, size=32)
+    got = tf.apply_grid(x, params, center=center, aperture=aperture, downsample=downsample)
+    s = params.shape[0]
+    assert got.shape == (3, s, 3, 32 // downsample, 32 // downsample)
+    for i in range(3):
+        for j in range(s):
+            want = tf.apply(x[i : i + 1], params[j], center=center, aperture=aperture)
+            want = torch.nn.functional.avg_pool2d(want, downsample)[0]
+            torch.testing.assert_close(got[i, j], want, atol=2e-5, rtol=0, msg=f"{name} image {i} param {j}")
+
+
+def test_apply_grid_bad_input():
+    x = rand_images(22, n=2, size=32)
+    with pytest.raises(ValueError, match=r"Tensor\[S\].*\[\]"):
+        Rotation().apply_grid(x, torch.tensor(10.0))
+    with pytest.raises(ValueError, match=r"Tensor\[S, 2\].*\[3\]"):
+        HueRotation().apply_grid(x, torch.zeros(3))
+    with pytest.raises(ValueError, match="0 or 1"):
+        Flip().apply_grid(x, torch.tensor([0.0, 0.5]))
+    with pytest.raises(ValueError, match=r"downsample.*32x32.*3"):
+        Rotation().apply_grid(x, torch.zeros(2), downsample=3)
+    with pytest.raises(ValueError, match=r"\[3, 32, 32\]"):
+        Rotation().apply_grid(x[0], torch.zeros(2))
+
+
 # --------------------------------------------------------------------------- errors
 
 
