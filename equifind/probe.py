@@ -233,19 +233,23 @@ def probe(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     idx_units = torch.tensor(unit_list, device=dev)
-    out = torch.empty(total, len(unit_list), device=dev)
+    out = torch.empty(n_var, n_steps, len(unit_list), device=dev)
+    # Each batch is a block of variants under a block of steps, transformed in one call.
+    var_block = min(n_var, batch_size)
+    step_block = max(1, batch_size // var_block)
     with torch.no_grad(), record(model, [layer], at="center") as rec:
         bar = tqdm(total=total, desc=f"probe {layer} {transform}", unit="img", disable=not progress, leave=False)
-        for start in range(0, total, batch_size):
-            flat = torch.arange(start, min(start + batch_size, total), device=dev)
-            images = tf.apply(base[flat // n_steps], params[flat % n_steps], center=render.center, aperture=after)
-            if k > 1:
-                images = F.avg_pool2d(images, k)
-            model.forward_preprocessed(model.preprocess(images))
-            out[flat] = rec[layer].index_select(1, idx_units)
-            bar.update(len(flat))
+        for v0 in range(0, n_var, var_block):
+            variants = base[v0 : v0 + var_block]
+            for s0 in range(0, n_steps, step_block):
+                chunk = params[s0 : s0 + step_block]
+                images = tf.apply_grid(variants, chunk, center=render.center, aperture=after, downsample=k)
+                model.forward_preprocessed(model.preprocess(images.flatten(0, 1)))
+                centre = rec[layer].index_select(1, idx_units)
+                out[v0 : v0 + len(variants), s0 : s0 + len(chunk)] = centre.view(len(variants), len(chunk), -1)
+                bar.update(len(variants) * len(chunk))
         bar.close()
-    values = out.view(n_var, n_steps, len(unit_list)).permute(2, 0, 1).cpu()
+    values = out.permute(2, 0, 1).cpu()
     meta = {
         "model": model.name, "canvas": geometry.canvas, "center": list(geometry.center),
         "rf_size": geometry.rf_size, "supersample": k, "seed": seed, "steps": steps,

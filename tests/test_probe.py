@@ -87,6 +87,22 @@ def test_batch_size_does_not_change_results(planted):
     torch.testing.assert_close(a.values, b.values)
 
 
+@pytest.mark.parametrize("batch_size", [2, 7, 500])
+def test_values_are_the_centre_unit_on_each_transformed_stimulus(planted, batch_size):
+    """values[unit, variant, step] = the centre unit on stimulus `variant` rotated by grid[step]."""
+    _, model = planted
+    images = torch.rand(3, 3, 20, 20, generator=torch.Generator().manual_seed(3))
+    resp = ef.probe(model, "1", stimuli=images, steps=8, batch_size=batch_size, progress=False)
+    shown = resp.stimuli  # [V, 3, canvas, canvas], aperture applied
+    rotated = ef.transforms.Rotation().apply(
+        shown.repeat_interleave(8, dim=0), resp.params.repeat(3), center=tuple(resp.meta["center"])
+    )
+    with torch.no_grad(), ef.record(model, ["1"], at="center") as rec:
+        model(rotated)
+        want = rec["1"].view(3, 8, -1).permute(2, 0, 1)
+    torch.testing.assert_close(resp.values, want, atol=1e-4, rtol=1e-4)
+
+
 def test_stimuli_as_names_set_and_tensor(planted):
     _, model = planted
     by_name = ef.probe(model, "1", stimuli=["edge", "grating"], steps=4, progress=False)
