@@ -52,6 +52,24 @@ def timeit(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, devic
     return statistics.median(times)
 
 
+def timeit_interleaved(
+    fns: list[Callable[[], object]], *, repeats: int = 5, warmup: int = 1, device: torch.device | None = None
+) -> list[float]:
+    """Median wall time of each of ``fns``, timed in turns (a, b, a, b, ...).
+
+    Taking turns exposes every function to the same slow spells of a shared
+    machine, so ratios of the medians are steadier than from back-to-back runs.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    for _ in range(repeats):
+        for fn, spent in zip(fns, times):
+            spent.append(timeit(fn, repeats=1, warmup=0, device=device))
+    return [statistics.median(spent) for spent in times]
+
+
 def write_section(key: str, body: str) -> None:
     """Replace (or append) the section ``## key`` of RESULTS.md with ``body``, stamped with the date."""
     stamp = _dt.date.today().isoformat()

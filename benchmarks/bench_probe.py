@@ -4,7 +4,8 @@
 
 Efficiency = stimuli per second through the whole probe (render + transform +
 forward + record) / stimuli per second of the bare truncated forward on
-pre-made tensors of the same size and batch, measured in the same run.
+pre-made tensors of the same size and batch, measured in the same run
+(the two timed in turns, so a slow spell of a shared machine hits both).
 Writes the section "probe engine (<device>)" of benchmarks/RESULTS.md.
 """
 
@@ -17,7 +18,7 @@ import time
 import torch
 
 import equifind as ef
-from _common import machine, timeit, weights_path, write_section
+from _common import machine, timeit_interleaved, weights_path, write_section
 
 
 def bare_forward(model: ef.Model, layer: str, n: int, canvas: int, batch: int):
@@ -38,7 +39,7 @@ def bare_forward(model: ef.Model, layer: str, n: int, canvas: int, batch: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     device = torch.device(args.device)
     model = ef.load_model("googlenet_bvlc", weights=weights_path("bvlc_googlenet.pth"), device=device)
@@ -48,8 +49,10 @@ def main() -> None:
         n = resp.values.shape[1] * resp.values.shape[2]
         canvas = resp.meta["canvas"]
         batch = max(1, min(512, (64 << 20) // (3 * 4 * (canvas * resp.meta["supersample"]) ** 2)))
-        t_probe = timeit(lambda: ef.probe(model, layer, progress=False), repeats=args.repeats, warmup=0, device=device)
-        t_bare = timeit(bare_forward(model, layer, n, canvas, batch), repeats=args.repeats, warmup=1, device=device)
+        t_probe, t_bare = timeit_interleaved(
+            [lambda: ef.probe(model, layer, progress=False), bare_forward(model, layer, n, canvas, batch)],
+            repeats=args.repeats, warmup=1, device=device,
+        )  # fmt: skip
         rows.append((layer, n, canvas, resp.meta["supersample"], n / t_probe, n / t_bare, t_bare / t_probe, t_probe))
     t0 = time.perf_counter()
     if device.type == "cuda":
@@ -67,7 +70,7 @@ def main() -> None:
         f"| `{layer}` | {n} | {canvas} px (×{k} supersampled) | {sp:.0f} | {sb:.0f} | **{eff:.2f}** | {tp:.1f} |"
         for layer, n, canvas, k, sp, sb, eff, tp in rows
     )
-    body = f"""Machine: {machine(device)}. Auto rotation stimuli, 64 steps, all units, median of {args.repeats} runs.
+    body = f"""Machine: {machine(device)}. Auto rotation stimuli, 64 steps, all units, median of {args.repeats} runs, probe and bare forward timed in turns.
 
 | layer | stimuli | canvas | probe stimuli/s | bare forward stimuli/s | efficiency | probe seconds |
 |---|---:|---|---:|---:|---:|---:|
