@@ -26,7 +26,9 @@ Conventions:
       ``align_corners=True``); content from outside the image is mid-grey 0.5.
       Transforms that map pixel centres onto pixel centres (rotations by
       multiples of 90 about a pixel-symmetric centre, flips, identity) are
-      sampled with nearest neighbour, so they are exact pixel permutations.
+      sampled with nearest neighbour by ``apply``, so they are exact pixel
+      permutations; ``apply_grid`` (every image under every parameter, the
+      probe's batched path) samples bilinearly throughout.
 """
 
 from __future__ import annotations
@@ -255,10 +257,10 @@ def _resample(images: Tensor, matrices: Tensor, center: Center) -> Tensor:
     Returns:
         Tensor[N, 3, H, W]; content from outside the image is mid-grey 0.5.
     """
-    h, w = images.shape[-2:]
+    cy, cx = _resolve_center(center, *images.shape[-2:])
     grid = _sampling_grids(images, matrices, center)
     centred = images - 0.5
-    exact = _is_pixel_permutation(matrices.to(device=images.device, dtype=torch.float64), *_resolve_center(center, h, w))
+    exact = _is_pixel_permutation(matrices.to(device=images.device, dtype=torch.float64), cy, cx)
     out = torch.empty_like(images)
     for mode, chosen in (("nearest", exact), ("bilinear", ~exact)):
         if bool(chosen.all()):
