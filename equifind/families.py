@@ -31,7 +31,7 @@ from torch import Tensor
 from ._circle import harmonic_period, holes
 from .responses import Responses
 
-__all__ = ["Family", "FamilyList", "find_families", "TRANSFORMS"]
+__all__ = ["Family", "FamilyList", "find_families", "rank_families", "TRANSFORMS"]
 
 #: Transforms that :func:`find_families` handles ("scale" has no period).
 TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "hue_rotation")
@@ -139,6 +139,33 @@ class FamilyList(list[Family]):
     def from_dict(cls, data: dict[str, Any]) -> FamilyList:
         """Rebuild from :meth:`to_dict`'s output."""
         return cls((Family.from_dict(f) for f in data.get("families", [])), invariant=data.get("invariant", ()), selective=data.get("selective", ()))
+
+
+def rank_families(
+    families: Sequence[Family], equivariance: Sequence[float | None] | None = None, *, alpha: float = 0.05
+) -> list[int]:
+    """Family indices, the most worth a look first.
+
+    Significant families (``p_value <= alpha``) come first, then larger ones, then
+    more equivariant ones: ``equivariance[i]`` where given and finite (a
+    :class:`~equifind.score.FamilyScore`'s), else the family's own ``score``.
+
+    Args:
+        families: the families.
+        equivariance: optional, one value (or None) per family; a shorter list
+            leaves the rest to their own scores.
+        alpha: the significance level.
+
+    Returns:
+        A permutation of ``range(len(families))``.
+    """
+    given = list(equivariance or [])
+
+    def key(i: int) -> tuple[bool, int, float]:
+        eq = given[i] if i < len(given) and given[i] is not None else families[i].score
+        return (families[i].p_value <= alpha, len(families[i].units), eq if math.isfinite(eq) else -math.inf)
+
+    return sorted(range(len(families)), key=key, reverse=True)
 
 
 def find_families(

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .config import ScanConfig, load_config
-from .families import FamilyList, find_families
+from .families import FamilyList, find_families, rank_families
 from .models.base import Model
 from .probe import probe
 from .responses import Responses
@@ -126,8 +126,7 @@ class ScanResult:
                 scores = self.scores.get(layer, {}).get(t, [])
                 if fams:
                     # the largest significant family (then the most equivariant)
-                    i = max(range(len(fams)), key=lambda j: (
-                        fams[j].p_value <= 0.05, len(fams[j]), scores[j].equivariance if j < len(scores) else fams[j].score))
+                    i = rank_families(fams, [sc.equivariance for sc in scores])[0]
                     f = fams[i]
                     eq = f" equivariance {scores[i].equivariance:.2f}" if i < len(scores) else ""
                     best = f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {f.period:g}{eq} p={f.p_value:.2g}"

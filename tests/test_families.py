@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
 from synthetic_responses import Planted, Spec, naive_shift_similarity, planted_1d, planted_flip, planted_hue_rotation
 
-from equifind.families import Family, FamilyList, _normalise, _prune, _shift_similarity, _spectra, find_families
+from equifind.families import (
+    Family,
+    FamilyList,
+    _normalise,
+    _prune,
+    _shift_similarity,
+    _spectra,
+    find_families,
+    rank_families,
+)
 from equifind.responses import Responses
 
 # Three rotation families (periods 360, 180, 90) at angles that are not grid points.
@@ -315,3 +324,15 @@ def test_empty_and_tiny_layers() -> None:
     found = find_families(flat)
     assert found == [] and found.invariant == [0, 1, 2]
     assert math.isfinite(find_families(planted_1d(ROTATION[:1], seed=14).responses)[0].score)
+
+
+def test_rank_families_significant_then_largest_then_most_equivariant() -> None:
+    def fam(n: int, score: float, p: float) -> Family:
+        return Family("l", "rotation", list(range(n)), [0.0] * n, 360.0, score, p)
+
+    fams = [fam(4, 0.9, 0.2), fam(3, 0.5, 0.01), fam(5, 0.7, 0.01), fam(3, 0.8, 0.01)]
+    assert rank_families(fams) == [2, 3, 1, 0]
+    # A given equivariance overrides the family's own score; None or a missing entry keeps it.
+    assert rank_families(fams, [None, 0.95, None]) == [2, 1, 3, 0]
+    assert rank_families(fams, [None, float("nan"), None, None]) == [2, 3, 1, 0]
+    assert rank_families(fams, alpha=0.001) == [2, 0, 3, 1]

@@ -23,7 +23,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from ..families import Family
+from ..families import Family, rank_families
 from ..responses import Responses
 from ..score import FamilyScore
 from . import figures as F
@@ -304,15 +304,6 @@ def _pair(fams: Sequence[Family], scores: Sequence[FamilyScore]) -> list[FamilyS
     return [next((s for s in scores if set(s.units) == set(f.units)), None) for f in fams]
 
 
-def _rank(fams: Sequence[Family], scores: Sequence[FamilyScore | None]) -> list[int]:
-    """Family indices, most worth a figure first: significant, then largest, then most equivariant."""
-    def key(i: int) -> tuple[bool, int, float]:
-        eq = scores[i].equivariance if scores[i] is not None else fams[i].score  # type: ignore[union-attr]
-        return (fams[i].p_value <= 0.05, len(fams[i].units), eq if math.isfinite(eq) else -math.inf)
-
-    return sorted(range(len(fams)), key=key, reverse=True)
-
-
 def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circuits: int | None) -> Page:
     layers, transforms = list(res.layers), list(res.transforms)
     scores = getattr(res, "scores", None) or {}
@@ -349,7 +340,7 @@ def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circui
             )
             if not fams:
                 sub.paragraphs.append("No families found.")
-            for rank, i in enumerate(_rank(list(fams), paired)):
+            for rank, i in enumerate(rank_families(fams, [sc.equivariance if sc is not None else None for sc in paired])):
                 fam, sc = fams[i], paired[i]
                 name = f"{slug(layer)}__{slug(t)}__f{i:02d}"
                 title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {_period(fam.period, t)}"
