@@ -153,37 +153,62 @@ def comparison(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-#: Written from the figures of the run on 2026-12-01 (CPU, the table above); the discovery is
-#: deterministic (seeded), so the counts repeat exactly; the times vary with the machine's load.
-DISCUSSION = """**What the numbers say** (observed 2026-12-01; the counts are seeded and repeat exactly). Discovery finds many
-significant families in every layer — 278 of the 293 families have p ≤ 0.05 against random unit
-sets (all 119 flip pairs, 91 of 93 rotation and 68 of 81 hue families) — but it groups *more* units than the hand taxonomy's matching categories, in smaller families.
-Rotation families hold 66% of `conv2d0` (Gabor 44% in the taxonomy; its colour-contrast units have an
-oriented boundary too, so 86% is the taxonomy's upper bound there), 48% of `conv2d2` (line + tiny curve:
-23%), 32% of `mixed3a` (curve + high-low + line: 16%) and 31% of `mixed3b` (curve + boundary +
-divot + oriented fur: 14%). The categories listed are only part of each layer's taxonomy (other
-oriented categories are left out), so they are a lower bound and a factor of about two is not
-by itself a contradiction. The families are smaller than the categories, though: the largest
-rotation family has 8–17 members with score ≈ 0.8, and e.g. `mixed3b`'s 36 boundary units have no
-36-unit counterpart; 42 families of 148 units there average 3.5 members. Comparing whole response
-matrices (`compare="variants"`) keeps apart units that prefer different stimuli, and a hand
-category mixes such units; the pairwise threshold (similarity 0.7) also splits a category whose
-members are only roughly shifted copies.
+def discussion(rows: list[Row]) -> str:
+    """What the numbers say, with the figures of this run filled in (needs every layer of LAYERS)."""
+    by = {(r.layer, r.transform): r for r in rows}
 
-Hue families are where the comparison shows a weakness of the method, not of the network: 77% of
-`conv2d0`, 52% of `conv2d2`, 53% of `mixed3a` and 31% of `mixed3b` sit in hue families, against
-42%, 28%, 12% and none listed in the taxonomy. The hue stimuli are isoluminant, and a luminance
-unit answers them weakly but still with a hue-tuned (rectified-cosine) curve; `find_families`
-judges tuning *shape* only and calls a unit active at 1% of the layer's largest response. Only
-24 of the 49 `conv2d0` hue-family members answer colour at ≥ 25% of their peak to the rotation
-stimuli; the rest are, most likely, grey Gabors. Even the colour-responsive members (38%, 38%,
-43%, 26% of the layer) exceed the colour categories in `mixed3a`, so these hue-family fractions
-are an overcount. The same effect shows in the planted tests (tests/test_discovery.py): filters
-with (R+G+B)/3 weights become hue-family members. Flip pairs (mutual best mirror matches that mirror each other better than
-either mirrors itself) hold 30–44% of the early layers' units and 16–19% of `mixed3a`/`mixed3b`'s; the Circuits thread gives
-no counts to compare them with. Timing: `find_families` takes at most a few seconds; the
-`mixed3b` rotation probe dominates (18 s on 2026-12-01 on a quiet machine, 18–41 s in five runs
-on 2026-11-24 on 2 CPU cores shared with other processes; the counts were the same in every run)."""
+    def count(transform: str) -> tuple[int, int]:
+        """(significant, all) families of a transform over the layers."""
+        chosen = [r for r in rows if r.transform == transform]
+        return sum(r.significant for r in chosen), sum(r.families for r in chosen)
+
+    def share(layer: str, transform: str, attr: str = "in_families") -> str:
+        r = by[(layer, transform)]
+        return pct(getattr(r, attr), r.units)
+
+    def span(values: list[float]) -> str:
+        lo, hi = round(min(values)), round(max(values))
+        return f"{lo}–{hi}" if lo != hi else f"{lo}"
+
+    (rot_s, rot_n), (hue_s, hue_n), (flip_s, flip_n) = count("rotation"), count("hue"), count("flip")
+    rot = [by[(layer, "rotation")] for layer in LAYERS]
+    hue = [by[(layer, "hue")] for layer in LAYERS if layer in TAXONOMY]
+    flips = {layer: 100.0 * by[(layer, "flip")].in_families / by[(layer, "flip")].units for layer in LAYERS}
+    m3b = by[("mixed3b", "rotation")]
+    c0 = by[("conv2d0", "hue")]
+    return f"""**What the numbers say** (the counts are seeded and repeat exactly; the figures below are this run's).
+Discovery finds many significant families in every layer — {rot_s + hue_s + flip_s} of the {rot_n + hue_n + flip_n}
+families have p ≤ 0.05 against random unit sets ({flip_s} of {flip_n} flip pairs, {rot_s} of {rot_n} rotation and
+{hue_s} of {hue_n} hue families) — but it groups *more* units than the hand taxonomy's matching categories, in
+smaller families. Rotation families hold {share("conv2d0", "rotation")} of `conv2d0` (Gabor 44% in the taxonomy;
+its colour-contrast units have an oriented boundary too, so 86% is the taxonomy's upper bound there),
+{share("conv2d2", "rotation")} of `conv2d2` (line + tiny curve: 23%), {share("mixed3a", "rotation")} of `mixed3a`
+(curve + high-low + line: 16%) and {share("mixed3b", "rotation")} of `mixed3b` (curve + boundary + divot + oriented
+fur: 14%). The categories listed are only part of each layer's taxonomy (other oriented categories are left
+out), so they are a lower bound and a factor of about two is not by itself a contradiction. The families are
+smaller than the categories, though: the largest rotation family has {span([len(r.largest_units) for r in rot])}
+members with scores {min(r.largest_score for r in rot):.2f}–{max(r.largest_score for r in rot):.2f}, and e.g. `mixed3b`'s 36 boundary units have no
+36-unit counterpart; {m3b.families} families of {m3b.in_families} units there average
+{m3b.in_families / max(m3b.families, 1):.1f} members. Comparing whole response matrices (`compare="variants"`)
+keeps apart units that prefer different stimuli, and a hand category mixes such units; the pairwise threshold
+(similarity 0.7) also splits a category whose members are only roughly shifted copies.
+
+Hue families are where the comparison shows a weakness of the method, not of the network:
+{", ".join(pct(r.in_families, r.units) for r in hue)} of {", ".join(f"`{r.layer}`" for r in hue)} sit in hue
+families, against 42%, 28%, 12% and none listed in the taxonomy. The hue stimuli are isoluminant, and a
+luminance unit answers them weakly but still with a hue-tuned (rectified-cosine) curve; `find_families` judges
+tuning *shape* only and calls a unit active at 1% of the layer's largest response. Only {c0.strong} of the
+{c0.in_families} `conv2d0` hue-family members answer colour at ≥ 25% of their peak to the rotation stimuli; the
+rest are, most likely, grey Gabors. The colour-responsive members alone
+({", ".join(pct(r.strong, r.units) for r in hue)} of the layer) are what to compare with the colour categories,
+and the hue-family fractions above are an overcount. The same effect shows in the planted tests
+(tests/test_discovery.py): filters with (R+G+B)/3 weights become hue-family members. Flip pairs (mutual best
+mirror matches that mirror each other better than either mirrors itself) hold
+{span([flips[k] for k in ("conv2d0", "conv2d1", "conv2d2")])}% of the early layers' units and
+{span([flips[k] for k in ("mixed3a", "mixed3b")])}% of `mixed3a`/`mixed3b`'s; the Circuits thread gives no counts
+to compare them with. Timing: `find_families` takes at most {max(r.t_families for r in rows):.1f} s; the
+`mixed3b` rotation probe dominates ({m3b.t_probe:.0f} s in this run; on 2 CPU cores shared with other processes
+it has taken up to 41 s, with the same counts)."""
 
 
 def main() -> None:
@@ -235,7 +260,7 @@ form rotation families, colour ones (colour contrast, colour centre-surround) hu
 
 {comparison(rows)}
 
-{DISCUSSION}"""
+{discussion(rows) if set(LAYERS) <= set(args.layers) else ""}"""
     if not args.no_write:
         write_section("families on googlenet_bvlc", body)
     print(body)
