@@ -147,8 +147,9 @@ def rank_families(
     """Family indices, the most worth a look first.
 
     Significant families (``p_value <= alpha``) come first, then larger ones, then
-    more equivariant ones: ``equivariance[i]`` where given and finite (a
-    :class:`~equifind.score.FamilyScore`'s), else the family's own ``score``.
+    more equivariant ones: ``equivariance[i]`` where given (a
+    :class:`~equifind.score.FamilyScore`'s), else the family's own ``score``; a
+    non-finite value ranks below every finite one.
 
     Args:
         families: the families.
