@@ -383,9 +383,7 @@ class Transform(abc.ABC):
         """:meth:`apply_grid` on validated input: here one :meth:`apply` on every (image, param) pair."""
         n, s = images.shape[0], p.shape[0]
         every = images.repeat_interleave(s, dim=0)  # [N * S, 3, H, W], image-major
-        out = self._apply(every, p.repeat(n, *[1] * (p.dim() - 1)), center)
-        if aperture is not None:
-            out = soft_aperture(out, aperture, center)
+        out = self.apply(every, p.repeat(n, *[1] * (p.dim() - 1)), center=center, aperture=aperture)
         if k > 1:
             out = F.avg_pool2d(out, k)
         return out.view(n, s, *out.shape[1:])
