@@ -162,9 +162,9 @@ def discussion(rows: list[Row]) -> str:
         chosen = [r for r in rows if r.transform == transform]
         return sum(r.significant for r in chosen), sum(r.families for r in chosen)
 
-    def share(layer: str, transform: str, attr: str = "in_families") -> str:
+    def share(layer: str, transform: str) -> str:
         r = by[(layer, transform)]
-        return pct(getattr(r, attr), r.units)
+        return pct(r.in_families, r.units)
 
     def span(values: list[float]) -> str:
         lo, hi = round(min(values)), round(max(values))
