@@ -10,6 +10,7 @@ from . import stimuli
 from .circuits import CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels
 from .families import Family, FamilyList, find_families
 from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_model
+from .natural import natural_scale
 from .probe import ProbeGeometry, probe, probe_geometry
 from .record import Recording, record, record_batched
 from .responses import Responses
@@ -44,7 +45,7 @@ __all__ = [
     "stimuli", "StimulusSet", "grating", "gabor", "edge", "line", "curve", "high_low",
     "color_contrast", "center_surround", "circle",
     # probe
-    "probe", "probe_geometry", "ProbeGeometry", "Responses",
+    "probe", "probe_geometry", "ProbeGeometry", "Responses", "natural_scale",
     # families
     "find_families", "Family", "FamilyList",
     # score

@@ -22,6 +22,7 @@ from torch import Tensor
 from . import stimuli as st
 from ._checks import check_images, unknown_name
 from .models.base import Model
+from .natural import DEFAULT_N_PATCHES, natural_scale
 from .record import record
 from .responses import Responses
 from .transforms import Transform, get_transform, soft_aperture
@@ -181,6 +182,7 @@ def probe(
     device: torch.device | str | None = None,
     seed: int = 0,
     progress: bool = True,
+    natural: bool = True,
 ) -> Responses:
     """Responses of a layer's centre units to transformed stimuli.
 
@@ -196,8 +198,14 @@ def probe(
         units: unit indices to keep (default all).
         batch_size: images per forward pass (default: about 64 MB of input).
         device: where to run (default the model's device; the model is not moved).
-        seed: seed for the random parts of the stimulus set (photo patches).
+        seed: seed for the random parts of the stimulus set (photo patches) and for the
+            natural-image patches.
         progress: show a progress bar.
+        natural: also measure each unit's natural scale (:func:`equifind.natural_scale`,
+            the 99th percentile of its centre response to photo patches; cached per model
+            and layer) and store it in ``Responses.natural_scale``, against which
+            "responding" and "selective" are judged; ``meta["natural_scale"]`` records
+            how. False leaves it None.
 
     Returns:
         :class:`Responses` with ``values[unit, variant, step]``.
@@ -254,8 +262,12 @@ def probe(
         "model": model.name, "canvas": geometry.canvas, "center": list(geometry.center),
         "rf_size": geometry.rf_size, "supersample": k, "seed": seed, "steps": steps,
     }  # fmt: skip
+    scale = None
+    if natural:
+        scale = natural_scale(model, layer, seed=seed, progress=progress)[unit_list]
+        meta["natural_scale"] = {"percentile": 99.0, "n_patches": DEFAULT_N_PATCHES}
     shown = F.avg_pool2d(base, k) if k > 1 else base
     return Responses(
         values, params.cpu(), layer=layer, transform=transform, units=unit_list,
-        variants=stim.params, meta=meta, stimuli=shown.cpu(),
+        variants=stim.params, meta=meta, stimuli=shown.cpu(), natural_scale=scale,
     )  # fmt: skip

