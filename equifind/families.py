@@ -19,23 +19,26 @@ against ``v(flip x)`` that mirror each other better than either mirrors itself.
 from __future__ import annotations
 
 import math
+import random
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import networkx as nx
+import igraph
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._circle import harmonic_period, holes
+from ._stats import DEFAULT_Q, bh_q, permutation_p
 from .responses import Responses
 
-__all__ = ["Family", "FamilyList", "find_families", "rank_families", "TRANSFORMS"]
+__all__ = ["Family", "FamilyList", "find_families", "rank_families", "is_significant", "TRANSFORMS"]
 
 #: Transforms that :func:`find_families` handles ("scale" has no period).
 TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "hue_rotation")
-_MIN_RESPONSE = 1e-2  # a unit is active if its peak |response| is >= this × the layer's largest
 _MIN_CONSISTENCY = 0.8  # a member's similarity-weighted mean cos(shift residual) (cos 37°)
 _DUPLICATE_STEPS = 0.5  # members whose preferred params are closer (grid steps) are duplicates
 _CHUNK = 1 << 24  # elements per block of the pairwise correlation
@@ -57,8 +60,9 @@ class Family:
         period: the family's period: rotation 360, 180 or 90; hue and hue_rotation 360; flip 2.
         score: in [0, 1]: mean pairwise best-shift similarity weighted by the cosine of
             each pair's cycle-consistency residual (1 for exact shifted copies).
-        p_value: ``(1 + #null >= score) / (1 + n_null)`` against random unit sets of the
-            same size from the same layer's selective units.
+        p_value: the discovery test, selection included: ``(1 + #surrogate discovery runs
+            whose best family of at least this size scores >= score) / (1 + n_null)``
+            (see :func:`find_families`); never below ``1 / (1 + n_null)``.
         holes: rotation and hue: parameters where members seem missing. Each gap between
             neighbours (around the circle of length ``period``) wider than 1.5× the median
             spacing gets ``round(gap / spacing) - 1`` evenly spaced points: its centre
@@ -67,6 +71,9 @@ class Family:
             ``[0, 180)`` when hue + 180° is orientation + 180°), else None.
         duplicates: ``(unit, member)`` pairs: units with the same tuning as ``member``
             and a preferred parameter within half a grid step of it, left out of ``units``.
+        q_value: Benjamini–Hochberg q of ``p_value`` over the families of one
+            :func:`find_families` call; significant means q ≤ 0.05.
+        n_null: the surrogate runs behind ``p_value`` (its floor is ``1 / (1 + n_null)``).
     """
 
     layer: str
@@ -79,6 +86,8 @@ class Family:
     holes: list[float] = field(default_factory=list)
     preferred_hue: list[float] | None = None
     duplicates: list[tuple[int, int]] = field(default_factory=list)
+    q_value: float = math.nan
+    n_null: int = 0
 
     def __post_init__(self) -> None:
         if len(self.units) != len(self.preferred):
@@ -112,6 +121,7 @@ class Family:
             holes=[float(h) for h in data.get("holes", [])],
             preferred_hue=None if hue is None else [float(h) for h in hue],
             duplicates=[(int(a), int(b)) for a, b in data.get("duplicates", [])],
+            q_value=float(data.get("q_value", math.nan)), n_null=int(data.get("n_null", 0)),
         )  # fmt: skip
 
 
@@ -119,8 +129,7 @@ class FamilyList(list[Family]):
     """The families of one layer (best score first), plus the layer's other units.
 
     Attributes:
-        invariant: units that respond (peak |response| at least 1% of the layer's
-            largest) but are not selective: flat across the transform (for flip: their
+        invariant: units that respond (see :func:`find_families`) but are not selective: flat across the transform (for flip: their
             responses are mirror-symmetric, and no partner mirrors them better). Inputs of invariant→equivariant circuits.
         selective: every selective unit, in or out of a family. Units in neither
             list barely respond.
@@ -142,11 +151,12 @@ class FamilyList(list[Family]):
 
 
 def rank_families(
-    families: Sequence[Family], equivariance: Sequence[float | None] | None = None, *, alpha: float = 0.05
+    families: Sequence[Family], equivariance: Sequence[float | None] | None = None, *, alpha: float = DEFAULT_Q
 ) -> list[int]:
     """Family indices, the most worth a look first.
 
-    Significant families (``p_value <= alpha``) come first, then larger ones, then
+    Significant families (discovery ``q_value <= alpha``; a family saved before
+    q-values existed falls back to its ``p_value``) come first, then larger ones, then
     more equivariant ones: ``equivariance[i]`` where given (a
     :class:`~equifind.score.FamilyScore`'s), else the family's own ``score``; a
     non-finite value ranks below every finite one.
@@ -155,7 +165,7 @@ def rank_families(
         families: the families.
         equivariance: optional, one value (or None) per family; a shorter list
             leaves the rest to their own scores.
-        alpha: the significance level.
+        alpha: the q-value threshold (equifind's default 0.05).
 
     Returns:
         A permutation of ``range(len(families))``.
@@ -164,9 +174,15 @@ def rank_families(
 
     def key(i: int) -> tuple[bool, int, float]:
         eq = given[i] if i < len(given) and given[i] is not None else families[i].score
-        return (families[i].p_value <= alpha, len(families[i].units), eq if math.isfinite(eq) else -math.inf)
+        return (is_significant(families[i], alpha), len(families[i].units), eq if math.isfinite(eq) else -math.inf)
 
     return sorted(range(len(families)), key=key, reverse=True)
+
+
+def is_significant(family: Family, alpha: float = DEFAULT_Q) -> bool:
+    """Whether a family's discovery q-value (its p-value if it has none) is at most ``alpha``."""
+    q = family.q_value if math.isfinite(family.q_value) else family.p_value
+    return bool(q <= alpha)
 
 
 def find_families(
@@ -175,31 +191,71 @@ def find_families(
     min_size: int = 2,
     min_selectivity: float = 0.25,
     min_similarity: float = 0.7,
+    min_response: float = 0.1,
     n_null: int = 200,
     seed: int = 0,
     compare: Literal["variants", "tuning"] = "variants",
+    progress: bool = False,
 ) -> FamilyList:
     """Find the families of transformed copies among a layer's units.
+
+    Which units take part. A unit *responds* when its peak |response| to the stimuli
+    is at least ``min_response`` (10%) of its natural scale, the 99th percentile of its
+    response to natural image patches at its receptive field
+    (``Responses.natural_scale``, filled by :func:`~equifind.probe`). It is *selective*
+    when its best-variant tuning curve swings (max − min) by at least
+    ``min_selectivity`` (25%) of that natural scale. Responses built from arrays
+    measured elsewhere have no natural scale: a unit then responds when its peak is at
+    least 1% of the layer's largest, and selectivity is the shape-only (max − min) /
+    (|max| + |min|) (``Responses.selectivity``). Responding units that are not
+    selective are ``invariant``.
+
+    Significance, including the selection. A family is chosen by the same data that
+    score it, so comparing it with random unit sets is not a test. Instead the whole
+    discovery below (communities, pruning, deduplication, scoring; same settings) is
+    re-run on ``n_null`` surrogate data sets that keep each unit's own responses but
+    break what units share:
+
+    * two or more compared variants (the default ``compare="variants"`` on a
+      multi-stimulus probe, and every flip probe): each unit's variants are permuted
+      independently. Every tuning curve, its period, selectivity and the unit's own
+      relation between stimuli stay as measured; only the pairing "unit u's response
+      to stimulus x" ↔ "unit w's response to the same stimulus x" is broken, and
+      that pairing is what makes transformed copies a family;
+    * one compared variant (``compare="tuning"``, or a one-stimulus probe): each
+      unit's profile keeps its Fourier power per harmonic (its smoothness and period)
+      with random phases (a phase-randomised surrogate), which breaks shared tuning
+      shapes. A shared shape is then evidence; with one stimulus nothing more is
+      measured.
+
+    A family of ``m`` members and score ``s`` gets ``p = (1 + #surrogate runs whose best
+    family of at least m members scores ≥ s) / (1 + n_null)``, a max-statistic p-value
+    over everything discovery could have found; ``p ≥ 1/(1 + n_null)``. Flip pairs:
+    the best pair of each run. ``q_value`` is Benjamini–Hochberg over the families of
+    this call; equifind calls a family significant at q ≤ 0.05.
 
     Args:
         responses: one layer's ``Responses`` (``values``: Tensor[units, variants, steps])
             for "rotation" or "hue" (an evenly spaced grid over 360°, >= 4 steps),
             "flip" (params [0, 1]) or "hue_rotation" (an n × n hue-major grid, n >= 4).
         min_size: fewest members of a family, >= 2 (flip families have exactly 2).
-        min_selectivity: units whose tuning selectivity (``Responses.selectivity``; for
-            flip, ``|r(x) - r(flip x)| / (|r(x)| + |r(flip x)|)`` over all variants) is
-            below this are invariant, not family members. In [0, 1].
+        min_selectivity: the selectivity (see above; for flip, ``|r(x) − r(flip x)| /
+            (|r(x)| + |r(flip x)|)`` over all variants) below which a responding unit
+            is invariant, not a family member. In [0, 1].
         min_similarity: shape similarity (the best-shift correlation, in [-1, 1]) that
             links two units; also the least median similarity of a member to the
             others, and the flip correlation that pairs two units. In (0, 1].
-        n_null: random unit sets for each family's p-value (0: p_value is 1).
-        seed: seeds the community detection and the null sets.
+        min_response: the fraction of a unit's natural scale its stimulus peak must
+            reach for it to respond (ignored without a natural scale). In [0, 1].
+        n_null: surrogate discovery runs for the p-values (0: no test, ``p_value`` 1).
+        seed: seeds the community detection and the surrogates.
         compare: "variants" (default) correlates each unit's whole response matrix
             [variants, steps] under a common shift — transformed copies respond alike to
             every stimulus, so families with the same tuning shape but different
             preferred stimuli stay apart; "tuning" correlates only the best-variant
             tuning curves (``Responses.tunings()``). Both agree for one variant. Flip
             always compares all variants.
+        progress: a progress bar over the surrogate runs.
 
     Returns:
         A :class:`FamilyList`, best score first, with ``.invariant`` and ``.selective``.
@@ -211,59 +267,177 @@ def find_families(
     """
     if not isinstance(responses, Responses):
         raise ValueError(f"responses must be an equifind.Responses, got {type(responses).__name__}")
-    _check_args(min_size, min_selectivity, min_similarity, n_null, seed, compare)
+    _check_args(min_size, min_selectivity, min_similarity, min_response, n_null, seed, compare)
     if responses.transform not in TRANSFORMS:
         raise ValueError(f"find_families cannot handle transform {responses.transform!r}; valid: {list(TRANSFORMS)}")
     grid = _check_grid(responses)
     if not responses.units:
         return FamilyList()
-    gen = torch.Generator().manual_seed(seed)
-    values = responses.values
-    peak = values.abs().flatten(1).amax(dim=1)
-    active = (peak > 0) & (peak >= _MIN_RESPONSE * float(peak.max())) if len(values) else peak > 0
+    active = responses.responding(min_response)
     if responses.transform == "flip":
-        return _flip_pairs(responses, active, min_size, min_selectivity, min_similarity, n_null, gen)
+        return _flip_pairs(responses, active, min_size, min_selectivity, min_similarity, n_null, seed, progress)
     selective = active & (responses.selectivity >= min_selectivity)
     rows = torch.nonzero(selective).flatten()
     ids = [responses.units[r] for r in rows.tolist()]
     out = FamilyList(invariant=[responses.units[r] for r in torch.nonzero(active & ~selective).flatten().tolist()], selective=ids)
     if len(rows) < 2:
         return out
-    source = values if compare == "variants" else responses.tunings()[:, None, :]
+    source = responses.values if compare == "variants" else responses.tunings()[:, None, :]
     profiles = _normalise(source[rows].reshape(len(rows), source.shape[1], *grid), len(grid))
-    sim, shift = _shift_similarity(profiles)
+    setting = _Setting(grid, min_size, min_similarity, seed, float(responses.params.flatten()[0]))
     spectra = _spectra(profiles, grid)
-    if len(grid) == 1:  # anchors: normalised best-variant tunings [n, steps]
-        anchors = _normalise(responses.tunings()[rows][:, None], 1)[:, 0]
-    else:  # the own 2-D peaks [n, 2] (hue, angle) in degrees
-        anchors = _own_peaks(responses, grid)[rows]
-    null = torch.rand(n_null, len(rows), generator=gen).argsort(dim=1)  # random unit sets, shared
-    queue = deque(_communities(sim, min_similarity, seed))
-    while queue:
-        group = queue.popleft()
-        chars, period, theta, rest = _prune(group, spectra, sim, shift, grid, min_size, min_similarity)
-        if len(rest) >= min_size:
-            queue.append(rest)
-        if len(group) < min_size:
-            continue
-        pos = _anchor(theta, chars, anchors[group], float(responses.params.flatten()[0]))
-        fam, kept = _build(group, chars, period, pos, sim, grid, responses, ids)
-        if len(kept) < min_size:
-            continue
-        fam.score, fam.p_value = _significance(kept, sim, shift, grid, chars, null)
+    tunings = responses.tunings()[rows].double()
+    groups = _discover(profiles, spectra, _anchors(tunings, grid, responses.params), setting)
+    best = _null_best(profiles, spectra, tunings, responses.params, setting, n_null, progress)
+    for g in groups:
+        fam = Family(
+            layer=responses.layer, transform=responses.transform, units=[ids[r] for r in g.rows],
+            preferred=[float(v) for v in g.pos[:, -1]], period=g.period, score=g.score,
+            p_value=_max_p(best, len(g.rows), g.score, n_null), n_null=n_null,
+            holes=holes(g.pos[:, -1].tolist(), g.period) if len(grid) == 1 else [],
+            preferred_hue=[float(v) for v in g.pos[:, 0]] if len(grid) == 2 else None,
+            duplicates=sorted((ids[a], ids[b]) for a, b in g.duplicates),
+        )  # fmt: skip
         out.append(fam)
+    _fill_q(out)
     out.sort(key=lambda f: (-f.score, f.units[0]))
     return out
 
 
+@dataclass(frozen=True)
+class _Setting:
+    """What every discovery run (observed and surrogate) shares."""
+
+    grid: tuple[int, ...]
+    min_size: int
+    min_similarity: float
+    seed: int
+    start: float  # the grid's first parameter
+
+
+@dataclass
+class _Group:
+    """One family found by :func:`_discover`, in rows of the compared profiles."""
+
+    rows: list[int]  # members in family order
+    pos: Tensor  # [m, d] parameters (degrees): (angle,) or (hue, angle)
+    period: float
+    score: float
+    duplicates: list[tuple[int, int]]  # (row, the member row it duplicates)
+
+
+def _discover(profiles: Tensor, spectra: Tensor, anchors: Tensor, setting: _Setting, dtype: torch.dtype = torch.float64) -> list[_Group]:
+    """Discovery proper on normalised profiles ``[U, V, *grid]``: the same steps for data and surrogates."""
+    sim, shift = _shift_similarity(profiles, dtype=dtype)
+    return _groups(sim, shift, spectra, anchors, setting)
+
+
+def _groups(sim: Tensor, shift: Tensor, spectra: Tensor, anchors: Tensor, setting: _Setting) -> list[_Group]:
+    """Communities → consistency pruning → parameters → deduplication → score."""
+    grid = setting.grid
+    found: list[_Group] = []
+    queue = deque(_communities(sim, setting.min_similarity, setting.seed))
+    sim_np, shift_np, spectra_np = sim.numpy(), shift.numpy(), spectra.numpy()
+    while queue:
+        group = queue.popleft()
+        chars, period, theta, rest = _prune(group, spectra_np, sim_np, shift_np, grid, setting.min_size, setting.min_similarity)
+        if len(rest) >= setting.min_size:
+            queue.append(rest)
+        if len(group) < setting.min_size:
+            continue
+        pos = _anchor(theta, chars, anchors[group], setting.start)
+        kept, duplicates = _dedupe(group, chars, period, pos, sim, grid)
+        if len(kept) < setting.min_size:
+            continue
+        rows = [group[i] for i in kept]
+        idx = np.asarray(rows, dtype=np.int64)
+        _, _, score = _consistency(sim_np[np.ix_(idx, idx)], shift_np[np.ix_(idx, idx)], grid, chars)
+        found.append(_Group(rows, pos[kept], period, score, duplicates))
+    return found
+
+
+def _anchors(tunings: Tensor, grid: tuple[int, ...], params: Tensor) -> Tensor:
+    """What :func:`_anchor` fixes the common offset with: 1-D, the normalised tunings
+    ``[n, steps]``; 2-D, each unit's own (hue, angle) peak ``[n, 2]`` in degrees."""
+    if len(grid) == 1:
+        return _normalise(tunings[:, None], 1)[:, 0]
+    _, position = _subgrid_peak(tunings.reshape(-1, *grid), grid)
+    start = params.reshape(*grid, 2)[0, 0].double()  # (hue, angle) at index (0, 0)
+    return torch.remainder(start + position * (360.0 / grid[0]), 360.0)
+
+
+# -- the selection-aware null -----------------------------------------------------------
+def _surrogate_spectrum(spec: Tensor, grid: tuple[int, ...], gen: torch.Generator) -> Tensor:
+    """One surrogate of the profiles' spectra ``spec`` (``rfftn`` over the grid, ``[U, V, *F]``).
+
+    Two or more variants: each unit's variants permuted independently. One variant:
+    each unit's phases replaced by those of white noise (Hermitian-symmetric, so the
+    surrogate is real), its power per harmonic kept.
+    """
+    n_units, n_var = spec.shape[:2]
+    if n_var >= 2:
+        perm = torch.rand(n_units, n_var, generator=gen).argsort(dim=1)
+        return spec[torch.arange(n_units)[:, None], perm]
+    dims = tuple(range(-len(grid), 0))
+    noise = torch.fft.rfftn(torch.randn(n_units, 1, *grid, generator=gen, dtype=torch.float64), dim=dims)
+    phase = noise / noise.abs().clamp_min(1e-30)
+    return spec * phase.to(spec.dtype)
+
+
+def _null_best(
+    profiles: Tensor, spectra: Tensor, tunings: Tensor, params: Tensor, setting: _Setting, n_null: int, progress: bool
+) -> Tensor:
+    """``Tensor[n_null, U + 1]``: per surrogate run, the best family score with at least m members (−inf: none)."""
+    from tqdm.auto import tqdm
+
+    n_units, n_var, grid = profiles.shape[0], profiles.shape[1], setting.grid
+    best = torch.full((n_null, n_units + 1), -math.inf, dtype=torch.float64)
+    if n_null == 0:
+        return best
+    dims = tuple(range(-len(grid), 0))
+    spec = torch.fft.rfftn(profiles.double(), dim=dims)
+    gen = torch.Generator().manual_seed(setting.seed + 1)
+    keep_anchors = n_var >= 2  # permuting variants keeps every tuning curve (and so its anchors)
+    anchors = _anchors(tunings, grid, params)
+    for r in tqdm(range(n_null), desc="discovery null", disable=not progress, leave=False):
+        surrogate = _surrogate_spectrum(spec, grid, gen)
+        sim, shift = _similarity_from_spectrum(surrogate, grid, torch.float32)
+        if not keep_anchors:
+            curves = torch.fft.irfftn(surrogate, s=grid, dim=dims)[:, 0].reshape(n_units, -1)
+            anchors = _anchors(curves, grid, params)
+        for g in _groups(sim, shift, spectra, anchors, setting):
+            m = len(g.rows)
+            best[r, : m + 1] = torch.clamp_min(best[r, : m + 1], g.score)
+    return best
+
+
+def _max_p(best: Tensor, size: int, score: float, n_null: int) -> float:
+    """``(1 + #runs whose best family of >= size members scores >= score) / (1 + n_null)``."""
+    if n_null == 0:
+        return 1.0
+    column = best[:, min(size, best.shape[1] - 1)]
+    return permutation_p(int((column >= score - 1e-9).sum()), n_null)
+
+
+def _fill_q(families: Sequence[Family]) -> None:
+    """Benjamini–Hochberg q over the families of one call (in place); q = 1 without a test."""
+    qs = bh_q([f.p_value for f in families])
+    for f, q in zip(families, qs):
+        f.q_value = q
+
+
 # -- input checks ---------------------------------------------------------------------
-def _check_args(min_size: int, min_selectivity: float, min_similarity: float, n_null: int, seed: int, compare: str) -> None:
+def _check_args(
+    min_size: int, min_selectivity: float, min_similarity: float, min_response: float, n_null: int, seed: int, compare: str
+) -> None:
     if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 2:
         raise ValueError(f"min_size must be an int >= 2, got {min_size!r}")
     if not 0.0 <= float(min_selectivity) <= 1.0:
         raise ValueError(f"min_selectivity must be in [0, 1], got {min_selectivity!r}")
     if not 0.0 < float(min_similarity) <= 1.0:
         raise ValueError(f"min_similarity must be in (0, 1], got {min_similarity!r}")
+    if not 0.0 <= float(min_response) <= 1.0:
+        raise ValueError(f"min_response must be in [0, 1] (a fraction of the natural scale), got {min_response!r}")
     if isinstance(n_null, bool) or not isinstance(n_null, int) or n_null < 0:
         raise ValueError(f"n_null must be an int >= 0, got {n_null!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -344,21 +518,30 @@ def _subgrid_peak(surface: Tensor, grid: tuple[int, ...]) -> tuple[Tensor, Tenso
     return value, torch.stack(position, dim=-1)
 
 
-def _shift_similarity(profiles: Tensor) -> tuple[Tensor, Tensor]:
+def _shift_similarity(profiles: Tensor, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
     """All pairs' best-shift similarity, by one batched FFT circular cross-correlation.
 
     Args:
         profiles: ``Tensor[U, V, *grid]`` (grid 1-D or 2-D), zero-mean along the grid and
             unit-norm per unit (see :func:`_normalise`).
+        dtype: float64 (default; the same families with any thread count) or float32
+            (2× faster, ~1e-6 error; the surrogate runs).
 
     Returns:
         ``sim`` Tensor[U, U] in [-1, 1], the largest ``Σ z_u(x) z_w(x + s)`` over circular
         shifts ``s`` (sub-step, parabolic), and ``shift`` Tensor[U, U, d], that ``s`` in grid
         steps in [-n/2, n/2): ``w``'s preferred parameter minus ``u``'s.
     """
-    n_units, n_var, grid = profiles.shape[0], profiles.shape[1], tuple(profiles.shape[2:])
+    grid = tuple(profiles.shape[2:])
+    spec = torch.fft.rfftn(profiles.double(), dim=tuple(range(-len(grid), 0)))
+    return _similarity_from_spectrum(spec, grid, dtype)
+
+
+def _similarity_from_spectrum(spec: Tensor, grid: tuple[int, ...], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """:func:`_shift_similarity` from the profiles' spectra ``spec`` (``rfftn`` over the grid, ``[U, V, *F]``)."""
+    n_units, n_var = spec.shape[:2]
     dims = tuple(range(-len(grid), 0))
-    spec = torch.fft.rfftn(profiles.float(), dim=dims)  # float32: 2× faster, ~1e-6 error
+    spec = spec.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
     fshape = spec.shape[2:]
     freq = spec.reshape(n_units, n_var, -1).permute(2, 0, 1)  # [F, U, V]
     rows = max(1, _CHUNK // max(1, n_units * math.prod(grid)))
@@ -377,13 +560,6 @@ def _shift_similarity(profiles: Tensor) -> tuple[Tensor, Tensor]:
     return sim, shift
 
 
-def _own_peaks(responses: Responses, grid: tuple[int, ...]) -> Tensor:
-    """``Tensor[U, 2]``: each unit's own (hue, angle) peak in degrees, on a hue_rotation grid."""
-    _, position = _subgrid_peak(responses.tunings().reshape(-1, *grid).double(), grid)
-    start = responses.params.reshape(*grid, 2)[0, 0].double()  # (hue, angle) at index (0, 0)
-    return torch.remainder(start + position * (360.0 / grid[0]), 360.0)
-
-
 # -- communities, consistency, families --------------------------------------------
 def _communities(sim: Tensor, threshold: float, seed: int) -> list[list[int]]:
     """Louvain communities (size >= 2) of the graph linking pairs with ``sim >= threshold``.
@@ -391,55 +567,75 @@ def _communities(sim: Tensor, threshold: float, seed: int) -> list[list[int]]:
     Edges weigh the similarity above the threshold, ``(sim − t) / (1 − t)``, and each
     connected component is split on its own, so that modularity's resolution limit
     (relative to the whole layer) does not merge small families joined by weak links.
+    Louvain is igraph's (C; the surrogate runs of the null call it hundreds of times),
+    its vertex order drawn from a ``random.Random(seed)`` for each component.
     """
     n = sim.shape[0]
     iu, iv = torch.triu_indices(n, n, 1)
     weight = sim[iu, iv]
     keep = weight >= threshold
-    excess = (weight[keep] - threshold) / (1.0 - threshold + 1e-9)
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
-    graph.add_weighted_edges_from(zip(iu[keep].tolist(), iv[keep].tolist(), excess.tolist()))
+    excess = ((weight[keep] - threshold) / (1.0 - threshold + 1e-9)).tolist()
+    graph = igraph.Graph(n=n, edges=torch.stack([iu[keep], iv[keep]], 1).tolist())
+    graph.es["weight"] = excess
     found: list[list[int]] = []
-    for component in nx.connected_components(graph):
-        if len(component) >= 2:
-            parts = nx.community.louvain_communities(graph.subgraph(component), weight="weight", seed=seed)
-            found += [sorted(c) for c in parts if len(c) >= 2]
+    with _igraph_seed(seed):
+        for component in graph.connected_components():
+            if len(component) < 2:
+                continue
+            sub = graph.induced_subgraph(component)
+            parts = sub.community_multilevel(weights="weight")
+            found += [sorted(component[v] for v in part) for part in parts if len(part) >= 2]
     return sorted(found, key=lambda c: c[0])
 
 
-def _synchronise(sim: Tensor, phase: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Synchronise relative phases ``phase[u, v] ≈ θ_v − θ_u`` (radians), batched over ``...``.
+@contextmanager
+def _igraph_seed(seed: int) -> Iterator[None]:
+    """igraph draws from Python's ``random`` module by default: give it a private seeded one."""
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        yield
+    finally:
+        igraph.set_random_number_generator(random)
+
+
+def _synchronise(sim: np.ndarray, phase: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Synchronise relative phases ``phase[u, v] ≈ θ_v − θ_u`` (radians) of one group.
 
     The phases θ are those of the leading eigenvector of the Hermitian matrix
-    ``sim · exp(−i·phase)``; the residuals ``phase[u, v] − (θ_v − θ_u)`` measure cycle consistency.
+    ``sim · exp(−i·phase)``; the residuals ``phase[u, v] − (θ_v − θ_u)`` measure cycle
+    consistency. NumPy, not torch: the groups are small and the surrogate runs of the
+    null call this thousands of times, where per-call overhead dominates.
 
     Args:
-        sim: Tensor[..., m, m] symmetric pair weights. phase: Tensor[..., m, m], antisymmetric.
+        sim: ``[m, m]`` symmetric pair weights. phase: ``[m, m]``, antisymmetric.
 
     Returns:
-        ``theta`` Tensor[..., m]; ``member`` Tensor[..., m], each member's sim-weighted mean
-        cos(residual); ``score`` Tensor[...] in [0, 1], the mean over pairs of sim · cos(residual).
+        ``theta`` ``[m]``; ``member`` ``[m]``, each member's sim-weighted mean cos(residual);
+        ``score`` in [0, 1], the mean over pairs of sim · cos(residual).
     """
     m = sim.shape[-1]
-    weight = sim.clamp_min(0.0) * (1.0 - torch.eye(m, dtype=sim.dtype))
-    h = torch.polar(sim.clamp_min(0.0), -phase)
-    theta = torch.linalg.eigh(0.5 * (h + h.mH)).eigenvectors[..., :, -1].angle()
-    agree = torch.cos(phase - (theta[..., None, :] - theta[..., :, None])) * weight
-    member = agree.sum(-1) / weight.sum(-1).clamp_min(1e-12)
-    return theta, member, (agree.sum((-1, -2)) / (m * (m - 1))).clamp(0.0, 1.0)
+    positive = np.clip(sim, 0.0, None)
+    weight = positive * (1.0 - np.eye(m))
+    h = positive * np.exp(-1j * phase)
+    theta = np.angle(np.linalg.eigh(0.5 * (h + h.conj().T))[1][:, -1])
+    agree = np.cos(phase - (theta[None, :] - theta[:, None])) * weight
+    member = agree.sum(-1) / np.clip(weight.sum(-1), 1e-12, None)
+    return theta, member, float(np.clip(agree.sum() / max(1, m * (m - 1)), 0.0, 1.0))
 
 
-def _consistency(sim: Tensor, shift: Tensor, grid: tuple[int, ...], chars: list[tuple[int, ...]]) -> tuple[Tensor, Tensor, Tensor]:
-    """Synchronise each character's phases ``2π Σ_j c_j·shift_j / n_j`` of a group (or batch of groups).
+def _consistency(
+    sim: np.ndarray, shift: np.ndarray, grid: tuple[int, ...], chars: list[tuple[int, ...]]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Synchronise each character's phases ``2π Σ_j c_j·shift_j / n_j`` of one group
+    (``sim`` ``[m, m]``, ``shift`` ``[m, m, d]``).
 
     Returns:
-        ``theta`` Tensor[..., m, len(chars)], the worst ``member`` consistency over the
-        characters Tensor[..., m], and the mean ``score`` Tensor[...].
+        ``theta`` ``[m, len(chars)]``, the worst ``member`` consistency over the characters
+        ``[m]``, and the mean ``score``.
     """
-    sizes = torch.tensor(grid, dtype=shift.dtype)
-    out = [_synchronise(sim, 2 * math.pi * (shift * torch.tensor(c, dtype=shift.dtype) / sizes).sum(-1)) for c in chars]
-    return torch.stack([o[0] for o in out], -1), torch.stack([o[1] for o in out]).amin(0), torch.stack([o[2] for o in out]).mean(0)
+    sizes = np.asarray(grid, dtype=np.float64)
+    out = [_synchronise(sim, 2 * math.pi * (shift * np.asarray(c, dtype=np.float64) / sizes).sum(-1)) for c in chars]
+    return np.stack([o[0] for o in out], -1), np.stack([o[1] for o in out]).min(0), float(np.mean([o[2] for o in out]))
 
 
 def _spectra(profiles: Tensor, grid: tuple[int, ...]) -> Tensor:
@@ -450,7 +646,7 @@ def _spectra(profiles: Tensor, grid: tuple[int, ...]) -> Tensor:
     return torch.fft.rfft(profiles, dim=-1).abs().square().sum(1)
 
 
-def _symmetry(spectra: Tensor, grid: tuple[int, ...], min_similarity: float) -> tuple[list[tuple[int, ...]], float]:
+def _symmetry(spectra: np.ndarray, grid: tuple[int, ...], min_similarity: float) -> tuple[list[tuple[int, ...]], float]:
     """The characters to synchronise and the period of a group, from its members' :func:`_spectra`.
 
     1-D: the largest harmonic k in {4, 2} whose multiples hold >= 75% of the tuning energy
@@ -466,28 +662,37 @@ def _symmetry(spectra: Tensor, grid: tuple[int, ...], min_similarity: float) -> 
 
 
 def _prune(
-    group: list[int], spectra: Tensor, sim: Tensor, shift: Tensor, grid: tuple[int, ...], min_size: int, min_similarity: float
-) -> tuple[list[tuple[int, ...]], float, Tensor, list[int]]:
+    group: list[int], spectra: Tensor | np.ndarray, sim: Tensor | np.ndarray, shift: Tensor | np.ndarray,
+    grid: tuple[int, ...], min_size: int, min_similarity: float,
+) -> tuple[list[tuple[int, ...]], float, Tensor, list[int]]:  # fmt: skip
     """Drop inconsistent or weakly similar members of ``group`` (in place), worst first.
 
     A member stays if its consistency is >= 0.8 and its median similarity to the
-    others >= ``min_similarity``.
+    others >= ``min_similarity``. Each round drops the worse half of the members
+    that fail (at least one) and re-synchronises the rest: a group of m members is
+    settled in O(log m) rounds, not m (the null re-runs this hundreds of times).
 
     Returns:
-        The kept group's characters, period and phases ``[m, len(chars)]``, and the dropped members.
+        The kept group's characters, period and phases ``Tensor[m, len(chars)]``, and the dropped members.
     """
+    spectra, sim, shift = np.asarray(spectra), np.asarray(sim), np.asarray(shift)
     dropped: list[int] = []
     while True:
         chars, period = _symmetry(spectra[group], grid, min_similarity)
-        sub = sim[group][:, group]
-        theta, member, _ = _consistency(sub, shift[group][:, group], grid, chars)
+        idx = np.asarray(group, dtype=np.int64)
+        sub = sim[np.ix_(idx, idx)]
+        theta, member, _ = _consistency(sub, shift[np.ix_(idx, idx)], grid, chars)
         if len(group) < min_size:
-            return chars, period, theta, dropped
-        others = sub.masked_fill(torch.eye(len(group), dtype=torch.bool), float("nan")).nanmedian(dim=1).values
+            return chars, period, torch.from_numpy(theta), dropped
+        off = sub[~np.eye(len(group), dtype=bool)].reshape(len(group), len(group) - 1) if len(group) > 1 else sub
+        others = np.median(off, axis=1) if len(group) > 2 else off.min(axis=1)
         bad = (member < _MIN_CONSISTENCY) | (others < min_similarity)
-        if not bool(bad.any()):
-            return chars, period, theta, dropped
-        dropped.append(group.pop(int(torch.where(bad, member + others, torch.full_like(member, math.inf)).argmin())))
+        if not bad.any():
+            return chars, period, torch.from_numpy(theta), dropped
+        badness = np.where(bad, member + others, np.inf)
+        worst = set(np.argsort(badness, kind="stable")[: max(1, int(bad.sum()) // 2)].tolist())
+        dropped += [group[i] for i in sorted(worst, key=lambda i: (badness[i], i))]
+        group[:] = [u for i, u in enumerate(group) if i not in worst]
 
 
 def _anchor(theta: Tensor, chars: list[tuple[int, ...]], anchors: Tensor, start: float) -> Tensor:
@@ -523,102 +728,98 @@ def _anchor(theta: Tensor, chars: list[tuple[int, ...]], anchors: Tensor, start:
     return torch.stack([hue, torch.remainder(phase[:, 0] - hue, 360.0)], -1)
 
 
-def _build(
-    group: list[int], chars: list[tuple[int, ...]], period: float, pos: Tensor, sim: Tensor,
-    grid: tuple[int, ...], responses: Responses, ids: list[int],
-) -> tuple[Family, list[int]]:  # fmt: skip
-    """Order, deduplicate and describe one consistent group (score and p-value filled later).
+def _dedupe(
+    group: list[int], chars: list[tuple[int, ...]], period: float, pos: Tensor, sim: Tensor, grid: tuple[int, ...]
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """Order and deduplicate one consistent group.
 
     Of members whose parameters ``pos`` ([m, d], degrees) are within half a grid step, the
     one most similar to the rest of the group stays; the others are listed as duplicates.
 
     Returns:
-        The family and its members' rows, in the family's order.
+        The kept positions in ``group`` (family order: ascending parameter), and
+        ``(row, row of the member it duplicates)`` pairs.
     """
     quality = sim[group][:, group].clamp_min(0.0).sum(1)
-    coupled = chars[0] == (1, 1)
-
-    def distance(a: int, b: int) -> float:
-        diff = (torch.remainder(pos[a] - pos[b] + period / 2, period) - period / 2).abs().max()
-        alt = (torch.remainder(pos[a] - pos[b], 360.0) - 180.0).abs().max() if coupled else diff
-        return float(torch.minimum(diff, alt))
-
+    diff = pos[:, None, :] - pos[None, :, :]  # [m, m, d]
+    dist = (torch.remainder(diff + period / 2, period) - period / 2).abs().amax(-1)
+    if chars[0] == (1, 1):  # coupled: (hue + 180, angle + 180) is the same unit
+        dist = torch.minimum(dist, (torch.remainder(diff, 360.0) - 180.0).abs().amax(-1))
+    close = (dist < _DUPLICATE_STEPS * 360.0 / grid[-1]).tolist()
+    dists = dist.tolist()
     kept: list[int] = []
     duplicates: list[tuple[int, int]] = []
     for i in sorted(range(len(group)), key=lambda j: (-float(quality[j]), j)):
-        close = min(((distance(i, j), j) for j in kept), default=(math.inf, -1))
-        if close[0] < _DUPLICATE_STEPS * 360.0 / grid[-1]:
-            duplicates.append((ids[group[i]], ids[group[close[1]]]))
+        near = [j for j in kept if close[i][j]]
+        if near:
+            duplicates.append((group[i], group[min(near, key=lambda j: (dists[i][j], j))]))
         else:
             kept.append(i)
     kept.sort(key=lambda i: (float(pos[i, -1]), float(pos[i, 0]), i))
-    preferred = [float(pos[i, -1]) for i in kept]
-    family = Family(
-        layer=responses.layer, transform=responses.transform, units=[ids[group[i]] for i in kept],
-        preferred=preferred, period=period, score=0.0, p_value=1.0,
-        holes=holes(preferred, period) if len(grid) == 1 else [],
-        preferred_hue=[float(pos[i, 0]) for i in kept] if len(grid) == 2 else None,
-        duplicates=sorted(duplicates),
-    )  # fmt: skip
-    return family, [group[i] for i in kept]
-
-
-def _significance(
-    rows: list[int], sim: Tensor, shift: Tensor, grid: tuple[int, ...], chars: list[tuple[int, ...]], null: Tensor
-) -> tuple[float, float]:
-    """Score of the family ``rows`` and its p-value against random sets (batched).
-
-    Args:
-        null: Tensor[n_null, n] random permutations of the selective units; each null
-            set is the first ``len(rows)`` entries of a row.
-    """
-    idx = torch.tensor(rows)
-    _, _, score = _consistency(sim[idx][:, idx], shift[idx][:, idx], grid, chars)
-    if len(null) == 0:
-        return float(score), 1.0
-    pick = null[:, : len(rows)]
-    _, _, scores = _consistency(sim[pick[:, :, None], pick[:, None, :]], shift[pick[:, :, None], pick[:, None, :]], grid, chars)
-    return float(score), (1 + int((scores >= score - 1e-9).sum())) / (1 + len(null))
+    return kept, duplicates
 
 
 # -- flip ---------------------------------------------------------------------------
 def _flip_pairs(
-    responses: Responses, active: Tensor, min_size: int, min_selectivity: float, min_similarity: float, n_null: int, gen: torch.Generator
-) -> FamilyList:
+    responses: Responses, active: Tensor, min_size: int, min_selectivity: float, min_similarity: float,
+    n_null: int, seed: int, progress: bool,
+) -> FamilyList:  # fmt: skip
     """Mutual best matches of ``u(x)`` against ``v(flip x)`` (correlation over variants)."""
+    from tqdm.auto import tqdm
+
     a, b = responses.values[..., 0].double(), responses.values[..., 1].double()
     asym = (a - b).norm(dim=1) / (a.norm(dim=1) + b.norm(dim=1)).clamp_min(1e-12)
-    x, y = torch.cat([a, b], 1), torch.cat([b, a], 1)
-    x, y = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
-    x, y = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12), y / y.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    corr = x @ y.T  # corr[u, v]: u's responses against v's to the mirrored stimuli; symmetric
-    own = corr.diagonal()  # how well a unit is its own mirror image
+    own = _mirror_corr(a, b).diagonal()  # how well a unit is its own mirror image (kept by the surrogates)
     is_candidate = active & (asym >= min_selectivity)
     candidates = torch.nonzero(is_candidate).flatten()
-    sub = corr[candidates][:, candidates].clamp(-1.0, 1.0)
-    best = sub.clone().fill_diagonal_(-math.inf).argmax(dim=1)
-    # a pair is a mutual best match that mirrors better than either unit mirrors itself
-    pairs = [
-        (i, j) for i, j in enumerate(best.tolist())
-        if i < j and int(best[j]) == i and float(sub[i, j]) >= min_similarity
-        and float(sub[i, j]) > max(float(own[candidates[i]]), float(own[candidates[j]]))
-    ] if min_size <= 2 and len(candidates) >= 2 else []  # fmt: skip
+    ca, cb, cown = a[candidates], b[candidates], own[candidates]
+    pairs = _mirror_pairs(_mirror_corr(ca, cb), cown, min_similarity) if min_size <= 2 else []
     paired = torch.zeros_like(active)
-    for i, j in pairs:
+    for i, j, _ in pairs:
         paired[candidates[i]] = paired[candidates[j]] = True
     selective = is_candidate & ((own < min_similarity) | paired)
     ids = [responses.units[r] for r in torch.nonzero(selective).flatten().tolist()]
     out = FamilyList(invariant=[responses.units[r] for r in torch.nonzero(active & ~selective).flatten().tolist()], selective=ids)
     if not pairs:
         return out
+    # The selection-aware null: each candidate's variants permuted on its own (the
+    # pair (x, flip x) stays together), the same pair search, its best pair per run.
+    gen = torch.Generator().manual_seed(seed + 1)
+    best = torch.full((n_null,), -math.inf, dtype=torch.float64)
+    n_cand, n_var = ca.shape
+    for r in tqdm(range(n_null), desc="discovery null", disable=not progress, leave=False):
+        perm = torch.rand(n_cand, n_var, generator=gen).argsort(dim=1)
+        rows = torch.arange(n_cand)[:, None]
+        found = _mirror_pairs(_mirror_corr(ca[rows, perm], cb[rows, perm]), cown, min_similarity)
+        best[r] = max((score for _, _, score in found), default=-math.inf)
     prefers = responses.preferred[candidates]
-    null = torch.rand(n_null, len(candidates), generator=gen).argsort(dim=1)[:, :2]
-    null_scores = sub[null[:, 0], null[:, 1]].clamp_min(0.0)
     cand_ids = [responses.units[r] for r in candidates.tolist()]
-    for i, j in pairs:
+    for i, j, score in pairs:
         pair = sorted((i, j), key=lambda r: (float(prefers[r]), cand_ids[r]))
-        score = float(sub[i, j].clamp(0.0, 1.0))
-        p_value = (1 + int((null_scores >= score - 1e-9).sum())) / (1 + n_null)
-        out.append(Family(responses.layer, "flip", [cand_ids[r] for r in pair], [0.0, 1.0], 2.0, score, p_value))
+        p_value = permutation_p(int((best >= score - 1e-9).sum()), n_null) if n_null else 1.0
+        out.append(Family(responses.layer, "flip", [cand_ids[r] for r in pair], [0.0, 1.0], 2.0, score, p_value, n_null=n_null))
+    _fill_q(out)
     out.sort(key=lambda f: (-f.score, f.units[0]))
     return out
+
+
+def _mirror_corr(a: Tensor, b: Tensor) -> Tensor:
+    """``Tensor[n, n]``: unit u's responses ``(a, b)`` (``[n, V]`` each: x and flip x) against
+    v's to the mirrored stimuli ``(b, a)``, correlated over the 2V responses; symmetric."""
+    x, y = torch.cat([a, b], 1), torch.cat([b, a], 1)
+    x, y = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+    x, y = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12), y / y.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return (x @ y.T).clamp(-1.0, 1.0)
+
+
+def _mirror_pairs(corr: Tensor, own: Tensor, min_similarity: float) -> list[tuple[int, int, float]]:
+    """Mutual best matches (``i < j``) that mirror each other at ``>= min_similarity`` and
+    better than either mirrors itself (``own``), with their score ``corr[i, j]`` in [0, 1]."""
+    if len(corr) < 2:
+        return []
+    best = corr.clone().fill_diagonal_(-math.inf).argmax(dim=1)
+    i = torch.arange(len(corr))
+    ok = (best[best] == i) & (i < best)
+    score = corr[i, best]
+    ok &= (score >= min_similarity) & (score > torch.maximum(own, own[best]))
+    return [(int(u), int(best[u]), float(score[u].clamp(0.0, 1.0))) for u in torch.nonzero(ok).flatten()]

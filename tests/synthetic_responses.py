@@ -254,3 +254,33 @@ def naive_shift_similarity(profiles: Tensor) -> tuple[Tensor, Tensor]:
                 shift[u, w, axis] = (best[axis] + off + n / 2) % n - n / 2
             sim[u, w] = min(1.0, max(-1.0, value))
     return sim, shift
+
+
+def structure_free(
+    n_units: int = 200, variants: int = 1, *, steps: int = 64, seed: int = 0, transform: str = "rotation"
+) -> Responses:
+    """Responses with no shared structure: every unit's every variant an independent,
+    rectified, random smooth periodic tuning curve (harmonics 1–4, amplitude ~1/k, a random
+    offset before the rectification), and a random gain per unit. No two units are
+    transformed copies except by chance; every family ``find_families`` reports is false.
+    """
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.arange(steps, dtype=torch.float64) * 360.0 / steps
+    curves = _smooth_random((n_units, variants), theta, g)  # >= 0, touching 0
+    offset = torch.rand(n_units, variants, 1, generator=g, dtype=torch.float64) * curves.amax(-1, keepdim=True) * 0.5
+    gain = 0.5 + torch.rand(n_units, 1, 1, generator=g, dtype=torch.float64)
+    values = gain * (curves - offset).clamp_min(0.0)
+    return Responses(values, theta, layer="structure_free", transform=transform)
+
+
+def with_planted(base: Responses, specs: Sequence[Spec], *, seed: int = 0, noise: float = 0.02) -> Planted:
+    """``base`` (e.g. :func:`structure_free`) with the families of ``specs`` appended as
+    extra units (ids after ``base``'s), built by :func:`planted_1d` on the same grid."""
+    n_base, n_var, steps = base.values.shape
+    planted = planted_1d(specs, steps=steps, variants=n_var, noise=noise, seed=seed, unit_offset=n_base, transform=base.transform)
+    values = torch.cat([base.values, planted.responses.values.clamp_min(0.0)])
+    units = list(base.units) + list(planted.responses.units)
+    resp = Responses(values, base.params, layer=base.layer, transform=base.transform, units=units)
+    out = Planted(resp, families=planted.families, periods=planted.periods, preferred=planted.preferred)
+    out.random = list(base.units)
+    return out

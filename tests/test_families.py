@@ -10,7 +10,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import adjusted_rand_score
-from synthetic_responses import Planted, Spec, naive_shift_similarity, planted_1d, planted_flip, planted_hue_rotation
+from synthetic_responses import (
+    Planted,
+    Spec,
+    naive_shift_similarity,
+    planted_1d,
+    planted_flip,
+    planted_hue_rotation,
+    structure_free,
+    with_planted,
+)
 
 from equifind.families import (
     Family,
@@ -336,3 +345,106 @@ def test_rank_families_significant_then_largest_then_most_equivariant() -> None:
     assert rank_families(fams, [None, 0.95, None]) == [2, 1, 3, 0]
     assert rank_families(fams, [None, float("nan"), None, None]) == [2, 3, 1, 0]
     assert rank_families(fams, alpha=0.001) == [2, 0, 3, 1]
+
+
+# -- significance with the selection included (issue 11) -------------------------------
+def _runs_with_a_discovery(variants: int, seeds: range, n_null: int) -> list[int]:
+    """Seeds of structure-free data sets in which find_families reports a family at q <= 0.05."""
+    hits = []
+    for seed in seeds:
+        fams = find_families(structure_free(200, variants, seed=seed), n_null=n_null, seed=seed)
+        if any(f.q_value <= 0.05 for f in fams):
+            hits.append(seed)
+    return hits
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variants", [1, 4])
+def test_structure_free_responses_give_no_significant_family(variants: int) -> None:
+    """No shared structure, 200 units: at most 1 run in 20 reports any family at q <= 0.05.
+
+    Discovery itself still finds 9-40 chance groups per run (similar curve shapes), every one
+    false; before the selection-aware null, each had p = 0.005. 40 surrogate runs (p floor
+    1/41) keep the test affordable; the null's validity does not depend on their number.
+    The test below is its positive control: the same data with planted families added.
+    """
+    hits = _runs_with_a_discovery(variants, range(20), n_null=40)
+    assert len(hits) <= 1, f"false discoveries in runs {hits}"
+
+
+@pytest.mark.slow
+def test_planted_families_in_structure_free_data_are_found_at_q_001() -> None:
+    """Planted shifted-copy families (uneven, with a hole; periods 360, 180, 90) among 200
+    structure-free units: every one found with q <= 0.01, nothing else at q <= 0.05.
+
+    BH multiplies the p-value by the number of families found (about 33 chance groups here)
+    over its rank, so q <= 0.01 for 3 families at the p floor needs 1/(1 + n_null) <=
+    0.01 × 3/36: 1200 surrogate runs. (A broad κ = 3 family absorbs chance-similar random
+    units in some seeds, a discovery weakness left to the family-validity issue; κ >= 6 here.)
+    """
+    specs = [
+        Spec([5.0, 50.0, 95.0, 140.0, 185.0, 275.0, 320.0], 360.0, 6.0),  # uneven, a hole at 230°
+        Spec([30.0 * i for i in range(6)], 180.0, 8.0),
+        Spec([3.0 + 15.0 * i for i in range(6)], 90.0, 2.0),
+    ]
+    planted = with_planted(structure_free(200, 4, seed=0), specs, seed=0)
+    fams = find_families(planted.responses, n_null=1200, seed=0)
+    truth = sorted(sorted(f) for f in planted.families)
+    significant = sorted(sorted(f.units) for f in fams if f.q_value <= 0.05)
+    assert significant == truth, (significant, truth)
+    assert all(f.q_value <= 0.01 for f in fams if sorted(f.units) in truth)
+
+
+def test_q_values_are_bh_of_the_p_values_and_the_floor_holds() -> None:
+    from scipy.stats import false_discovery_control
+
+    planted = planted_1d(ROTATION, n_random=30, noise=0.03, seed=1)
+    fams = find_families(planted.responses, n_null=30)
+    p = [f.p_value for f in fams]
+    assert [f.q_value for f in fams] == pytest.approx(list(false_discovery_control(p)))
+    assert all(f.n_null == 30 and f.p_value >= 1 / 31 - 1e-12 and f.q_value >= f.p_value for f in fams)
+    no_test = find_families(planted.responses, n_null=0)
+    assert all(f.p_value == 1.0 and f.q_value == 1.0 for f in no_test)
+
+
+def _shuffle_variants(resp: Responses, seed: int) -> Responses:
+    """Each unit's variants permuted independently: the stimulus pairing between units destroyed."""
+    g = torch.Generator().manual_seed(seed)
+    n, v, _ = resp.values.shape
+    perm = torch.rand(n, v, generator=g).argsort(dim=1)
+    values = resp.values[torch.arange(n)[:, None], perm]
+    return Responses(values, resp.params, layer=resp.layer, transform=resp.transform, units=resp.units,
+                     natural_scale=resp.natural_scale)  # fmt: skip
+
+
+def test_same_families_with_one_and_two_threads() -> None:
+    planted = with_planted(structure_free(120, 4, seed=2), ROTATION, seed=2)
+    runs = []
+    for threads in (1, 2):
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            runs.append(find_families(planted.responses, n_null=20))
+        finally:
+            torch.set_num_threads(before)
+    exact = [[(f.units, f.period, f.p_value, f.q_value, f.duplicates) for f in fams] for fams in runs]
+    assert exact[0] == exact[1] and len(runs[0]) > 3
+    # Members, p and q are identical. The common offset of a family's angles can move by a
+    # tenth of a degree (seen: 0.085° for a 90°-period family) when float64 sums in another
+    # order flip the peak of the averaged template between two near-equal grid points.
+    for a, b in zip(*runs):
+        assert a.preferred == pytest.approx(b.preferred, abs=0.2) and a.score == pytest.approx(b.score, abs=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.weights
+def test_googlenet_rotation_with_shuffled_variants_has_no_significant_family(googlenet) -> None:
+    """Real conv2d2 responses, each unit's variants shuffled: at most one family at q <= 0.05
+    (the real responses give several; see benchmarks/RESULTS.md)."""
+    import equifind as ef
+
+    resp = ef.probe(googlenet, "conv2d2", "rotation", steps=32, progress=False)
+    real = find_families(resp, n_null=40)
+    shuffled = find_families(_shuffle_variants(resp, seed=0), n_null=40)
+    assert sum(f.q_value <= 0.05 for f in shuffled) <= 1
+    assert sum(f.q_value <= 0.05 for f in real) >= 3  # the control can fail: real structure is found
