@@ -2,9 +2,12 @@
 
 The test is the seed's definition of equivariance, f(g·x) = P_g f(x): over a
 stimulus set X, the family's responses to transformed stimuli g·x are compared
-with its responses to x permuted by P_g, the cyclic shift of the ordered
-family that g implies. For a family of n members ordered by preferred
-parameter and period T, the shift by k places goes with g = k·T/n.
+with its responses to x permuted by P_g. Natural families are uneven and have
+holes, so g and P_g come from the members' *measured* positions φ: for every
+ordered pair of members (i, j), g_ij = φ_j − φ_i is the transform that should
+take member i onto member j, and unit j's response to g_ij·x is compared with
+unit i's response to x (over X and the whole grid; shifts between grid steps
+are exact Fourier shifts). A flip pair's g is the mirror.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from torch import Tensor
 
 from ._checks import unknown_name
 from ._circle import coverage, harmonic_period, holes
+from ._stats import format_p, permutation_p
 from .models.base import Model
 from .probe import StimuliSpec, auto_stimuli, probe, probe_geometry
 from .responses import Responses
 from .stimuli import StimulusSet
 
 __all__ = ["score_family", "score_responses", "FamilyScore"]
+
+_MIN_STEPS = 4  # rotation and hue: the fewest grid steps over the period that show a shift
 
 
 @dataclass
@@ -39,17 +45,23 @@ class FamilyScore:
         order: the units ordered by preferred parameter (the family's cyclic order).
         preferred: unit -> its preferred parameter (degrees; 0/1 for flip).
         period: the family's period (rotation 360, 180 or 90 from the tuning harmonics; hue 360; flip 2).
-        equivariance: in [0, 1]: correlation of f(g·x) with P_g f(x) over X and the
-            family's shifts g (1.0 is exact).
-        invariance: the same score with the identity permutation: high means the units
-            respond alike to x and g·x (merely invariant), not that they are copies.
-        per_shift: the score for each shift k = 1 … n−1.
+        equivariance: in [0, 1]: the mean over ordered member pairs (i, j) of the
+            correlation of unit j's responses to g_ij·x with unit i's to x, g_ij = φ_j − φ_i
+            from the measured positions (1.0 is exact).
+        invariance: the same with each unit compared with itself (its response to
+            g_ij·x against its response to x): high means the units respond alike to x
+            and g·x (merely invariant), not that they are copies.
+        per_shift: for k = 1 … n−1, the mean score of the pairs (i, i + k) in cyclic order.
         coverage: in [0, 1]: how evenly the preferred parameters cover the period.
         holes: parameters where members seem missing.
-        p_value: ``(1 + #null ≥ equivariance) / (1 + n_null)`` against random unit sets of
-            the same size from the same layer.
+        p_value: the equivariance test: ``(1 + #null ≥ equivariance) / (1 + n_null)``
+            against random unit sets of the same size from the same layer, each scored the
+            same way at its own measured positions; never below ``1 / (1 + n_null)``.
         null_mean: the mean equivariance of those random sets.
         n_stimuli: the number of stimulus variants in X.
+        q_value: Benjamini–Hochberg q of ``p_value``: over the families of one layer and
+            transform in a scan; for a single :func:`score_family` call, q = p.
+        n_null: the random sets behind ``p_value``.
     """
 
     layer: str
@@ -67,6 +79,8 @@ class FamilyScore:
     null_mean: float
     n_stimuli: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    q_value: float = math.nan
+    n_null: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (unit keys of ``preferred`` become strings)."""
@@ -75,11 +89,12 @@ class FamilyScore:
         return out
 
     def summary(self) -> str:
-        """One readable paragraph."""
+        """One readable paragraph; the q and p are the equivariance test's."""
+        test = f"{format_p(self.q_value, self.n_null, 'q')}, {format_p(self.p_value, self.n_null)}"
         return (
             f"{self.layer} {self.transform} family of {len(self.order)} units, order {self.order} "
             f"(period {self.period:g}): equivariance {self.equivariance:.3f} "
-            f"(random sets {self.null_mean:.3f}, p = {self.p_value:.3g}), invariance {self.invariance:.3f}, "
+            f"(random sets {self.null_mean:.3f}; equivariance test {test}), invariance {self.invariance:.3f}, "
             f"coverage {self.coverage:.2f}" + (f", holes at {[round(h, 1) for h in self.holes]}" if self.holes else "")
         )
 
@@ -90,33 +105,69 @@ def _zscore(x: Tensor) -> Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def _shift_scores(values: Tensor, sets: Tensor, variants: Tensor, shifts: Tensor, permute: bool) -> Tensor:
-    """Correlation of f(g_k·x) with P_k f(x), per unit set and shift, batched.
+_PAIR_CHUNK = 1 << 22  # B·n²·F complex entries per block of pair scores
+
+
+def _pair_scores(values: Tensor, sets: Tensor, variants: Tensor, deltas: Tensor) -> tuple[Tensor, Tensor]:
+    """Correlation of unit j's responses to g_ij·x with unit i's (and with its own) to x.
+
+    For every set, every ordered pair of members (i, j): ``z_j(x, θ + δ_ij)`` against
+    ``z_i(x, θ)`` over the set's stimuli x and the grid θ, each unit standardised over
+    X × grid; the shift by ``δ_ij`` grid steps (any real number) is exact in Fourier space,
+    so the cross-spectra give every pair at once.
 
     Args:
         values: ``Tensor[U, V, S]`` responses of the layer.
-        sets: ``Tensor[B, n]`` rows of ``values``, each set in its cyclic order.
-        variants: ``Tensor[B, m]`` stimulus variants X of each set.
-        shifts: ``Tensor[n - 1]`` grid steps of g_k for k = 1 … n−1.
-        permute: True for P_k (cyclic shift by k), False for the identity.
+        sets: ``Tensor[B, n]`` rows of ``values``.
+        variants: ``Tensor[B, m]`` the stimulus variants X of each set.
+        deltas: ``Tensor[B, n, n]`` δ_ij in grid steps.
 
     Returns:
-        ``Tensor[B, n - 1]``.
+        ``(equivariance, invariance)``, each ``Tensor[B, n, n]`` (the diagonal is meaningless).
     """
     b, n = sets.shape
-    r = values[sets[:, :, None], variants[:, None, :]]  # [B, n, m, S]
-    z = _zscore(r.flatten(2)).view_as(r)  # each unit standardised over X × grid
-    k = torch.arange(1, n, device=values.device)
-    member = torch.arange(n, device=values.device)
-    target = (member[None, :] + k[:, None]) % n if permute else member[None, :].expand(n - 1, n)  # [n-1, n]
-    # One shift at a time: memory B·n·m·S, not B·n²·m·S (large families × 200 null sets).
-    # moved[b, i, :, t] = z[b, target[k, i], :, t + shift_k]: the response to g_k·x, permuted.
-    ref_norm = z.flatten(1).norm(dim=-1)  # [B]
-    out = torch.empty(b, n - 1, dtype=z.dtype, device=z.device)
-    for j in range(n - 1):
-        moved = z[:, target[j]].roll(-int(shifts[j]), dims=-1)  # [B, n, m, S]
-        out[:, j] = (moved * z).flatten(1).sum(-1) / (moved.flatten(1).norm(dim=-1) * ref_norm).clamp_min(1e-12)
-    return out
+    steps = values.shape[-1]
+    freq = torch.arange(steps // 2 + 1, dtype=torch.float64)
+    weight = torch.full_like(freq, 2.0)
+    weight[0] = 1.0
+    if steps % 2 == 0:
+        weight[-1] = 1.0  # the Nyquist term is real and counted once
+    nyquist = steps % 2 == 0
+    eq_out = torch.empty(b, n, n, dtype=torch.float64)
+    inv_out = torch.empty(b, n, n, dtype=torch.float64)
+    chunk = max(1, _PAIR_CHUNK // max(1, n * n * len(freq)))
+    for start in range(0, b, chunk):
+        sl = slice(start, start + chunk)
+        r = values[sets[sl, :, None], variants[sl, None, :]].double()  # [c, n, m, S]
+        z = _zscore(r.flatten(2)).view_as(r)
+        spec = torch.fft.rfft(z, dim=-1)  # [c, n, m, F]
+        rot = torch.polar(torch.ones_like(deltas[sl, ..., None]), 2 * math.pi * freq * deltas[sl, ..., None] / steps)
+        cross = torch.einsum("cimk,cjmk->cijk", spec.conj(), spec)  # Σ_x conj(Z_i) Z_j  [c, n, n, F]
+        power = spec.abs().square().sum(2)  # [c, n, F]
+        # ‖z(· + δ)‖²: a shift keeps the power of every term but the (real) Nyquist one, of which cos²(πδ) stays
+        full = (weight * power).sum(-1) / steps  # [c, n]
+        nyq = power[..., -1] / steps if nyquist else torch.zeros_like(full)
+        sin2 = torch.sin(math.pi * deltas[sl]).square()  # [c, i, j]
+        eq_norm = (full[:, None, :] - nyq[:, None, :] * sin2).clamp_min(1e-24).sqrt()  # unit j shifted by δ_ij
+        inv_norm = (full[:, :, None] - nyq[:, :, None] * sin2).clamp_min(1e-24).sqrt()  # unit i shifted by δ_ij
+        eq = (weight * (cross * rot).real).sum(-1) / steps / eq_norm
+        own = (weight * (power[:, :, None, :] * rot).real).sum(-1) / steps  # z_i(θ + δ_ij) · z_i(θ)
+        eq_out[sl], inv_out[sl] = eq, own / inv_norm
+    return eq_out, inv_out
+
+
+def _deltas(positions: Tensor, step: float, transform: str) -> Tensor:
+    """``Tensor[B, n, n]``: δ_ij = φ_j − φ_i in grid steps (flip: the mirror, one step, for every pair)."""
+    if transform == "flip":
+        return torch.ones(*positions.shape, positions.shape[-1], dtype=torch.float64)
+    return (positions[..., None, :] - positions[..., :, None]).double() / step
+
+
+def _mean_off_diagonal(x: Tensor) -> Tensor:
+    """``Tensor[B]``: the mean of each ``[n, n]`` matrix without its diagonal."""
+    n = x.shape[-1]
+    mask = ~torch.eye(n, dtype=torch.bool)
+    return x[:, mask].mean(-1)
 
 
 def _order_and_period(resp: Responses, rows: list[int], period: float | None = None) -> tuple[list[int], float, Tensor]:
@@ -175,41 +226,46 @@ def score_responses(
         raise ValueError(f"units repeat: {units}")
     if not math.isfinite(resp.period) or resp.transform == "hue_rotation":
         raise ValueError(f"score_family supports rotation, hue and flip; got transform {resp.transform!r}")
+    n, steps = len(units), resp.values.shape[2]
+    if resp.transform == "flip":
+        if n != 2 or steps != 2:
+            raise ValueError(f"a flip family is a pair scored on the 2 flip states; got {n} units and {steps} steps")
+    elif steps < max(n, _MIN_STEPS):
+        raise ValueError(
+            f"{steps} transform steps cannot score a family of {n} units: need at least "
+            f"max({n} members, {_MIN_STEPS}) = {max(n, _MIN_STEPS)} steps over {resp.period:g}°"
+        )
     rows = [resp.row(u) for u in units]
     ordered, period, pref = _order_and_period(resp, rows, period)
-    n = len(rows)
-    grid_span = resp.period  # the grid covers one full turn (360°) or both flip states
-    step = grid_span / resp.values.shape[2]
-    shifts = torch.tensor([round(k * period / n / step) for k in range(1, n)])
+    step = resp.period / steps  # the grid covers one full turn (360°) or both flip states
     best = resp.best_variants()
-
-    def variants_of(sets: Tensor) -> Tensor:
-        return best[sets]  # each member's best stimulus (repeats are harmless)
-
     fam = torch.tensor(ordered)[None]
-    eq_shifts = _shift_scores(resp.values, fam, variants_of(fam), shifts, permute=True)[0]
-    inv_shifts = _shift_scores(resp.values, fam, variants_of(fam), shifts, permute=False)[0]
-    equivariance = float(eq_shifts.mean().clamp(0.0, 1.0))
+    eq_pairs, inv_pairs = _pair_scores(resp.values, fam, best[fam], _deltas(pref[None], step, resp.transform))
+    raw = float(_mean_off_diagonal(eq_pairs)[0])  # the test statistic; the score is it clipped to [0, 1]
+    equivariance = min(1.0, max(0.0, raw))
+    cyclic = torch.arange(n)
+    per_shift = [float(eq_pairs[0, cyclic, (cyclic + k) % n].mean()) for k in range(1, n)]
 
     pool = [resp.row(u) for u in null_units] if null_units is not None else [r for r in range(len(resp.units)) if r not in rows]
-    null_mean, p_value = float("nan"), float("nan")
+    null_mean, p_value = math.nan, math.nan
     if n_null > 0 and len(pool) >= n:
         gen = torch.Generator().manual_seed(seed)
         pool_t = torch.tensor(pool)
         draws = torch.stack([pool_t[torch.randperm(len(pool), generator=gen)[:n]] for _ in range(n_null)])
-        prefs = resp.preferred[draws]
-        draws = torch.gather(draws, 1, torch.remainder(prefs, period).argsort(dim=1))  # each set in its own order
-        null = _shift_scores(resp.values, draws, variants_of(draws), shifts, permute=True).mean(1).clamp(0.0, 1.0)
-        null_mean = float(null.mean())
-        p_value = float((1 + (null >= equivariance).sum()) / (1 + n_null))
+        positions = torch.remainder(resp.preferred[draws], period)  # each set at its own measured positions
+        null_pairs, _ = _pair_scores(resp.values, draws, best[draws], _deltas(positions, step, resp.transform))
+        null = _mean_off_diagonal(null_pairs)  # unclipped: sets that anti-correlate do not tie at 0
+        null_mean = float(null.clamp(0.0, 1.0).mean())
+        p_value = permutation_p(int((null >= raw - 1e-9).sum()), n_null)
     order_units = [resp.units[r] for r in ordered]
     preferred = {u: float(p) for u, p in zip(order_units, pref.tolist())}
     return FamilyScore(
         layer=resp.layer, transform=resp.transform, units=units, order=order_units, preferred=preferred,
-        period=period, equivariance=equivariance, invariance=float(inv_shifts.mean().clamp(0.0, 1.0)),
-        per_shift=[float(v) for v in eq_shifts], coverage=coverage(pref.tolist(), period),
+        period=period, equivariance=equivariance, invariance=float(_mean_off_diagonal(inv_pairs)[0].clamp(0.0, 1.0)),
+        per_shift=per_shift, coverage=coverage(pref.tolist(), period),
         holes=holes(pref.tolist(), period) if resp.transform != "flip" else [],
         p_value=p_value, null_mean=null_mean, n_stimuli=int(best[torch.tensor(ordered)].unique().numel()),
+        q_value=p_value, n_null=n_null if math.isfinite(p_value) else 0,
     )  # fmt: skip
 
 
