@@ -5,8 +5,8 @@
 Families come from ``find_families(probe(model, layer, transform="rotation"))``.
 Every family pair of consecutive layers (plus each layer's invariant units as
 one set) is checked with ``equifind.circuits.find_circuits``; the significant
-circuits (p < alpha) go to the section "circuits on googlenet_bvlc" of
-benchmarks/RESULTS.md.
+circuits (Benjamini–Hochberg q ≤ alpha over the checks of each layer pair) go
+to the section "circuits on googlenet_bvlc" of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=32, help="rotation steps for probing")
     parser.add_argument("--n-null", type=int, default=200)
-    parser.add_argument("--alpha", type=float, default=0.01)
+    parser.add_argument("--alpha", type=float, default=0.05, help="q-value (BH) threshold")
     parser.add_argument("--rows", type=int, default=8, help="rows per layer pair in the table")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -61,8 +61,8 @@ def main() -> None:
     lines = [
         f"Machine: {machine(device)}. Families: `find_families(probe(model, layer, 'rotation', steps={args.steps}))`"
         + f", found in {t_fam:.0f} s. Checks: every family pair of consecutive layers plus each layer's invariant "
-        f"units as one set, {args.n_null} null draws, significant at p < {args.alpha} (not corrected for the "
-        "number of checks; the smallest possible p is 1/(1 + n_null)).",
+        f"units as one set, {args.n_null} null draws, significant at q ≤ {args.alpha} (Benjamini–Hochberg over "
+        "the checks of each layer pair; the smallest possible p is 1/(1 + n_null)).",
         "",
         "| layer | families (sizes) | invariant units |",
         "|---|---|---:|",
@@ -70,8 +70,8 @@ def main() -> None:
     for layer in LAYERS:
         sizes = ", ".join(str(len(f.units)) for f in fams[layer])
         lines.append(f"| {layer} | {len(fams[layer])} ({sizes}) | {len(inv[layer])} |")
-    lines += ["", "| circuit | kind | score | p | null mean | centre energy | source units @ preferred | target units @ preferred |",
-              "|---|---|---:|---:|---:|---:|---|---|"]
+    lines += ["", "| circuit | kind | score | q | p | null mean | centre energy | source units @ preferred | "
+              "target units @ preferred |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
     summary = []
     t0 = time.perf_counter()
     for la, lb in zip(LAYERS, LAYERS[1:]):
@@ -83,11 +83,12 @@ def main() -> None:
         pointlike = sum(centre_energy(c.weights) >= 0.9 for c in strong)
         summary.append(f"{la}→{lb}: {len(found)} significant of at most {n_fam[0] * n_fam[1]} checks "
                        f"({', '.join(f'{v} {k}' for k, v in kinds.items()) or 'none'}); "
-                       f"≈{n_fam[0] * n_fam[1] * args.alpha:.1f} expected by chance; {len(strong)} of them score ≥ 0.5, "
+                       f"BH keeps the expected share of false ones ≤ {args.alpha:g}; {len(strong)} of them score ≥ 0.5, "
                        f"{pointlike} of those with ≥ 90% of the weight energy in the centre tap (1×1 paths)")
         for c in found[: args.rows]:
             lines.append(
-                f"| {la}→{lb} | {c.kind} | {c.score:.3f} | {c.p_value:.3f} | {c.null_mean:.3f} | {centre_energy(c.weights):.2f} | "
+                f"| {la}→{lb} | {c.kind} | {c.score:.3f} | {c.q_value:.3f} | {c.p_value:.3f} | {c.null_mean:.3f} | "
+                f"{centre_energy(c.weights):.2f} | "
                 f"{describe(c.source_units, c.source_preferred)} | {describe(c.target_units, c.target_preferred)} |"
             )
     t_circ = time.perf_counter() - t0

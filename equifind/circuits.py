@@ -44,6 +44,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._checks import closest
 from ._hooks import forward_hooks
+from ._stats import DEFAULT_Q, bh_q, check_null_size, permutation_p
 from .models.base import Model
 from .record import record
 
@@ -338,6 +339,8 @@ class CircuitScore:
         score: mean over target units of the cosine similarity between the unit's
             kernels (``weights[t]``, its predicted pairs) and their prediction (1: exact).
         p_value: ``(1 + #null >= score) / (1 + n_null)``.
+        q_value: the Benjamini–Hochberg q-value over the checks of one :func:`find_circuits`
+            call (``q >= p``); for a single :func:`circuit_symmetry` call, ``q = p``.
         null_mean: mean null score (NaN when ``n_null == 0``).
         weights: expanded weights ``Tensor[target, source, kh, kw]``, units in the
             order of ``target_units`` and ``source_units``.
@@ -367,6 +370,11 @@ class CircuitScore:
     reference: str = "mean"
     null: str = "kernels"
     n_null: int = 0
+    q_value: float = math.nan
+
+    def __post_init__(self) -> None:  # None (how to_dict writes NaN) reads back as NaN
+        self.null_mean = math.nan if self.null_mean is None else self.null_mean
+        self.q_value = math.nan if self.q_value is None else self.q_value
 
     def to_dict(self, max_weights: int = 4096) -> dict[str, Any]:
         """JSON-friendly dict; ``weights`` as nested lists when it has at most ``max_weights`` entries."""
@@ -374,6 +382,7 @@ class CircuitScore:
                 "target_units", "source_preferred", "target_preferred", "reference", "null", "n_null")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
         out["null_mean"] = None if math.isnan(self.null_mean) else self.null_mean
+        out["q_value"] = None if math.isnan(self.q_value) else self.q_value
         out["cosines"] = [[None if math.isnan(v) else v for v in row] for row in self.cosines.tolist()]
         out["weights_shape"] = list(self.weights.shape)
         if self.weights.numel() <= max_weights:
@@ -506,14 +515,18 @@ def _kernel_table(kernels: Tensor, deltas: Tensor, transform: str) -> Tensor:
     return rotate_kernels(stack, d).flatten(2)
 
 
+def _check_n_null(n_null: object) -> None:
+    if isinstance(n_null, bool) or not isinstance(n_null, int) or n_null < 0:
+        raise ValueError(f"n_null must be an int >= 0, got {n_null!r}")
+
+
 def _score(weights: Tensor, src: _Side, tgt: _Side, transform: str, n_null: int, seed: int,
            reference: Reference, null: Null) -> CircuitScore:
     """Score precomputed expanded weights ``Tensor[T, S, kh, kw]`` (units in side order)."""
     if reference not in ("mean", "first") or null not in ("kernels", "orders"):
         raise ValueError(f"reference must be 'mean' or 'first' and null 'kernels' or 'orders', "
                          f"got reference={reference!r}, null={null!r}")
-    if not isinstance(n_null, int) or n_null < 0:
-        raise ValueError(f"n_null must be an int >= 0, got {n_null!r}")
+    _check_n_null(n_null)
     t, s = weights.shape[:2]
     dev = weights.device
     kernels = weights.reshape(t * s, *weights.shape[2:])
@@ -543,9 +556,9 @@ def _score(weights: Tensor, src: _Side, tgt: _Side, transform: str, n_null: int,
     observed, null_scores = float(allscores[0]), allscores[1:]
     kind: Kind = ("invariant→equivariant" if src.angles is None else
                   "equivariant→invariant" if tgt.angles is None else "equivariant→equivariant")
+    p_value = permutation_p(int((null_scores >= observed - 1e-6).sum()), n_null)
     return CircuitScore(
-        kind=kind, transform=transform, score=observed,
-        p_value=float((1 + (null_scores >= observed - 1e-6).sum()) / (1 + n_null)),
+        kind=kind, transform=transform, score=observed, p_value=p_value, q_value=p_value,
         null_mean=float(null_scores.mean()) if n_null else math.nan,
         weights=weights, cosines=torch.where(has_ref, cosines, math.nan).view(t, s).cpu(),
         source_layer=src.layer, target_layer=tgt.layer, source_units=src.units, target_units=tgt.units,
@@ -596,7 +609,8 @@ def circuit_symmetry(
     reach the target through a 1×1 path are single numbers, whose cosine is
     only their sign. ``cosines`` keeps the per-kernel values.
 
-    Null (seeded, ``n_null`` draws; ``p = (1 + #null >= score) / (1 + n_null)``):
+    Null (seeded, ``n_null`` draws; ``p = (1 + #null >= score) / (1 + n_null)``;
+    one check is one test, so ``q_value = p_value``):
     ``"kernels"`` (default) rearranges the circuit's kernels at random;
     ``"orders"`` permutes each family's order (the angles stay with the
     positions) and, for an invariant side, the order of its units for each
@@ -637,7 +651,7 @@ def find_circuits(
     families_by_layer: Mapping[str, Sequence[object]],
     invariant_by_layer: Mapping[str, Sequence[int]] | None = None,
     transform: str | None = None,
-    alpha: float = 0.01,
+    alpha: float = DEFAULT_Q,
     n_null: int = 200,
     seed: int = 0,
     *,
@@ -653,7 +667,9 @@ def find_circuits(
     invariant→invariant and families of another transform than ``transform``
     (of different transforms, when it is None). Expanded weights are computed
     once per layer pair; each check is exactly ``circuit_symmetry(model, source,
-    target, ..., seed=seed)``. P-values are not corrected for the number of checks.
+    target, ..., seed=seed)``. The checks of the call are one list of tests: each
+    gets the Benjamini–Hochberg q-value over all of them (``q_value``, computed
+    before any filtering), and a circuit is significant when ``q_value <= alpha``.
 
     Args:
         model: an :class:`equifind.Model`.
@@ -662,24 +678,28 @@ def find_circuits(
             invariant units is listed with ``[]``.
         invariant_by_layer: layer -> invariant unit indices (optional; its layers
             must be keys of ``families_by_layer``).
-        transform, n_null, seed, reference, null: as in :func:`circuit_symmetry`.
-        alpha: keep circuits with ``p_value < alpha``.
+        transform, seed, reference, null: as in :func:`circuit_symmetry`.
+        alpha: the q-value (BH) threshold: keep circuits with ``q_value <= alpha``
+            (default 0.05).
+        n_null: null draws per check; the smallest p they give, ``1/(1 + n_null)``,
+            must be at most ``alpha``.
         min_score: and with ``score >= min_score`` (default: any score). With the
             default "kernels" null, weights with a faint but consistent bias reach
             p < 0.01 at scores near 0.1; a floor such as 0.5 keeps the circuits
             whose kernels are mostly predicted by the symmetry.
 
     Returns:
-        The significant :class:`CircuitScore` s, highest score first.
+        The significant :class:`CircuitScore` s (q-values set), highest score first.
 
     Raises:
         KeyError: a layer not in the model. ValueError: layers out of forward
-            order, a family listed under another layer than its own, or alpha
-            outside (0, 1].
+            order, a family listed under another layer than its own, alpha
+            outside (0, 1], or ``n_null`` too small to reach ``alpha`` (the
+            message names the smallest that works).
     """
     _check_model(model)
-    if not 0 < alpha <= 1:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
+    _check_n_null(n_null)
+    check_null_size(n_null, alpha)
     if not -1.0 <= min_score <= 1.0:
         raise ValueError(f"min_score must be in [-1, 1] (a mean cosine), got {min_score!r}")
     layers = list(families_by_layer)
@@ -714,4 +734,6 @@ def find_circuits(
         for src, tgt, tr in pairs:
             w = weights[[t_pos[u] for u in tgt.units]][:, [s_pos[u] for u in src.units]]
             found.append(_score(w, src, tgt, tr, n_null, seed, reference, null))
-    return sorted((c for c in found if c.p_value < alpha and c.score >= min_score), key=lambda c: -c.score)
+    for check, q in zip(found, bh_q([c.p_value for c in found])):
+        check.q_value = q
+    return sorted((c for c in found if c.q_value <= alpha and c.score >= min_score), key=lambda c: -c.score)

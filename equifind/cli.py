@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad usage (argparse), 1 failure with a one-line cause
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,7 +86,18 @@ def _cmd_score(args: argparse.Namespace) -> None:
 
     model = _load(args)
     fs = score_family(model, args.layer, args.units, transform=args.transform, steps=args.steps, seed=args.seed)
-    print(json.dumps(fs.to_dict(), indent=1) if args.json else fs.summary())
+    print(json.dumps(_finite_or_none(fs.to_dict()), indent=1, allow_nan=False) if args.json else fs.summary())
+
+
+def _finite_or_none(data: object) -> object:
+    """``data`` with NaN and infinite floats (an unknown p or q) as None, so that ``--json`` prints strict JSON."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite_or_none(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_or_none(v) for v in data]
+    return data
 
 
 def _cmd_report(args: argparse.Namespace) -> None:

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ._stats import DEFAULT_Q, check_null_size
+
 __all__ = ["ScanConfig", "load_config"]
 
 TRANSFORM_NAMES = ("rotation", "hue", "flip", "hue_rotation")
@@ -26,10 +28,14 @@ class ScanConfig:
         steps: transform grid size (hue_rotation: per axis, capped at 16).
         stimuli: "auto" or a list of generator names (see equifind.stimuli).
         min_selectivity, min_similarity, min_size: find_families thresholds.
-        n_null: random sets for family p-values and scores.
+        n_null: null draws for the families' discovery p-values and the scores'
+            equivariance p-values (0: no null, p = 1; else its floor 1/(1 + n_null)
+            must reach ``alpha``).
         circuits: check circuits between families of consecutive layers.
-        circuit_n_null: relabelled circuits per check.
-        alpha: keep circuits with p < alpha.
+        circuit_n_null: null draws per circuit check (its floor must reach ``alpha``
+            when circuits are on).
+        alpha: the q-value (Benjamini–Hochberg) threshold for families and circuits:
+            significant means q ≤ alpha (default 0.05).
         circuit_min_score: and with a symmetry score of at least this (the kernel
             null is weak: a faint but real bias passes it at scores near 0.1).
         seed: seed of every random choice.
@@ -46,7 +52,7 @@ class ScanConfig:
     n_null: int = 200
     circuits: bool = True
     circuit_n_null: int = 200
-    alpha: float = 0.01
+    alpha: float = DEFAULT_Q
     circuit_min_score: float = 0.5
     seed: int = 0
 
@@ -56,10 +62,22 @@ class ScanConfig:
             raise ValueError(f"unknown transforms {bad} in the scan config; valid: {list(TRANSFORM_NAMES)}")
         if not isinstance(self.steps, int) or self.steps < 2:
             raise ValueError(f"steps must be an int ≥ 2, got {self.steps!r}")
-        if self.n_null < 0 or self.circuit_n_null < 0:
-            raise ValueError("n_null and circuit_n_null must be ≥ 0")
+        self._check_null_sizes()
         if not -1.0 <= self.circuit_min_score <= 1.0:
             raise ValueError(f"circuit_min_score must be in [-1, 1], got {self.circuit_min_score!r}")
+
+    def _check_null_sizes(self) -> None:
+        """``n_null`` 0 (no null) or enough to reach ``alpha``; ``circuit_n_null`` enough when circuits are on."""
+        for name in ("n_null", "circuit_n_null"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int ≥ 0, got {value!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha <= 1:
+            raise ValueError(f"alpha (the q-value threshold) must be in (0, 1], got {self.alpha!r}")
+        if self.n_null:
+            check_null_size(self.n_null, self.alpha, "n_null")
+        if self.circuits:
+            check_null_size(self.circuit_n_null, self.alpha, "circuit_n_null")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScanConfig:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -27,8 +28,10 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from ._evidence import null_size, q_and_p
+from ._stats import DEFAULT_Q, bh_q
 from .config import ScanConfig, load_config
-from .families import FamilyList, find_families, rank_families
+from .families import Family, FamilyList, find_families, rank_families
 from .models.base import Model
 from .probe import probe
 from .responses import Responses
@@ -89,7 +92,8 @@ class ScanResult:
         families: layer -> transform -> :class:`FamilyList`.
         scores: layer -> transform -> one :class:`FamilyScore` per family (same order).
         responses: layer -> transform -> :class:`Responses`.
-        circuits: significant circuits between families of consecutive layers.
+        circuits: significant circuits (q ≤ alpha, BH over the checks of each transform) between
+            families of consecutive layers.
         matches: filled by :meth:`compare`.
         timings: seconds per stage, keyed "layer/transform/stage" and "circuits/transform"
             of the stages this call computed (stages read back when resuming have none).
@@ -112,40 +116,65 @@ class ScanResult:
         return {l: {t: list(f.invariant) for t, f in by_t.items()} for l, by_t in self.families.items()}
 
     def summary(self) -> str:
-        """A readable table: one row per layer and transform."""
-        head = f"{'layer':<10} {'transform':<12} {'units':>5} {'select.':>7} {'invar.':>6} {'fams':>4} {'in fams':>7}  largest family"
-        rows = [f"equifind scan of {self.model}", head, "-" * len(head)]
+        """A readable table: one row per layer and transform, then the circuits.
+
+        Each row counts the families and those with discovery q ≤ alpha (the config's),
+        and shows the best family (significant, then largest, then most equivariant)
+        with its discovery q and p and its equivariance score, q and p.
+        """
+        alpha = float(self.config.get("alpha", DEFAULT_Q))
+        sig = f"q≤{alpha:g}"
+        head = (f"{'layer':<10} {'transform':<12} {'units':>5} {'select.':>7} {'invar.':>6} {'fams':>4} {sig:>7} "
+                f"{'in fams':>7}  best family")
+        rows = [f"equifind scan of {self.model}; significant: discovery q ≤ {alpha:g} "
+                "(Benjamini–Hochberg over the families of each layer and transform)", head, "-" * len(head)]
         for layer in self.layers:
             for t in self.transforms:
                 fams = self.families.get(layer, {}).get(t)
-                if fams is None:
-                    continue
-                resp = self.responses.get(layer, {}).get(t)
-                n_units = len(resp.units) if resp is not None else 0
-                best = ""
-                scores = self.scores.get(layer, {}).get(t, [])
-                if fams:
-                    # the largest significant family (then the most equivariant)
-                    i = rank_families(fams, [sc.equivariance for sc in scores])[0]
-                    f = fams[i]
-                    eq = f" equivariance {scores[i].equivariance:.2f}" if i < len(scores) else ""
-                    best = f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {f.period:g}{eq} p={f.p_value:.2g}"
-                in_fams = sum(len(f) for f in fams)
-                rows.append(
-                    f"{layer:<10} {t:<12} {n_units:>5} {len(fams.selective):>7} {len(fams.invariant):>6} "
-                    f"{len(fams):>4} {in_fams:>7}  {best}"
-                )
-        if self.circuits:
-            rows.append("")
-            rows.append(f"circuits ({len(self.circuits)} with p < alpha and score ≥ the floor; the {min(len(self.circuits), SUMMARY_CIRCUITS)} best):")
-            for c in sorted(self.circuits, key=lambda c: -c.score)[:SUMMARY_CIRCUITS]:
-                rows.append(
-                    f"  {c.source_layer}{c.source_units[:6]} → {c.target_layer}{c.target_units[:6]} "
-                    f"{c.transform} {c.kind}: score {c.score:.2f}, p={c.p_value:.2g}"
-                )
+                if fams is not None:
+                    rows.append(self._summary_row(layer, t, fams, alpha, sig))
+        rows += self._circuit_rows(alpha)
+        return "\n".join(rows)
+
+    def _summary_row(self, layer: str, t: str, fams: FamilyList, alpha: float, sig: str) -> str:
+        resp = self.responses.get(layer, {}).get(t)
+        n_units = len(resp.units) if resp is not None else 0
+        scores = self.scores.get(layer, {}).get(t, [])
+        best = ""
+        if fams:
+            i = rank_families(fams, [sc.equivariance for sc in scores], alpha=alpha)[0]
+            best = self._describe(fams[i], scores[i] if i < len(scores) else None)
+        n_sig = sum(f.q_value <= alpha for f in fams)
+        in_fams = sum(len(f) for f in fams)
+        return (f"{layer:<10} {t:<12} {n_units:>5} {len(fams.selective):>7} {len(fams.invariant):>6} "
+                f"{len(fams):>4} {n_sig:>{len(sig)}} {in_fams:>7}  {best}")
+
+    def _describe(self, f: Family, score: FamilyScore | None) -> str:
+        """A family's size, units, period, discovery q (p) and equivariance q (p)."""
+        fallback = self.config.get("n_null")
+        text = (f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {f.period:g}, "
+                f"discovery {q_and_p(f.q_value, f.p_value, null_size(f, fallback))}")
+        if score is not None:
+            text += (f", equivariance {score.equivariance:.2f} "
+                     f"{q_and_p(score.q_value, score.p_value, null_size(score, fallback))}")
+        return text
+
+    def _circuit_rows(self, alpha: float) -> list[str]:
+        if not self.circuits:
+            return []
+        floor = self.config.get("circuit_min_score")
+        shown = min(len(self.circuits), SUMMARY_CIRCUITS)
+        rows = ["", f"circuits ({len(self.circuits)} with q ≤ {alpha:g}, BH over the checks of each transform"
+                    + (f", and score ≥ {floor:g}" if floor is not None else "") + f"; the {shown} best):"]
+        for c in sorted(self.circuits, key=lambda c: -c.score)[:SUMMARY_CIRCUITS]:
+            rows.append(
+                f"  {c.source_layer}{c.source_units[:6]} → {c.target_layer}{c.target_units[:6]} "
+                f"{c.transform} {c.kind}: score {c.score:.2f}, "
+                f"{q_and_p(c.q_value, c.p_value, null_size(c, self.config.get('circuit_n_null')))}"
+            )
         if len(self.circuits) > SUMMARY_CIRCUITS:
             rows.append(f"  … {len(self.circuits) - SUMMARY_CIRCUITS} more in stages/circuits/ and the report")
-        return "\n".join(rows)
+        return rows
 
     def compare(self, labels: Sequence[dict[str, Any]] | str | os.PathLike | None = None) -> list[dict[str, Any]]:
         """Match found families against hand-labelled ones (default: the Circuits thread's).
@@ -236,9 +265,37 @@ def _stage_dir(root: Path, layer: str, transform: str) -> Path:
 
 
 def _score_from_dict(d: dict[str, Any]) -> FamilyScore:
+    """A FamilyScore from its ``to_dict()``; files written before q_value and n_null were kept give NaN and 0."""
     d = dict(d)
     d["preferred"] = {int(k): float(v) for k, v in d["preferred"].items()}
+    d["q_value"] = math.nan if d.get("q_value") is None else float(d["q_value"])
+    d["n_null"] = int(d.get("n_null") or 0)
     return FamilyScore(**d)
+
+
+def _score(resp: Responses, family: Family, cfg: ScanConfig) -> FamilyScore:
+    """The family's equivariance score; a family with more members than the grid has steps
+    cannot be scored (``score_responses`` refuses) and gets NaN scores, saying why in ``meta``."""
+    steps = resp.values.shape[2]
+    if len(family.units) <= steps:
+        return score_responses(resp, family.units, n_null=cfg.n_null, seed=cfg.seed, period=family.period)
+    nan = math.nan
+    return FamilyScore(
+        layer=resp.layer, transform=resp.transform, units=list(family.units), order=list(family.units),
+        preferred=dict(zip(family.units, family.preferred)), period=family.period, equivariance=nan,
+        invariance=nan, per_shift=[], coverage=nan, holes=list(family.holes), p_value=nan, null_mean=nan,
+        meta={"unscored": f"{len(family.units)} members on a {steps}-step grid; probe with more steps"},
+    )  # fmt: skip
+
+
+def _set_q_values(scores: list[FamilyScore], n_null: int) -> list[FamilyScore]:
+    """Each score's equivariance q-value: Benjamini–Hochberg over the p-values of ``scores`` (one layer and
+    transform); ``n_null`` where a score with a p-value does not say its own."""
+    for sc, q in zip(scores, bh_q([sc.p_value for sc in scores])):
+        sc.q_value = q
+        if not sc.n_null and math.isfinite(sc.p_value):
+            sc.n_null = n_null
+    return scores
 
 
 def _save_stage(root: Path, layer: str, t: str, resp: Responses, fams: FamilyList, scores: list[FamilyScore]) -> None:
@@ -285,7 +342,6 @@ def _load_circuits(root: Path, transform: str) -> list[Any] | None:
     with np.load(d / f"{transform}.npz") as arrays:
         for i, c in enumerate(items):
             c = {k: v for k, v in c.items() if k not in ("weights_shape", "weights", "cosines")}
-            c["null_mean"] = float("nan") if c["null_mean"] is None else c["null_mean"]
             out.append(CircuitScore(**c, weights=torch.from_numpy(arrays[f"weights_{i}"]),
                                     cosines=torch.from_numpy(arrays[f"cosines_{i}"])))  # fmt: skip
     return out
@@ -384,10 +440,7 @@ def scan(
                     min_similarity=cfg.min_similarity, n_null=cfg.n_null, seed=cfg.seed,
                 )  # fmt: skip
             with _timed(result.timings, f"{layer}/{t}/scores"):
-                scores = [
-                    score_responses(resp, f.units, n_null=cfg.n_null, seed=cfg.seed, period=f.period)
-                    for f in fams if t != "hue_rotation"
-                ]  # fmt: skip
+                scores = _set_q_values([_score(resp, f, cfg) for f in fams if t != "hue_rotation"], cfg.n_null)
             if root is not None:
                 _save_stage(root, layer, t, resp, fams, scores)
         else:

@@ -182,6 +182,7 @@ def test_first_member_reference_and_duck_typed_families():
     d = cs.to_dict()
     json.dumps(d)
     assert d["kind"] == "equivariant→equivariant" and d["weights_shape"] == [4, 4, 5, 5] and "weights" in d
+    assert d["q_value"] == d["p_value"] == cs.p_value
     assert "weights" not in cs.to_dict(max_weights=10)
     # to_dict's keys are the constructor's fields (how a saved scan is read back)
     kept = {k: v for k, v in d.items() if k not in ("weights", "weights_shape", "cosines")}
@@ -213,15 +214,73 @@ def test_find_circuits_returns_the_planted_circuits_first():
     fams = {"2": [], "3": [("3", p.target_units), ("3", p.target_units[:2] + distractors)]}
     found = find_circuits(m, fams, invariant_by_layer={"2": p.source_units})
     assert found and found[0].target_units == p.target_units and found[0].kind == "invariant→equivariant"
-    assert all(isinstance(c, CircuitScore) and c.p_value < 0.01 for c in found)
+    assert all(isinstance(c, CircuitScore) and c.p_value <= c.q_value <= 0.05 for c in found)
     assert [c.score for c in found] == sorted((c.score for c in found), reverse=True)
     direct = circuit_symmetry(m, Units("2", p.source_units), ("3", p.target_units))
     assert found[0].score == pytest.approx(direct.score) and found[0].p_value == direct.p_value
+    assert direct.q_value == direct.p_value  # one check, one test
     floor = (found[0].score + found[-1].score) / 2 if len(found) > 1 else found[0].score
     strong = find_circuits(m, fams, invariant_by_layer={"2": p.source_units}, min_score=floor)
     assert [(c.target_units, c.score) for c in strong] == [(c.target_units, c.score) for c in found if c.score >= floor]
     with pytest.raises(ValueError, match="min_score must be in"):
         find_circuits(m, fams, min_score=2.0)
+
+
+def null_like_checks(seed: int = 3) -> tuple[ef.Model, dict[str, list[tuple[str, list[int]]]]]:
+    """A shuffled (broken) planted net and six random 4-unit "families" in each layer: 36 null-like checks.
+
+    With seed 3, three of the 36 checks reach p <= 0.05 uncorrected (as chance predicts).
+    """
+    p = planted("eq→eq", n=4, seed=seed, shuffle=True)
+    m = load(p.net)
+    gen = torch.Generator().manual_seed(seed)
+    pick = {layer: [(layer, torch.randperm(m.num_units(layer), generator=gen)[:4].tolist()) for _ in range(6)]
+            for layer in ("2", "3")}  # fmt: skip
+    return m, pick
+
+
+def test_find_circuits_q_values_are_bh_over_every_check_of_the_call():
+    from scipy.stats import false_discovery_control
+
+    m, fams = null_like_checks()
+    every = find_circuits(m, fams, alpha=1.0)  # q <= 1 always: every check comes back
+    assert len(every) == 36
+    p = [c.p_value for c in every]
+    q = [c.q_value for c in every]
+    assert q == pytest.approx(false_discovery_control(p, method="bh").tolist(), abs=1e-12)
+    assert all(qi >= pi for pi, qi in zip(p, q))
+    # the q-values come before the score filter: a filtered call keeps the q of all 36 checks
+    strong = find_circuits(m, fams, alpha=1.0, min_score=0.1)
+    assert 0 < len(strong) < len(every)
+    q_of = {(tuple(c.source_units), tuple(c.target_units)): c.q_value for c in every}
+    assert [c.q_value for c in strong] == [q_of[tuple(c.source_units), tuple(c.target_units)] for c in strong]
+    assert [c.q_value for c in strong] != pytest.approx(false_discovery_control([c.p_value for c in strong]).tolist())
+
+
+def test_find_circuits_finds_nothing_in_null_like_checks():
+    # Negative control: some raw p-values pass 0.05 by chance; their BH q-values do not.
+    m, fams = null_like_checks()
+    every = find_circuits(m, fams, alpha=1.0)
+    assert sum(c.p_value <= 0.05 for c in every) >= 2
+    assert find_circuits(m, fams) == []
+    assert find_circuits(m, fams, alpha=0.05, min_score=-1.0) == []
+
+
+def test_find_circuits_needs_enough_null_draws_for_alpha():
+    p = planted("eq→eq", seed=4)
+    m = load(p.net)
+    fams = {"2": [("2", p.source_units)], "3": [("3", p.target_units)]}
+    with pytest.raises(ValueError, match=r"n_null=10 cannot reach significance at 0\.05.*n_null >= 19"):
+        find_circuits(m, fams, n_null=10)
+    with pytest.raises(ValueError, match=r"n_null=0 .*n_null >= 99"):
+        find_circuits(m, fams, n_null=0, alpha=0.01)
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\], got 0"):
+        find_circuits(m, fams, alpha=0)
+    with pytest.raises(ValueError, match="n_null must be an int >= 0, got -3"):
+        find_circuits(m, fams, n_null=-3)
+    assert len(find_circuits(m, fams, n_null=19)) == 1  # the floor 1/20 reaches 0.05
+    alone = circuit_symmetry(m, *fams["2"], *fams["3"], n_null=0)  # a single check may skip the null
+    assert alone.p_value == alone.q_value == 1.0
 
 
 # --------------------------------------------------------------------------- designed equivariance (e2cnn)

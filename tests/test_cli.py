@@ -55,8 +55,9 @@ def test_score_json(capsys):
     weights = str(weight_file("bvlc_googlenet.pth"))
     code, out, _ = run(capsys, "score", "googlenet_bvlc", "conv2d0", "3", "7", "11", "--weights", weights, "--device", "cpu", "--steps", "16", "--json")
     assert code == 0
-    data = json.loads(out)
+    data = json.loads(out, parse_constant=lambda name: pytest.fail(f"--json printed {name}, not strict JSON"))
     assert sorted(data["order"]) == [3, 7, 11] and 0.0 <= data["equivariance"] <= 1.0
+    assert data["q_value"] == data["p_value"] and data["n_null"] > 0  # one family scored: one test, q = p
     code, _, err = run(capsys, "score", "googlenet_bvlc", "conv2d0", "3", "99", "--weights", weights, "--device", "cpu")
     assert code == 1 and "64 units" in err
 
@@ -71,6 +72,7 @@ def test_scan_and_report_commands(capsys, tmp_path):
     )
     assert code == 0, err
     assert "conv2d0" in text and (out / "scan.json").is_file()
+    assert "significant: discovery q ≤ 0.05" in text and "discovery q" in text and "equivariance" in text
     assert (out / "stages" / "conv2d0" / "rotation" / "families.json").is_file()
     code, text, err = run(capsys, "report", str(out), "--formats", "png", "html")
     assert code == 0, err

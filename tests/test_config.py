@@ -46,3 +46,22 @@ def test_bad_files(tmp_path):
     bad.write_text("steps = = 3")
     with pytest.raises(ValueError, match="invalid TOML"):
         load_config(bad)
+
+
+def test_alpha_is_the_q_threshold_and_null_sizes_must_reach_it():
+    assert ScanConfig().alpha == 0.05
+    for name in ("inceptionv1_early", "googlenet_bvlc_early", "efficientnet_lite0"):
+        assert load_config(CONFIGS / f"{name}.toml").alpha == 0.05
+    ScanConfig(n_null=19, circuit_n_null=19)  # the floor 1/20 reaches 0.05
+    ScanConfig(n_null=0)  # no discovery null: p = 1, allowed
+    ScanConfig(circuits=False, circuit_n_null=0)  # circuits off: their null size does not matter
+    with pytest.raises(ValueError, match=r"n_null=10 cannot reach significance at 0\.05.*use n_null >= 19"):
+        ScanConfig(n_null=10)
+    with pytest.raises(ValueError, match=r"circuit_n_null=0 .*use circuit_n_null >= 19"):
+        ScanConfig(circuit_n_null=0)
+    with pytest.raises(ValueError, match=r"circuit_n_null=50 cannot reach significance at 0\.01.*>= 99"):
+        ScanConfig.from_dict({"alpha": 0.01, "circuits": {"n_null": 50}, "families": {"n_null": 100}})
+    with pytest.raises(ValueError, match=r"alpha \(the q-value threshold\) must be in \(0, 1\], got 0"):
+        ScanConfig(alpha=0)
+    with pytest.raises(ValueError, match="n_null must be an int ≥ 0, got -1"):
+        ScanConfig(n_null=-1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -115,3 +116,61 @@ def test_labels_and_compare(planted):
     assert matches[0]["overlap"] == 1.0 and sorted(matches[0]["found_units"]) == sorted(p.bars)
     with pytest.warns(UserWarning, match="labels number the units of 'inceptionv1', not of 'planted'"):
         assert result.compare() == [] and result.matches == []
+
+
+def test_scores_carry_bh_q_values_and_the_summary_labels_every_test(planted, tmp_path):
+    from scipy.stats import false_discovery_control
+
+    _, model = planted
+    result = scan(model, ["1"], config=CONFIG, out=tmp_path / "run", progress=False)
+    for t in ("rotation", "hue", "flip"):
+        scores = result.scores["1"][t]
+        p = [s.p_value for s in scores]
+        assert [s.q_value for s in scores] == pytest.approx(false_discovery_control(p).tolist(), abs=1e-12)
+        assert all(s.n_null == CONFIG["n_null"] and s.q_value >= s.p_value for s in scores)
+    text = result.summary()
+    head, columns = text.splitlines()[:2]
+    assert "significant: discovery q ≤ 0.05" in head and "q≤0.05" in columns and "fams" in columns
+    rows = {line.split()[1]: line for line in text.splitlines()[3:] if line.startswith("1 ")}
+    rotation = rows["rotation"]
+    # the planted rotation family sits at the floor 1/31 of both tests
+    assert "discovery q ≤ 0.032 (p ≤ 0.032), equivariance" in rotation and rotation.endswith("q ≤ 0.032 (p ≤ 0.032)")
+    n_sig = sum(f.q_value <= 0.05 for f in result.families["1"]["hue"])
+    assert rows["hue"].split()[5:7] == [str(len(result.families["1"]["hue"])), str(n_sig)]
+    back = ScanResult.load(tmp_path / "run")
+    assert [s.q_value for s in back.scores["1"]["rotation"]] == [s.q_value for s in result.scores["1"]["rotation"]]
+    assert back.summary() == text
+
+
+def test_scores_written_before_q_values_still_load(planted, tmp_path):
+    _, model = planted
+    scan(model, ["1"], transforms=["rotation"], config=CONFIG, out=tmp_path, progress=False)
+    path = tmp_path / "stages" / "1" / "rotation" / "scores.json"
+    old = [{k: v for k, v in s.items() if k not in ("q_value", "n_null")} for s in json.loads(path.read_text())]
+    path.write_text(json.dumps(old))
+    back = ScanResult.load(tmp_path)
+    assert all(math.isnan(s.q_value) and s.n_null == 0 for s in back.scores["1"]["rotation"])
+    assert "q = n/a (p ≤ 0.032)" in back.summary()  # the config's n_null still gives the p floor
+
+
+def _circuit(q: float | None) -> ef.CircuitScore:
+    return ef.CircuitScore(
+        kind="equivariant→equivariant", transform="rotation", score=0.9, p_value=1 / 201, null_mean=0.1,
+        weights=torch.ones(2, 2, 3, 3), cosines=torch.ones(2, 2), source_layer="a", target_layer="b",
+        source_units=[0, 1], target_units=[2, 3], n_null=200, q_value=q,
+    )  # fmt: skip
+
+
+def test_circuits_keep_their_q_values_and_old_files_read_as_nan(tmp_path):
+    scan_module._save_circuits(tmp_path, [_circuit(0.02)])
+    (back,) = scan_module._load_circuits(tmp_path, "rotation")
+    assert back.q_value == 0.02 and back.p_value == 1 / 201
+    path = tmp_path / "stages" / "circuits" / "rotation.json"
+    path.write_text(json.dumps([{k: v for k, v in c.items() if k != "q_value"} for c in json.loads(path.read_text())]))
+    (old,) = scan_module._load_circuits(tmp_path, "rotation")
+    assert math.isnan(old.q_value)
+    result = ScanResult("m", ["a", "b"], ["rotation"], {"alpha": 0.05, "circuit_min_score": 0.5},
+                        circuits=[_circuit(0.02), old])
+    text = result.summary()
+    assert "circuits (2 with q ≤ 0.05, BH over the checks of each transform, and score ≥ 0.5" in text
+    assert "score 0.90, q = 0.02 (p ≤ 0.005)" in text and "score 0.90, q = n/a (p ≤ 0.005)" in text

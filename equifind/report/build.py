@@ -23,6 +23,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
+from .._evidence import null_size, q_and_p
+from .._stats import DEFAULT_Q
 from ..families import Family, rank_families
 from ..responses import Responses
 from ..score import FamilyScore
@@ -87,8 +89,8 @@ def report(
             for its transform, needed for the tuning, stimulus and equivariance figures
             (without them, the page says what is missing).
         max_families: for a scan: families per layer and transform drawn as figures
-            (the significant ones first, then the largest, then the most equivariant);
-            the others get a card without figures. None: all.
+            (those with discovery q ≤ the config's alpha first, then the largest, then
+            the most equivariant); the others get a card without figures. None: all.
         max_circuits: for a scan: circuits drawn as weight diagrams (highest score
             first); the others get a card without figures. None: all.
         progress: show a progress bar while the figures are drawn.
@@ -169,6 +171,17 @@ def _period(period: float, transform: str) -> str:
     return f"{period:g}°" if math.isfinite(period) else "none"
 
 
+def _legend(alpha: float) -> str:
+    """What the q and p of the cards mean, and the significance rule."""
+    return (
+        f"Significant means q ≤ {alpha:g}. Discovery q / p: the test that found the family (its null re-runs "
+        "the discovery on surrogate responses), q by Benjamini–Hochberg over the families of one layer and "
+        "transform. Equivariance q / p: the family's equivariance score against random unit sets of the layer, "
+        "q over the same families. Circuit q / p: the symmetry score against rearranged kernels, q over the "
+        "checks of one transform. A p at its floor prints as p ≤ 1/(1 + n_null), n_null the null draws."
+    )
+
+
 def _matched(matches: Sequence[dict[str, Any]], layer: str, transform: str, units: Sequence[int]) -> str:
     found = []
     for m in matches:
@@ -182,9 +195,10 @@ def _matched(matches: Sequence[dict[str, Any]], layer: str, transform: str, unit
 
 def _family_card(
     builder: _Builder, family: Family | None, score: FamilyScore | None, responses: Responses | None,
-    matches: Sequence[dict[str, Any]], name: str, title: str, draw: str | None = None,
+    matches: Sequence[dict[str, Any]], name: str, title: str, draw: str | None = None, *, n_null: int | None = None,
 ) -> Card:  # fmt: skip
-    """A family's card; ``draw``: why it has no figures (None: draw them)."""
+    """A family's card; ``draw``: why it has no figures (None: draw them); ``n_null``: the null draws of
+    tests whose result does not say its own (older files)."""
     main: Family | FamilyScore = family if family is not None else score  # type: ignore[assignment]
     layer, t = main.layer, main.transform
     units = list(family.units) if family is not None else list(score.order)  # type: ignore[union-attr]
@@ -200,15 +214,16 @@ def _family_card(
     card.fields.append(("period", _period(float(main.period), t)))
     if score is not None:
         card.fields.append(("equivariance score", f"{_num(score.equivariance)} (1.0 = exact f(g·x) = P_g f(x))"))
-        null = f"random unit sets of the layer: mean {_num(score.null_mean)}"
-        card.fields.append(("p-value", f"{_num(score.p_value, '.3g')} ({null})"))
+        evidence = q_and_p(score.q_value, score.p_value, null_size(score, n_null))
+        card.fields.append(("equivariance q / p", f"{evidence}; null: random unit sets of the layer, "
+                                                  f"mean {_num(score.null_mean)}"))
         card.fields.append(("invariance score", _num(score.invariance)))
         card.fields.append(("coverage", _num(score.coverage, ".2f")))
     else:
         card.fields.append(("equivariance score", "not scored"))
     if family is not None:
         card.fields.append(("discovery score", _num(family.score)))
-        card.fields.append(("discovery p-value", _num(family.p_value, ".3g")))
+        card.fields.append(("discovery q / p", q_and_p(family.q_value, family.p_value, null_size(family, n_null))))
     holes = score.holes if score is not None else family.holes  # type: ignore[union-attr]
     card.fields.append(("holes", ", ".join(_param(h, t) for h in holes) if holes else "none"))
     if family is not None and family.duplicates:
@@ -258,14 +273,14 @@ def _family_page(builder: _Builder, obj: Family | FamilyScore, responses: Respon
     title = f"{obj.layer} · {obj.transform} family of {n} units"
     card = _family_card(builder, family, score, responses, (), name, title)
     header = [("layer", obj.layer), ("transform", obj.transform), ("responses", repr(responses) if responses else "not given")]
-    return Page(f"equifind report: {title}", header, [Section("Family", "family", cards=[card])])
+    return Page(f"equifind report: {title}", header, [Section("Family", "family", paragraphs=[_legend(DEFAULT_Q)], cards=[card])])
 
 
 # --------------------------------------------------------------------------- circuits
 
 
-def _circuit_card(builder: _Builder, c: Any, i: int, draw: str | None = None) -> Card:
-    """A circuit's card; ``draw``: why it has no figure (None: draw it)."""
+def _circuit_card(builder: _Builder, c: Any, i: int, draw: str | None = None, *, n_null: int | None = None) -> Card:
+    """A circuit's card; ``draw``: why it has no figure (None: draw it); ``n_null``: as for :func:`_family_card`."""
     src, tgt = str(getattr(c, "source_layer", "source")), str(getattr(c, "target_layer", "target"))
     t = str(getattr(c, "transform", ""))
     name = f"circuit{i:02d}__{slug(src)}__{slug(tgt)}__{slug(t or 'any')}"
@@ -274,8 +289,8 @@ def _circuit_card(builder: _Builder, c: Any, i: int, draw: str | None = None) ->
     card.fields += [
         ("kind", str(c.kind)), ("transform", t or "n/a"),
         ("symmetry score", f"{_num(getattr(c, 'score', None))} (mean cosine with the predicted kernels; 1.0 exact)"),
-        ("p-value", f"{_num(getattr(c, 'p_value', None), '.3g')} "
-                    f"(relabelled circuits: mean {_num(getattr(c, 'null_mean', None))})"),
+        ("q / p", f"{q_and_p(getattr(c, 'q_value', None), getattr(c, 'p_value', None), null_size(c, n_null))}; "
+                  f"null: rearranged kernels, mean {_num(getattr(c, 'null_mean', None))}"),
         ("source units", _units(src, getattr(c, "source_units", None) or range(shape[1] if len(shape) > 1 else 0))),
         ("target units", _units(tgt, getattr(c, "target_units", None) or range(shape[0] if shape else 0))),
         ("weights", " × ".join(str(s) for s in shape) + " (target, source, kh, kw)"),
@@ -291,7 +306,8 @@ def _circuit_card(builder: _Builder, c: Any, i: int, draw: str | None = None) ->
 
 def _circuit_page(builder: _Builder, c: Any) -> Page:
     card = _circuit_card(builder, c, 0)
-    return Page(f"equifind report: circuit {card.title}", [("kind", str(c.kind))], [Section("Circuit", "circuit", cards=[card])])
+    section = Section("Circuit", "circuit", paragraphs=[_legend(DEFAULT_Q)], cards=[card])
+    return Page(f"equifind report: circuit {card.title}", [("kind", str(c.kind))], [section])
 
 
 # --------------------------------------------------------------------------- scans
@@ -304,54 +320,101 @@ def _pair(fams: Sequence[Family], scores: Sequence[FamilyScore]) -> list[FamilyS
     return [next((s for s in scores if set(s.units) == set(f.units)), None) for f in fams]
 
 
+@dataclass(frozen=True)
+class _ScanContext:
+    """What every part of a scan page needs: the significance rule and the config's null sizes."""
+
+    alpha: float
+    n_null: int | None
+    circuit_n_null: int | None
+    min_score: float | None
+    matches: tuple[dict[str, Any], ...]
+    max_families: int | None
+
+    @classmethod
+    def of(cls, config: dict[str, Any], matches: Sequence[dict[str, Any]], max_families: int | None) -> _ScanContext:
+        return cls(float(config.get("alpha", DEFAULT_Q)), config.get("n_null"), config.get("circuit_n_null"),
+                   config.get("circuit_min_score"), tuple(matches), max_families)  # fmt: skip
+
+
+def _summary_row(ctx: _ScanContext, layer: str, t: str, fams: Sequence[Family], paired: list[FamilyScore | None],
+                 resp: Responses | None) -> list[str]:  # fmt: skip
+    """One row of the summary table: counts, families at q ≤ alpha, the most equivariant family's q (p)."""
+    best = max((s for s in paired if s is not None), key=lambda s: s.equivariance, default=None)
+    evidence = q_and_p(best.q_value, best.p_value, null_size(best, ctx.n_null)) if best else "n/a"
+    return [
+        layer, t, str(len(resp.units)) if resp is not None else "n/a",
+        str(len(getattr(fams, "selective", []))), str(len(getattr(fams, "invariant", []))), str(len(fams)),
+        str(sum(f.q_value <= ctx.alpha for f in fams)), str(sum(len(f.units) for f in fams)),
+        _num(best.equivariance) if best else "n/a", evidence,
+    ]  # fmt: skip
+
+
+def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: str, fams: Sequence[Family],
+                   paired: list[FamilyScore | None], resp: Responses | None) -> Section:  # fmt: skip
+    """The cards of one layer and transform, the most worth a look first (rank_families at q ≤ alpha)."""
+    sub = Section(f"{layer} · {t}", f"layer-{slug(layer)}--{slug(t)}", level=3)
+    invariant = list(getattr(fams, "invariant", []))
+    n_sig = sum(f.q_value <= ctx.alpha for f in fams)
+    sub.paragraphs.append(
+        f"{_count(len(fams), 'family', 'families')} ({n_sig} with discovery q ≤ {ctx.alpha:g}); "
+        f"{_count(len(getattr(fams, 'selective', [])), 'selective unit')}; {_count(len(invariant), 'invariant unit')}"
+        + (f": {_units(layer, invariant, _MAX_LISTED)}" if invariant else ".")
+    )
+    if not fams:
+        sub.paragraphs.append("No families found.")
+    order = rank_families(fams, [sc.equivariance if sc is not None else None for sc in paired], alpha=ctx.alpha)
+    for rank, i in enumerate(order):
+        fam, sc = fams[i], paired[i]
+        name = f"{slug(layer)}__{slug(t)}__f{i:02d}"
+        title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {_period(fam.period, t)}"
+        skip = None if ctx.max_families is None or rank < ctx.max_families else (
+            f"only the first {ctx.max_families} families of {layer} · {t} are drawn "
+            f"(discovery q ≤ {ctx.alpha:g} first, then largest; report(..., max_families=None) draws all)")
+        sub.cards.append(_family_card(builder, fam, sc, resp, ctx.matches, name, title, skip, n_null=ctx.n_null))
+    return sub
+
+
+def _circuit_section(builder: _Builder, ctx: _ScanContext, circuits: list[Any], max_circuits: int | None) -> Section:
+    circ = Section("Circuits", "circuits")
+    rule = (f"q ≤ {ctx.alpha:g} (Benjamini–Hochberg over the checks of each transform)"
+            + (f" and symmetry score ≥ {ctx.min_score:g}" if ctx.min_score is not None else ""))
+    circ.paragraphs.append(f"{_count(len(circuits), 'circuit')} with {rule}." if circuits else f"No circuits with {rule}.")
+    circuits = sorted(circuits, key=lambda c: -float(getattr(c, "score", -math.inf)))
+    circ.cards = [
+        _circuit_card(builder, c, i, None if max_circuits is None or i < max_circuits else
+                      f"only the {max_circuits} highest-scoring circuits are drawn (report(..., max_circuits=None) draws all)",
+                      n_null=ctx.circuit_n_null)
+        for i, c in enumerate(circuits)
+    ]  # fmt: skip
+    return circ
+
+
 def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circuits: int | None) -> Page:
     layers, transforms = list(res.layers), list(res.transforms)
     scores = getattr(res, "scores", None) or {}
     responses = getattr(res, "responses", None) or {}
     matches = list(getattr(res, "matches", None) or [])
-    circuits = list(getattr(res, "circuits", None) or [])
     config = getattr(res, "config", None) or {}
+    ctx = _ScanContext.of(config, matches, max_families)
     header = [("model", str(res.model)), ("layers", ", ".join(layers)), ("transforms", ", ".join(transforms))]
     header += [(f"config: {k}", json.dumps(v, sort_keys=True, default=str)) for k, v in sorted(config.items())]
     rows: list[list[str]] = []
     layer_sections: list[Section] = []
     for layer in layers:
-        section = Section(f"layer {layer}", f"layer-{slug(layer)}")
-        layer_sections.append(section)
+        layer_sections.append(Section(f"layer {layer}", f"layer-{slug(layer)}"))
         for t in transforms:
             fams = res.families.get(layer, {}).get(t)
             if fams is None:
                 continue
             resp = responses.get(layer, {}).get(t)
             paired = _pair(list(fams), list(scores.get(layer, {}).get(t, [])))
-            best = max((s for s in paired if s is not None), key=lambda s: s.equivariance, default=None)
-            rows.append([
-                layer, t, str(len(resp.units)) if resp is not None else "n/a",
-                str(len(getattr(fams, "selective", []))), str(len(getattr(fams, "invariant", []))), str(len(fams)),
-                str(sum(len(f.units) for f in fams)), _num(best.equivariance) if best else "n/a",
-                _num(best.p_value, ".3g") if best else "n/a",
-            ])  # fmt: skip
-            sub = Section(f"{layer} · {t}", f"layer-{slug(layer)}--{slug(t)}", level=3)
-            invariant = list(getattr(fams, "invariant", []))
-            sub.paragraphs.append(
-                f"{_count(len(fams), 'family', 'families')}; {_count(len(getattr(fams, 'selective', [])), 'selective unit')}; "
-                f"{_count(len(invariant), 'invariant unit')}"
-                + (f": {_units(layer, invariant, _MAX_LISTED)}" if invariant else ".")
-            )
-            if not fams:
-                sub.paragraphs.append("No families found.")
-            for rank, i in enumerate(rank_families(fams, [sc.equivariance if sc is not None else None for sc in paired])):
-                fam, sc = fams[i], paired[i]
-                name = f"{slug(layer)}__{slug(t)}__f{i:02d}"
-                title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {_period(fam.period, t)}"
-                skip = None if max_families is None or rank < max_families else (
-                    f"only the first {max_families} families of {layer} · {t} are drawn "
-                    "(significant, then largest; report(..., max_families=None) draws all)")
-                sub.cards.append(_family_card(builder, fam, sc, resp, matches, name, title, skip))
-            layer_sections.append(sub)
-    summary = Section("Summary", "summary")
+            rows.append(_summary_row(ctx, layer, t, fams, paired, resp))
+            layer_sections.append(_layer_section(builder, ctx, layer, t, fams, paired, resp))
+    summary = Section("Summary", "summary", paragraphs=[_legend(ctx.alpha)])
     summary.table = Table(["layer", "transform", "units probed", "selective", "invariant", "families",
-                           "units in families", "best equivariance", "its p-value"], rows, {2, 3, 4, 5, 6, 7, 8})  # fmt: skip
+                           f"families at discovery q ≤ {ctx.alpha:g}", "units in families", "best equivariance",
+                           "its equivariance q (p)"], rows, {2, 3, 4, 5, 6, 7, 8})  # fmt: skip
     summary_fn = getattr(res, "summary", None)
     if callable(summary_fn):
         summary.preformatted = str(summary_fn())
@@ -364,13 +427,5 @@ def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circui
               ", ".join(map(str, m.get("label_units", []))), ", ".join(map(str, m.get("found_units", [])))] for m in matches],
             {3})))  # fmt: skip
     sections += layer_sections
-    circ = Section("Circuits", "circuits")
-    circ.paragraphs.append(f"{_count(len(circuits), 'circuit')}." if circuits else "No circuits.")
-    circuits.sort(key=lambda c: -float(getattr(c, "score", -math.inf)))
-    circ.cards = [
-        _circuit_card(builder, c, i, None if max_circuits is None or i < max_circuits else
-                      f"only the {max_circuits} highest-scoring circuits are drawn (report(..., max_circuits=None) draws all)")
-        for i, c in enumerate(circuits)
-    ]  # fmt: skip
-    sections.append(circ)
+    sections.append(_circuit_section(builder, ctx, list(getattr(res, "circuits", None) or []), max_circuits))
     return Page(f"equifind report: {res.model}", header, sections)

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .._evidence import null_size, q_and_p
+
 __all__ = ["weight_diagram", "weight_mosaic"]
 
 _CMAP = "RdBu_r"  # high (excitation) red, low (inhibition) blue
@@ -86,8 +88,8 @@ def weight_diagram(circuit: Any, *, max_labels: int = 32) -> Figure:
     Args:
         circuit: a :class:`equifind.circuits.CircuitScore` (or any object with
             ``weights`` ``[target, source, kh, kw]`` and optionally ``kind``,
-            ``transform``, ``score``, ``p_value``, ``source_layer``, ``target_layer``,
-            ``source_units``, ``target_units``).
+            ``transform``, ``score``, ``p_value``, ``q_value``, ``n_null``,
+            ``source_layer``, ``target_layer``, ``source_units``, ``target_units``).
         max_labels: at most this many unit labels per axis.
 
     Returns:
@@ -129,7 +131,8 @@ def weight_diagram(circuit: Any, *, max_labels: int = 32) -> Figure:
     kind = str(getattr(circuit, "kind", "circuit"))
     transform = getattr(circuit, "transform", None)
     title = f"{kind}" + (f" ({transform})" if transform else "")
-    title += f"\nscore {_fmt(getattr(circuit, 'score', None), '.3f')}, p = {_fmt(getattr(circuit, 'p_value', None), '.3g')}"
+    evidence = q_and_p(getattr(circuit, "q_value", None), getattr(circuit, "p_value", None), null_size(circuit))
+    title += f"\nscore {_fmt(getattr(circuit, 'score', None), '.3f')}, {evidence}"
     null = getattr(circuit, "null_mean", None)
     if null is not None:
         title += f", null mean {_fmt(null, '.3f')}"

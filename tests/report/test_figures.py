@@ -78,7 +78,7 @@ def rotation_case(layer: str = "conv2d1", members: int = 8, steps: int = 16, ext
     resp = ef.Responses(values, theta, layer=layer, transform="rotation", stimuli=_bars(),
                         meta={"center": list(CENTER), "canvas": SIZE})  # fmt: skip
     fam = Family(layer, "rotation", list(range(members)), [u * 360.0 / members for u in range(members)],
-                 360.0, 0.97, 0.005, holes=[])  # fmt: skip
+                 360.0, 0.97, 0.005, holes=[], q_value=0.005, n_null=199)  # p at its floor 1/(1 + 199)  # fmt: skip
     return fam, resp
 
 
@@ -89,7 +89,7 @@ def hue_case(layer: str = "conv2d2", members: int = 6, steps: int = 12):
     stimuli = _disk(hue_rgb(0.0))[None]
     resp = ef.Responses(values, theta, layer=layer, transform="hue", stimuli=stimuli, meta={"center": list(CENTER)})
     fam = Family(layer, "hue", list(range(members)), [u * 360.0 / members for u in range(members)], 360.0, 0.9, 0.01,
-                 holes=[])  # fmt: skip
+                 holes=[], q_value=0.01, n_null=199)  # fmt: skip
     return fam, resp
 
 
@@ -99,7 +99,7 @@ def flip_case(layer: str = "conv2d2"):
     values[3, 0] = torch.tensor([1.0, 0.1])
     values[5, 0] = torch.tensor([0.1, 1.0])
     resp = ef.Responses(values, [0.0, 1.0], layer=layer, transform="flip", stimuli=_bars(2), meta={"center": list(CENTER)})
-    return Family(layer, "flip", [3, 5], [0.0, 1.0], 2.0, 0.99, 0.02), resp
+    return Family(layer, "flip", [3, 5], [0.0, 1.0], 2.0, 0.99, 0.02, q_value=0.03, n_null=199), resp
 
 
 def hue_rotation_case(layer: str = "mixed3a", n: int = 6):
@@ -124,8 +124,8 @@ def make_circuit(targets: int = 4, sources: int = 3, k: int = 5, source_layer: s
     """A CircuitScore with random weights."""
     w = torch.randn(targets, sources, k, k, generator=torch.Generator().manual_seed(seed))
     w[0, 0, 0, 0] = -5.0  # the largest |w| is negative: a symmetric scale must still reach +5
-    fields = dict(kind="equivariant→equivariant", transform="rotation", score=score, p_value=0.004, null_mean=0.21,
-                  weights=w, cosines=torch.full((targets, sources), 0.9), source_layer=source_layer,
+    fields = dict(kind="equivariant→equivariant", transform="rotation", score=score, p_value=0.004, q_value=0.012,
+                  n_null=249, null_mean=0.21, weights=w, cosines=torch.full((targets, sources), 0.9), source_layer=source_layer,
                   target_layer=target_layer, source_units=list(range(10, 10 + sources)),
                   target_units=list(range(20, 20 + targets)))  # fmt: skip
     return ef.CircuitScore(**fields)
@@ -217,7 +217,8 @@ def test_weight_diagram_has_one_symmetric_red_blue_scale() -> None:
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["10", "11", "12"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["20", "21", "22", "23"]
-    assert "equivariant→equivariant" in ax.get_title() and "0.910" in ax.get_title() and "0.004" in ax.get_title()
+    assert "equivariant→equivariant" in ax.get_title() and "0.910" in ax.get_title()
+    assert "q = 0.012 (p ≤ 0.004)" in ax.get_title()  # p at its floor 1/(1 + 249), q beside it
 
 
 def test_hue_colours_follow_the_yiq_hue() -> None:

@@ -101,6 +101,28 @@ def test_scan_report_writes_index_with_existing_images_and_escaped_text(tmp_path
     assert plt.get_fignums() == []
 
 
+def test_every_p_has_its_q_and_names_its_test(tmp_path: Path) -> None:
+    res = stand_in_scan()
+    res.config["circuit_min_score"] = 0.5
+    text = (report(res, tmp_path / "rep", formats=("html",)) / "index.html").read_text(encoding="utf-8")
+    # the rotation family: discovery p at its floor 1/(1 + 199); the circuit: q = 0.012, p at 1/(1 + 249)
+    assert "<dt>discovery q / p</dt><dd>q ≤ 0.005 (p ≤ 0.005)</dd>" in text
+    assert "<dt>discovery q / p</dt><dd>q = 0.03 (p = 0.02)</dd>" in text  # the flip pair
+    assert text.count("<dt>equivariance q / p</dt>") == 3  # one per scored family
+    assert "<dt>q / p</dt><dd>q = 0.012 (p ≤ 0.004); null: rearranged kernels, mean 0.210</dd>" in text
+    assert "p-value" not in text  # no bare p without its test and q
+    assert "Significant means q ≤ 0.05." in text  # the legend, with the config's default alpha
+    assert "<th>families at discovery q ≤ 0.05</th>" in text and "<th>its equivariance q (p)</th>" in text
+    assert "1 circuit with q ≤ 0.05 (Benjamini–Hochberg over the checks of each transform) and symmetry score ≥ 0.5." in text
+    res.config["alpha"] = 0.01  # a stricter scan: the hue family (q = 0.01) stays, the flip pair (q = 0.03) does not
+    text = (report(res, tmp_path / "strict", formats=("html",)) / "index.html").read_text(encoding="utf-8")
+    assert "Significant means q ≤ 0.01." in text and "1 family (1 with discovery q ≤ 0.01)" in text
+    assert "1 family (0 with discovery q ≤ 0.01)" in text
+    for obj in (res.families[ODD_LAYER]["rotation"][0], make_circuit()):  # single pages: the default rule
+        page = (report(obj, tmp_path / type(obj).__name__, formats=("html",)) / "index.html").read_text(encoding="utf-8")
+        assert "Significant means q ≤ 0.05." in page and "q / p</dt>" in page
+
+
 def test_real_scan_result_and_reproducible_index(tmp_path: Path) -> None:
     res = stand_in_scan(real=True)
     a = report(res, tmp_path / "a", formats=("html", "png"))
@@ -198,7 +220,7 @@ def test_bad_arguments_raise_before_writing(tmp_path: Path) -> None:
 def test_figure_budget_draws_the_significant_families_and_best_circuits_first(tmp_path: Path) -> None:
     res = stand_in_scan()
     rot, rot_resp = rotation_case(layer=ODD_LAYER)
-    weak = dataclasses.replace(rot, p_value=0.5)  # a larger but insignificant family
+    weak = dataclasses.replace(rot, p_value=0.5, q_value=0.5)  # a larger but insignificant family
     weak = dataclasses.replace(weak, units=[*weak.units, 20], preferred=[*weak.preferred, 359.0])
     res.families[ODD_LAYER]["rotation"] = FamilyList([weak, rot], invariant=[], selective=[])
     res.scores[ODD_LAYER]["rotation"] = []
