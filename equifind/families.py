@@ -5,7 +5,7 @@ A family is a set of units that are transformed copies of one feature: unit
 the transform grid are ``u``'s circularly shifted. :func:`find_families`
 compares every pair of selective units at once by one batched FFT circular
 cross-correlation (shape similarity and best relative shift), links similar
-units in a graph, splits it into communities (Louvain, networkx) and keeps the
+units in a graph, splits it into communities (Louvain, igraph) and keeps the
 members whose shifts are cycle-consistent, ``shift(u, w) ≈ shift(u, v) +
 shift(v, w)``: the phases of the leading eigenvector of ``H[u, v] = sim(u, v) ·
 exp(−2πi·k·shift(u, v)/360)`` synchronise all relative shifts, and each member's
