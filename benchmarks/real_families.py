@@ -2,8 +2,14 @@
 
     python benchmarks/real_families.py [--device cpu|cuda] [--layers conv2d0 ...]
 
-For each layer and transform: ``ef.probe`` with its defaults (auto stimuli, 64 steps),
-then ``ef.find_families`` with its defaults; both are timed. Beside the table, the
+For each layer and transform: ``ef.probe`` with its defaults (auto stimuli, 64 steps,
+natural-patch scale), then ``ef.find_families`` with its defaults (the selection-aware
+null: 200 surrogate discovery runs); both are timed. Families are counted at p ≤ 0.05
+(the old rule: each family alone) and at q ≤ 0.05 (Benjamini–Hochberg over the layer's
+families, what equifind calls significant). Then how the counts move with
+``min_similarity`` 0.65 / 0.70 / 0.75, and a negative control: conv2d2 and mixed3a with
+each unit's variants shuffled (the stimulus pairing between units destroyed), which
+should give at most one family at q ≤ 0.05 per layer and transform. Beside the table, the
 proportions of the Circuits thread's hand-made taxonomy of *Lucid's* InceptionV1 (a
 differently trained network: only proportions are comparable, not unit numbers).
 Writes the section "families on googlenet_bvlc" of benchmarks/RESULTS.md.
@@ -22,7 +28,18 @@ from _common import machine, weights_path, write_section
 
 LAYERS = ("conv2d0", "conv2d1", "conv2d2", "mixed3a", "mixed3b")
 TRANSFORMS = ("rotation", "hue", "flip")
-ALPHA = 0.05  # a family is "significant" if its p-value is at most this
+ALPHA = 0.05  # the old rule: p <= ALPHA; the new one: q <= ALPHA
+SIMILARITIES = (0.65, 0.70, 0.75)
+SHUFFLED = ("conv2d2", "mixed3a")
+#: families (p <= 0.05) per (layer, transform) with the previous null (random unit sets of the
+#: same size, ignoring the selection), from this file's run of 2026-12-02 at commit a4bc80b.
+OLD_NULL: dict[tuple[str, str], tuple[int, int]] = {
+    ("conv2d0", "rotation"): (7, 5), ("conv2d0", "hue"): (7, 4), ("conv2d0", "flip"): (14, 14),
+    ("conv2d1", "rotation"): (5, 5), ("conv2d1", "hue"): (7, 5), ("conv2d1", "flip"): (10, 10),
+    ("conv2d2", "rotation"): (21, 21), ("conv2d2", "hue"): (17, 14), ("conv2d2", "flip"): (29, 29),
+    ("mixed3a", "rotation"): (19, 19), ("mixed3a", "hue"): (26, 26), ("mixed3a", "flip"): (21, 21),
+    ("mixed3b", "rotation"): (43, 43), ("mixed3b", "hue"): (24, 19), ("mixed3b", "flip"): (45, 45),
+}  # fmt: skip
 STRONG = 0.25  # a hue-family member "responds to colour" if its peak to the hue stimuli is >= this x its rotation peak
 
 #: The Circuits thread's taxonomy of Lucid's InceptionV1 (Olah et al., "An Overview of Early
@@ -50,7 +67,8 @@ class Row:
     selective: int
     invariant: int
     families: int
-    significant: int  # families with p_value <= ALPHA
+    significant: int  # families with q_value <= ALPHA
+    p_significant: int  # families with p_value <= ALPHA (the old rule, no correction)
     in_families: int  # members (duplicates not counted)
     in_significant: int
     largest_units: list[int]
@@ -69,13 +87,13 @@ def run(model: ef.Model, layer: str, transform: str) -> tuple[Row, ef.Responses,
     t1 = time.perf_counter()
     fams = ef.find_families(resp)
     t2 = time.perf_counter()
-    largest = max(fams, key=lambda f: (len(f), f.score), default=None)
-    sig = [f for f in fams if f.p_value <= ALPHA]
+    sig = [f for f in fams if f.q_value <= ALPHA]
+    largest = max(sig, key=lambda f: (len(f), f.score), default=None)
     row = Row(
         layer, transform, len(resp.units), len(fams.selective), len(fams.invariant), len(fams), len(sig),
-        sum(len(f) for f in fams), sum(len(f) for f in sig),
+        sum(f.p_value <= ALPHA for f in fams), sum(len(f) for f in fams), sum(len(f) for f in sig),
         list(largest.units) if largest else [], largest.period if largest else float("nan"),
-        largest.score if largest else float("nan"), largest.p_value if largest else float("nan"), t1 - t0, t2 - t1,
+        largest.score if largest else float("nan"), largest.q_value if largest else float("nan"), t1 - t0, t2 - t1,
     )  # fmt: skip
     return row, resp, fams
 
@@ -108,21 +126,23 @@ def show_units(units: list[int], limit: int = 12) -> str:
 def table(rows: list[Row]) -> str:
     """The results table, one row per (layer, transform)."""
     head = (
-        "| layer | transform | units | selective | invariant | families (p ≤ 0.05) | units in families (in p ≤ 0.05) "
-        "| largest family: size, period, score, p — units | probe s | find_families s |\n"
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"
+        "| layer | transform | units | selective | invariant | families | p ≤ 0.05 | **q ≤ 0.05** | old null: families (p ≤ 0.05) "
+        "| units in families (in q ≤ 0.05) | largest family at q ≤ 0.05: size, period, score, q — units | probe s | find_families s |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     )
     lines = [head]
     for r in rows:
         big = (
-            f"{len(r.largest_units)}, {r.largest_period:g}°, {r.largest_score:.2f}, {r.largest_p:.3f} — {show_units(r.largest_units)}"
+            f"{len(r.largest_units)}, {r.largest_period:g}°, {r.largest_score:.2f}, {r.largest_p:.3g} — {show_units(r.largest_units)}"
             if r.largest_units else "–"
         )  # fmt: skip
         if r.transform == "flip" and r.largest_units:
-            big = f"2, flip, {r.largest_score:.2f}, {r.largest_p:.3f} — {show_units(r.largest_units)}"
+            big = f"2, flip, {r.largest_score:.2f}, {r.largest_p:.3g} — {show_units(r.largest_units)}"
+        old = OLD_NULL.get((r.layer, r.transform))
         lines.append(
             f"| `{r.layer}` | {r.transform} | {r.units} | {r.selective} ({pct(r.selective, r.units)}) | {r.invariant} "
-            f"| {r.families} ({r.significant}) | {r.in_families} ({pct(r.in_families, r.units)}) "
+            f"| {r.families} | {r.p_significant} | **{r.significant}** | {f'{old[0]} ({old[1]})' if old else '–'} "
+            f"| {r.in_families} ({pct(r.in_families, r.units)}) "
             f"({r.in_significant}, {pct(r.in_significant, r.units)}) | {big} | {r.t_probe:.1f} | {r.t_families:.2f} |"
         )
     return "\n".join(lines)
@@ -132,8 +152,8 @@ def comparison(rows: list[Row]) -> str:
     """The taxonomy's proportions beside the found ones, per layer and transform."""
     by = {(r.layer, r.transform): r for r in rows}
     head = (
-        "| layer | Circuits taxonomy of Lucid's InceptionV1 (units of layer) | oriented categories → rotation | found: units in rotation families (p ≤ 0.05) "
-        "| colour categories → hue | found: units in hue families (p ≤ 0.05) | … of them answering colour at ≥ 25% of their rotation peak |\n"
+        "| layer | Circuits taxonomy of Lucid's InceptionV1 (units of layer) | oriented categories → rotation | found: units in rotation families (q ≤ 0.05) "
+        "| colour categories → hue | found: units in hue families (q ≤ 0.05) | … of them answering colour at ≥ 25% of their rotation peak |\n"
         "|---|---|---:|---:|---:|---:|---:|"
     )
     lines = [head]
@@ -153,62 +173,51 @@ def comparison(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def discussion(rows: list[Row]) -> str:
-    """What the numbers say, with the figures of this run filled in (needs every layer of LAYERS)."""
-    by = {(r.layer, r.transform): r for r in rows}
+def sensitivity(model: ef.Model, cache: dict[tuple[str, str], ef.Responses], rows: list[Row]) -> tuple[str, list[str]]:
+    """Families (at q ≤ 0.05) for each ``min_similarity`` in SIMILARITIES, and the rows that move by more than 10%."""
+    head = "| layer | transform | " + " | ".join(f"min_similarity {s:.2f}: families (q ≤ 0.05)" for s in SIMILARITIES) + " |\n"
+    head += "|---|---|" + "---:|" * len(SIMILARITIES)
+    lines, moved = [head], []
+    for r in rows:
+        counts = []
+        for sim in SIMILARITIES:
+            if sim == 0.70:
+                counts.append((r.families, r.significant))
+                continue
+            fams = ef.find_families(cache[(r.layer, r.transform)], min_similarity=sim)
+            counts.append((len(fams), sum(f.q_value <= ALPHA for f in fams)))
+        lines.append(f"| `{r.layer}` | {r.transform} | " + " | ".join(f"{n} ({k})" for n, k in counts) + " |")
+        sig = [k for _, k in counts]
+        mid = counts[1][1]
+        if max(abs(k - mid) for k in sig) > max(1.0, 0.1 * mid):
+            moved.append(f"`{r.layer}` {r.transform} ({' / '.join(map(str, sig))})")
+        print("sensitivity", r.layer, r.transform, counts, flush=True)
+    return "\n".join(lines), moved
 
-    def count(transform: str) -> tuple[int, int]:
-        """(significant, all) families of a transform over the layers."""
-        chosen = [r for r in rows if r.transform == transform]
-        return sum(r.significant for r in chosen), sum(r.families for r in chosen)
 
-    def share(layer: str, transform: str) -> str:
-        r = by[(layer, transform)]
-        return pct(r.in_families, r.units)
+def shuffled_variants(resp: ef.Responses, seed: int = 0) -> ef.Responses:
+    """Each unit's stimulus variants permuted independently (seeded): nothing shared between units survives."""
+    g = torch.Generator().manual_seed(seed)
+    n, v, _ = resp.values.shape
+    perm = torch.rand(n, v, generator=g).argsort(dim=1)
+    return ef.Responses(resp.values[torch.arange(n)[:, None], perm], resp.params, layer=resp.layer,
+                        transform=resp.transform, units=resp.units, natural_scale=resp.natural_scale)  # fmt: skip
 
-    def span(values: list[float]) -> str:
-        lo, hi = round(min(values)), round(max(values))
-        return f"{lo}–{hi}" if lo != hi else f"{lo}"
 
-    (rot_s, rot_n), (hue_s, hue_n), (flip_s, flip_n) = count("rotation"), count("hue"), count("flip")
-    rot = [by[(layer, "rotation")] for layer in LAYERS]
-    hue = [by[(layer, "hue")] for layer in LAYERS if layer in TAXONOMY]
-    flips = {layer: 100.0 * by[(layer, "flip")].in_families / by[(layer, "flip")].units for layer in LAYERS}
-    m3b = by[("mixed3b", "rotation")]
-    c0 = by[("conv2d0", "hue")]
-    return f"""**What the numbers say** (the counts are seeded and repeat exactly; the figures below are this run's).
-Discovery finds many significant families in every layer — {rot_s + hue_s + flip_s} of the {rot_n + hue_n + flip_n}
-families have p ≤ 0.05 against random unit sets ({flip_s} of {flip_n} flip pairs, {rot_s} of {rot_n} rotation and
-{hue_s} of {hue_n} hue families) — but it groups *more* units than the hand taxonomy's matching categories, in
-smaller families. Rotation families hold {share("conv2d0", "rotation")} of `conv2d0` (Gabor 44% in the taxonomy;
-its colour-contrast units have an oriented boundary too, so 86% is the taxonomy's upper bound there),
-{share("conv2d2", "rotation")} of `conv2d2` (line + tiny curve: 23%), {share("mixed3a", "rotation")} of `mixed3a`
-(curve + high-low + line: 16%) and {share("mixed3b", "rotation")} of `mixed3b` (curve + boundary + divot + oriented
-fur: 14%). The categories listed are only part of each layer's taxonomy (other oriented categories are left
-out), so they are a lower bound and a factor of about two is not by itself a contradiction. The families are
-smaller than the categories, though: the largest rotation family has {span([len(r.largest_units) for r in rot])}
-members with scores {min(r.largest_score for r in rot):.2f}–{max(r.largest_score for r in rot):.2f}, and e.g. `mixed3b`'s 36 boundary units have no
-36-unit counterpart; {m3b.families} families of {m3b.in_families} units there average
-{m3b.in_families / max(m3b.families, 1):.1f} members. Comparing whole response matrices (`compare="variants"`)
-keeps apart units that prefer different stimuli, and a hand category mixes such units; the pairwise threshold
-(similarity 0.7) also splits a category whose members are only roughly shifted copies.
-
-Hue families are where the comparison shows a weakness of the method, not of the network:
-{", ".join(pct(r.in_families, r.units) for r in hue)} of {", ".join(f"`{r.layer}`" for r in hue)} sit in hue
-families, against 42%, 28%, 12% and none listed in the taxonomy. The hue stimuli are isoluminant, and a
-luminance unit answers them weakly but still with a hue-tuned (rectified-cosine) curve; `find_families` judges
-tuning *shape* only and calls a unit active at 1% of the layer's largest response. Only {c0.strong} of the
-{c0.in_families} `conv2d0` hue-family members answer colour at ≥ 25% of their peak to the rotation stimuli; the
-rest are, most likely, grey Gabors. The colour-responsive members alone
-({", ".join(pct(r.strong, r.units) for r in hue)} of the layer) are what to compare with the colour categories,
-and the hue-family fractions above are an overcount. The same effect shows in the planted tests
-(tests/test_discovery.py): filters with (R+G+B)/3 weights become hue-family members. Flip pairs (mutual best
-mirror matches that mirror each other better than either mirrors itself) hold
-{span([flips[k] for k in ("conv2d0", "conv2d1", "conv2d2")])}% of the early layers' units and
-{span([flips[k] for k in ("mixed3a", "mixed3b")])}% of `mixed3a`/`mixed3b`'s; the Circuits thread gives no counts
-to compare them with. Timing: `find_families` takes at most {max(r.t_families for r in rows):.1f} s; the
-`mixed3b` rotation probe dominates ({m3b.t_probe:.0f} s in this run; on 2 CPU cores shared with other processes
-it has taken up to 41 s, with the same counts)."""
+def control(cache: dict[tuple[str, str], ef.Responses]) -> str:
+    """The negative control: shuffled variants, real and shuffled counts side by side."""
+    lines = ["| layer | transform | real: families (q ≤ 0.05) | variants shuffled: families (q ≤ 0.05) |", "|---|---|---:|---:|"]
+    for layer in SHUFFLED:
+        for transform in ("rotation", "hue"):
+            if (layer, transform) not in cache:
+                continue
+            resp = cache[(layer, transform)]
+            real = ef.find_families(resp)
+            shuf = ef.find_families(shuffled_variants(resp))
+            counts = [(len(f), sum(x.q_value <= ALPHA for x in f)) for f in (real, shuf)]
+            lines.append(f"| `{layer}` | {transform} | {counts[0][0]} ({counts[0][1]}) | {counts[1][0]} ({counts[1][1]}) |")
+            print("control", layer, transform, counts, flush=True)
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -221,11 +230,13 @@ def main() -> None:
     device = torch.device(args.device)
     model = ef.load_model("googlenet_bvlc", weights=weights_path("bvlc_googlenet.pth"), device=device)
     rows: list[Row] = []
+    cache: dict[tuple[str, str], ef.Responses] = {}
     t_all = time.perf_counter()
     for layer in args.layers:
         responses: dict[str, ef.Responses] = {}
         for transform in TRANSFORMS:
             row, responses[transform], fams = run(model, layer, transform)
+            cache[(layer, transform)] = responses[transform]
             if transform == "hue":
                 row.strong = colour_strength(responses["rotation"], responses["hue"], fams)
             rows.append(row)
@@ -234,21 +245,40 @@ def main() -> None:
                   f"largest {len(row.largest_units):3d} period {row.largest_period:g} "
                   f"probe {row.t_probe:.1f}s ff {row.t_families:.2f}s", flush=True)  # fmt: skip
     total = time.perf_counter() - t_all
+    sens, moved = sensitivity(model, cache, rows)
+    ctrl = control(cache)
     largest = "\n".join(
         f"- `{r.layer}` {r.transform}: {len(r.largest_units)} units, period {r.largest_period:g}, "
-        f"score {r.largest_score:.2f}, p = {r.largest_p:.3f}: {', '.join(map(str, r.largest_units))}"
+        f"score {r.largest_score:.2f}, q = {r.largest_p:.3g}: {', '.join(map(str, r.largest_units))}"
         for r in rows if r.transform != "flip" and r.largest_units
     )  # fmt: skip
     body = f"""Machine: {machine(device)}. `ef.probe(m, layer, transform)` with its defaults (auto stimuli,
-64 steps; flip: 2), then `ef.find_families(responses)` with its defaults (min_selectivity 0.25,
-min_similarity 0.7, 200 null sets); one run each, {total:.0f} s in all. Percentages are of the
-layer's units. "Selective": tuning selectivity ≥ 0.25 (for flip, mirror-asymmetric and not its own
-mirror image); "invariant": responds but is flat under the transform. Units in families count the
-members, not the duplicates.
+64 steps; flip: 2; each unit's natural scale from natural-image patches), then
+`ef.find_families(responses)` with its defaults (min_response 0.1 and min_selectivity 0.25 of the
+natural scale, min_similarity 0.7, 200 surrogate discovery runs: p floor 1/201 ≈ 0.005); one run
+each, {total:.0f} s for probes and discovery. Percentages are of the layer's units. "Selective": the
+tuning swings by ≥ 25% of the unit's natural 99th percentile (for flip, mirror-asymmetric and not
+its own mirror image); "invariant": responds (peak ≥ 10% of it) but is not selective. Units in
+families count the members, not the duplicates. "p ≤ 0.05" counts the families each significant
+alone (the old rule); **q ≤ 0.05** is Benjamini–Hochberg over the layer's families, what equifind
+now calls significant. "Old null" is the previous p-value (random unit sets of the same size,
+ignoring that the family was selected), from the run of 2026-12-02 at a4bc80b.
 
 {table(rows)}
 
-Largest rotation and hue families, all members (ordered by preferred parameter):
+**Thresholds that decide the result, and how far it moves.** Family counts (in brackets: at q ≤ 0.05)
+for three values of `min_similarity` (the similarity that links two units), the other settings fixed:
+
+{sens}
+
+{"Rows whose significant count moves by more than 10% (and more than one family) across the three values: " + ", ".join(moved) + ". A higher threshold splits a loose family into pieces that each fall below what the surrogate runs reach, a lower one merges units into larger, looser families; the q ≤ 0.05 counts, not the raw ones, are what to compare." if moved else "No row's significant count moves by more than 10% across the three values."}
+
+**Negative control: variants shuffled.** Each unit's stimulus variants permuted independently (seed 0),
+which keeps every tuning curve and destroys what units share; the right answer is "nothing here":
+
+{ctrl}
+
+Largest rotation and hue families at q ≤ 0.05, all members (ordered by preferred parameter):
 
 {largest}
 
@@ -258,9 +288,7 @@ googlenet_bvlc is a different training of the same architecture, so only proport
 Oriented categories (Gabor, line, curve, high-low frequency, boundary, divot, oriented fur) should
 form rotation families, colour ones (colour contrast, colour centre-surround) hue families:
 
-{comparison(rows)}
-
-{discussion(rows) if set(LAYERS) <= set(args.layers) else ""}"""
+{comparison(rows)}"""
     if not args.no_write:
         write_section("families on googlenet_bvlc", body)
     print(body)
