@@ -29,6 +29,7 @@ from typing import Any, Literal
 import igraph
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from ._circle import harmonic_period, holes
@@ -41,6 +42,7 @@ __all__ = ["Family", "FamilyList", "find_families", "rank_families", "is_signifi
 TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "hue_rotation")
 _MIN_CONSISTENCY = 0.8  # a member's similarity-weighted mean cos(shift residual) (cos 37°)
 _DUPLICATE_STEPS = 0.5  # members whose preferred params are closer (grid steps) are duplicates
+_TIE_DECIMALS = 9  # scores equal to this many decimals are ties, broken by position
 _CHUNK = 1 << 24  # elements per block of the pairwise correlation
 
 
@@ -276,6 +278,20 @@ def find_families(
     active = responses.responding(min_response)
     if responses.transform == "flip":
         return _flip_pairs(responses, active, min_size, min_selectivity, min_similarity, n_null, seed, progress)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _families(responses, active, grid, min_size, min_selectivity, min_similarity, n_null, seed, compare, progress)
+
+
+def _families(
+    responses: Responses, active: Tensor, grid: tuple[int, ...], min_size: int, min_selectivity: float,
+    min_similarity: float, n_null: int, seed: int, compare: str, progress: bool,
+) -> FamilyList:  # fmt: skip
+    """:func:`find_families` for rotation, hue and hue_rotation, its arguments checked.
+
+    Runs with one BLAS thread: discovery makes thousands of small ``eigh`` calls, which
+    gain nothing from threads, and OpenBLAS's idle threads spinning between them beside
+    torch's own slowed the null 2.4× on two cores.
+    """
     selective = active & (responses.selectivity >= min_selectivity)
     rows = torch.nonzero(selective).flatten()
     ids = [responses.units[r] for r in rows.tolist()]
@@ -328,39 +344,47 @@ class _Group:
 
 def _discover(profiles: Tensor, spectra: Tensor, anchors: Tensor, setting: _Setting, dtype: torch.dtype = torch.float64) -> list[_Group]:
     """Discovery proper on normalised profiles ``[U, V, *grid]``: the same steps for data and surrogates."""
-    sim, shift = _shift_similarity(profiles, dtype=dtype)
-    return _groups(sim, shift, spectra, anchors, setting)
+    spec = torch.fft.rfftn(profiles.double(), dim=tuple(range(-len(setting.grid), 0)))
+    return _groups(_Links(spec, setting.grid, dtype, setting.min_similarity), spectra, anchors, setting)
 
 
-def _groups(sim: Tensor, shift: Tensor, spectra: Tensor, anchors: Tensor, setting: _Setting) -> list[_Group]:
-    """Communities → consistency pruning → parameters → deduplication → score."""
+def _groups(links: _Links, spectra: Tensor, anchors: Tensor, setting: _Setting) -> list[_Group]:
+    """Communities → consistency pruning → parameters → deduplication → score.
+
+    Each community is settled on its own, with the similarities of its members only
+    (``links.block``); what pruning drops is tried again as a group of its own.
+    """
     grid = setting.grid
     found: list[_Group] = []
-    queue = deque(_communities(sim, setting.min_similarity, setting.seed))
-    sim_np, shift_np, spectra_np = sim.numpy(), shift.numpy(), spectra.numpy()
-    while queue:
-        group = queue.popleft()
-        chars, period, theta, rest = _prune(group, spectra_np, sim_np, shift_np, grid, setting.min_size, setting.min_similarity)
-        if len(rest) >= setting.min_size:
-            queue.append(rest)
-        if len(group) < setting.min_size:
-            continue
-        pos = _anchor(theta, chars, anchors[group], setting.start)
-        kept, duplicates = _dedupe(group, chars, period, pos, sim, grid)
-        if len(kept) < setting.min_size:
-            continue
-        rows = [group[i] for i in kept]
-        idx = np.asarray(rows, dtype=np.int64)
-        _, _, score = _consistency(sim_np[np.ix_(idx, idx)], shift_np[np.ix_(idx, idx)], grid, chars)
-        found.append(_Group(rows, pos[kept], period, score, duplicates))
+    spectra_np = spectra.numpy()
+    for community in _communities(links, setting.min_similarity, setting.seed):
+        idx = np.asarray(community, dtype=np.int64)
+        sim, shift = links.block(idx)
+        queue = deque([list(range(len(idx)))])
+        while queue:
+            group = queue.popleft()
+            chars, period, theta, rest = _prune(group, spectra_np[idx], sim, shift, grid, setting.min_size, setting.min_similarity)
+            if len(rest) >= setting.min_size:
+                queue.append(rest)
+            if len(group) < setting.min_size:
+                continue
+            pos = _anchor(theta, chars, anchors[idx[group]], setting)
+            kept, duplicates = _dedupe(group, chars, period, pos, sim, grid)
+            if len(kept) < setting.min_size:
+                continue
+            local = np.asarray([group[i] for i in kept], dtype=np.int64)
+            _, _, score = _consistency(sim[np.ix_(local, local)], shift[np.ix_(local, local)], grid, chars)
+            duplicates = [(int(idx[a]), int(idx[b])) for a, b in duplicates]
+            found.append(_Group(idx[local].tolist(), pos[kept], period, score, duplicates))
     return found
 
 
 def _anchors(tunings: Tensor, grid: tuple[int, ...], params: Tensor) -> Tensor:
-    """What :func:`_anchor` fixes the common offset with: 1-D, the normalised tunings
-    ``[n, steps]``; 2-D, each unit's own (hue, angle) peak ``[n, 2]`` in degrees."""
+    """What :func:`_anchor` fixes the common offset with: 1-D, the spectra (``rfft``) of the
+    normalised tunings ``[n, steps // 2 + 1]``, computed once for every group and surrogate
+    run; 2-D, each unit's own (hue, angle) peak ``[n, 2]`` in degrees."""
     if len(grid) == 1:
-        return _normalise(tunings[:, None], 1)[:, 0]
+        return torch.fft.rfft(_normalise(tunings[:, None], 1)[:, 0])
     _, position = _subgrid_peak(tunings.reshape(-1, *grid), grid)
     start = params.reshape(*grid, 2)[0, 0].double()  # (hue, angle) at index (0, 0)
     return torch.remainder(start + position * (360.0 / grid[0]), 360.0)
@@ -395,17 +419,16 @@ def _null_best(
     if n_null == 0:
         return best
     dims = tuple(range(-len(grid), 0))
-    spec = torch.fft.rfftn(profiles.double(), dim=dims)
+    spec = torch.fft.rfftn(profiles.double(), dim=dims).to(torch.complex64)
     gen = torch.Generator().manual_seed(setting.seed + 1)
     keep_anchors = n_var >= 2  # permuting variants keeps every tuning curve (and so its anchors)
     anchors = _anchors(tunings, grid, params)
     for r in tqdm(range(n_null), desc="discovery null", disable=not progress, leave=False):
         surrogate = _surrogate_spectrum(spec, grid, gen)
-        sim, shift = _similarity_from_spectrum(surrogate, grid, torch.float32)
         if not keep_anchors:
-            curves = torch.fft.irfftn(surrogate, s=grid, dim=dims)[:, 0].reshape(n_units, -1)
+            curves = torch.fft.irfftn(surrogate.to(torch.complex128), s=grid, dim=dims)[:, 0].reshape(n_units, -1)
             anchors = _anchors(curves, grid, params)
-        for g in _groups(sim, shift, spectra, anchors, setting):
+        for g in _groups(_Links(surrogate, grid, torch.float32, setting.min_similarity), spectra, anchors, setting):
             m = len(g.rows)
             best[r, : m + 1] = torch.clamp_min(best[r, : m + 1], g.score)
     return best
@@ -539,29 +562,98 @@ def _shift_similarity(profiles: Tensor, dtype: torch.dtype = torch.float64) -> t
 
 def _similarity_from_spectrum(spec: Tensor, grid: tuple[int, ...], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """:func:`_shift_similarity` from the profiles' spectra ``spec`` (``rfftn`` over the grid, ``[U, V, *F]``)."""
-    n_units, n_var = spec.shape[:2]
-    dims = tuple(range(-len(grid), 0))
-    spec = spec.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
-    fshape = spec.shape[2:]
-    freq = spec.reshape(n_units, n_var, -1).permute(2, 0, 1)  # [F, U, V]
+    freq = _freq(spec, dtype)
+    n_units = freq.shape[1]
     rows = max(1, _CHUNK // max(1, n_units * math.prod(grid)))
     sims, shifts = [], []
     for i in range(0, n_units, rows):
-        cross = freq[:, i : i + rows].conj() @ freq.transpose(1, 2)  # [F, c, U]: Σ_v conj(Z_u) Z_w
-        cross = cross.permute(1, 2, 0).reshape(-1, n_units, *fshape)
-        corr = torch.fft.irfftn(cross, s=grid, dim=dims)  # [c, U, *grid]
-        value, position = _subgrid_peak(corr, grid)
+        value, shift = _cross_peak(freq[:, i : i + rows].conj() @ freq.transpose(1, 2), spec.shape[2:], grid)  # [F, c, U]
         sims.append(value)
-        sizes = torch.tensor(grid, dtype=position.dtype)
-        shifts.append(torch.remainder(position + sizes / 2, sizes) - sizes / 2)
+        shifts.append(shift)
     sim, shift = torch.cat(sims).clamp(-1.0, 1.0).double(), torch.cat(shifts).double()
     sim.fill_diagonal_(1.0)
     shift[torch.arange(n_units), torch.arange(n_units)] = 0.0
     return sim, shift
 
 
+def _freq(spec: Tensor, dtype: torch.dtype) -> Tensor:
+    """Spectra ``[U, V, *F]`` as ``[F, U, V]`` (flattened frequencies first), complex of ``dtype``'s precision."""
+    spec = spec.to(torch.complex128 if dtype == torch.float64 else torch.complex64)
+    return spec.reshape(spec.shape[0], spec.shape[1], -1).permute(2, 0, 1)
+
+
+def _cross_peak(cross: Tensor, fshape: torch.Size, grid: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    """Peaks of circular cross-correlations given by their spectra ``cross`` ``[F, *batch]``:
+    ``(value [*batch], shift [*batch, d])``, the shift in grid steps in [-n/2, n/2)."""
+    batch = cross.shape[1:]
+    corr = torch.fft.irfftn(cross.reshape(len(cross), -1).T.reshape(*batch, *fshape), s=grid, dim=tuple(range(-len(grid), 0)))
+    value, position = _subgrid_peak(corr, grid)
+    sizes = torch.tensor(grid, dtype=position.dtype)
+    return value, torch.remainder(position + sizes / 2, sizes) - sizes / 2
+
+
+class _Links:
+    """The pair similarities one discovery run needs, computed where they can matter.
+
+    The graph of :func:`_communities` links pairs whose best-shift similarity (the peak
+    of their circular cross-correlation, see :func:`_shift_similarity`) is at least
+    ``threshold``. That peak, parabolic refinement included, cannot exceed
+    ``Σ_f |C_f| (1 + ¼ Σ_axes |sin ω_f|) / N`` (``C``: the pair's cross-spectrum over all N
+    frequencies; the parabola overshoots its highest sample by at most ⅛ of the
+    difference of its neighbours). Pairs under that bound are never linked, so only the
+    others get the inverse FFT and peak search, and every pair inside a community gets
+    them in :meth:`block`: the same numbers as the dense matrix, at a fraction of the
+    cost on the surrogates of the null, where almost no pair links.
+    """
+
+    def __init__(self, spec: Tensor, grid: tuple[int, ...], dtype: torch.dtype, threshold: float) -> None:
+        """``spec``: the profiles' spectra ``[U, V, *F]``; ``dtype``: float64 or float32 (the null)."""
+        self.grid, self.fshape, self.freq = grid, spec.shape[2:], _freq(spec, dtype)
+        n_units = self.freq.shape[1]
+        weight = self._bound_weights().to(self.freq.real.dtype)
+        rows = max(1, _CHUNK // max(1, n_units * len(weight)))
+        iu, iv, sims = [], [], []
+        for i in range(0, n_units, rows):
+            cross = self.freq[:, i : i + rows].conj() @ self.freq.transpose(1, 2)  # [F, c, U]
+            modulus = (cross.real.square() + cross.imag.square()).sqrt()  # 3× faster than Tensor.abs() (hypot)
+            bound = torch.einsum("f,fcu->cu", weight, modulus)
+            a, b = torch.nonzero(torch.triu(bound >= threshold - 1e-6, diagonal=i + 1), as_tuple=True)
+            if len(a):
+                value, _ = _cross_peak(cross[:, a, b], self.fshape, grid)
+                iu.append(a + i)
+                iv.append(b)
+                sims.append(value.double().clamp(-1.0, 1.0))
+        self.iu = torch.cat(iu) if iu else torch.zeros(0, dtype=torch.long)
+        self.iv = torch.cat(iv) if iv else torch.zeros(0, dtype=torch.long)
+        self.sim = torch.cat(sims) if sims else torch.zeros(0, dtype=torch.float64)
+        self.n_units = n_units
+
+    def _bound_weights(self) -> Tensor:
+        """``[F]``: each rfftn frequency's multiplicity in the full spectrum times its
+        overshoot factor, over N."""
+        axes = torch.meshgrid(*[torch.arange(n, dtype=torch.float64) for n in self.fshape], indexing="ij")
+        last, n_last = axes[-1], self.grid[-1]
+        multiplicity = torch.where((last == 0) | (2 * last == n_last), 1.0, 2.0)
+        overshoot = 1.0 + 0.25 * sum((2 * math.pi * k / n).sin().abs() for k, n in zip(axes, self.grid))
+        return (multiplicity * overshoot).flatten() / math.prod(self.grid)
+
+    def edges(self, threshold: float) -> tuple[Tensor, Tensor, Tensor]:
+        """Linked pairs ``(u, w, sim)``, ``u < w``, in row-major order."""
+        keep = self.sim >= threshold
+        return self.iu[keep], self.iv[keep], self.sim[keep]
+
+    def block(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact ``(sim [m, m], shift [m, m, d])`` among the units ``idx`` (NumPy, float64)."""
+        sub = self.freq[:, torch.from_numpy(idx)]
+        value, shift = _cross_peak(sub.conj() @ sub.transpose(1, 2), self.fshape, self.grid)
+        sim, shift = value.clamp(-1.0, 1.0).double(), shift.double()
+        sim.fill_diagonal_(1.0)
+        shift[torch.arange(len(idx)), torch.arange(len(idx))] = 0.0
+        return sim.numpy(), shift.numpy()
+
+
 # -- communities, consistency, families --------------------------------------------
-def _communities(sim: Tensor, threshold: float, seed: int) -> list[list[int]]:
+def _communities(links: _Links, threshold: float, seed: int) -> list[list[int]]:
     """Louvain communities (size >= 2) of the graph linking pairs with ``sim >= threshold``.
 
     Edges weigh the similarity above the threshold, ``(sim − t) / (1 − t)``, and each
@@ -570,12 +662,9 @@ def _communities(sim: Tensor, threshold: float, seed: int) -> list[list[int]]:
     Louvain is igraph's (C; the surrogate runs of the null call it hundreds of times),
     its vertex order drawn from a ``random.Random(seed)`` for each component.
     """
-    n = sim.shape[0]
-    iu, iv = torch.triu_indices(n, n, 1)
-    weight = sim[iu, iv]
-    keep = weight >= threshold
-    excess = ((weight[keep] - threshold) / (1.0 - threshold + 1e-9)).tolist()
-    graph = igraph.Graph(n=n, edges=torch.stack([iu[keep], iv[keep]], 1).tolist())
+    iu, iv, weight = links.edges(threshold)
+    excess = ((weight - threshold) / (1.0 - threshold + 1e-9)).tolist()
+    graph = igraph.Graph(n=links.n_units, edges=torch.stack([iu, iv], 1).tolist())
     graph.es["weight"] = excess
     found: list[list[int]] = []
     with _igraph_seed(seed):
@@ -689,13 +778,16 @@ def _prune(
         bad = (member < _MIN_CONSISTENCY) | (others < min_similarity)
         if not bad.any():
             return chars, period, torch.from_numpy(theta), dropped
-        badness = np.where(bad, member + others, np.inf)
+        # Rounded: members that are equally bad up to float error (the two of a pair always
+        # are) are then ranked by position, not by the last bits of a sum, which change
+        # with the thread count.
+        badness = np.where(bad, np.round(member + others, _TIE_DECIMALS), np.inf)
         worst = set(np.argsort(badness, kind="stable")[: max(1, int(bad.sum()) // 2)].tolist())
         dropped += [group[i] for i in sorted(worst, key=lambda i: (badness[i], i))]
         group[:] = [u for i, u in enumerate(group) if i not in worst]
 
 
-def _anchor(theta: Tensor, chars: list[tuple[int, ...]], anchors: Tensor, start: float) -> Tensor:
+def _anchor(theta: Tensor, chars: list[tuple[int, ...]], anchors: Tensor, setting: _Setting) -> Tensor:
     """Synchronised phases → parameters (degrees), anchored by one common offset.
 
     1-D: each member's tuning curve is shifted back by its phase and the curves are
@@ -706,19 +798,23 @@ def _anchor(theta: Tensor, chars: list[tuple[int, ...]], anchors: Tensor, start:
     Args:
         theta: Tensor[m, len(chars)] synchronised phases (radians, arbitrary common offset).
         chars: ``[(k,)]``, ``[(1, 0), (0, 1)]``, or coupled ``[(1, 1), (1, -1)]`` (hue ± angle).
-        anchors: 1-D, the normalised tunings Tensor[m, steps]; 2-D, own peaks Tensor[m, 2].
-        start: the grid's first parameter (1-D).
+        anchors: the members' :func:`_anchors`: 1-D, the spectra of their normalised tunings
+            Tensor[m, steps // 2 + 1]; 2-D, their own peaks Tensor[m, 2].
+        setting: the grid (1-D: its size and first parameter).
 
     Returns:
         Tensor[m, d]: 1-D, the angle in [0, 360/k); 2-D, (hue, angle), hue in [0, 180) if coupled.
     """
     if len(chars) == 1:
-        k, n = chars[0][0], anchors.shape[-1]
+        k, n = chars[0][0], setting.grid[0]
         delta = theta[:, 0] * n / (2 * math.pi * k)  # each member's shift, in steps
-        rotate = torch.polar(torch.ones_like(delta)[:, None], 2 * math.pi * torch.arange(n // 2 + 1) * delta[:, None] / n)
-        template = torch.fft.irfft(torch.fft.rfft(anchors) * rotate, n=n).mean(0)  # Σ_u T_u(s + δ_u)
-        _, peak = _subgrid_peak(template, (n,))
-        return torch.remainder(start + (peak + delta[:, None]) * 360.0 / n, 360.0 / k)
+        rotate = torch.polar(torch.ones_like(delta)[:, None], 2 * math.pi * torch.arange(n // 2 + 1, dtype=torch.float64) * delta[:, None] / n)
+        template = (anchors * rotate).mean(0)  # the spectrum of Σ_u T_u(s + δ_u)
+        # Folded to the family's period 360/k (only harmonics that are multiples of k): its
+        # k peaks are then equal, and which one is highest is not left to float rounding.
+        template[torch.arange(len(template)) % k != 0] = 0.0
+        peak = _fourier_peak(template, n)
+        return torch.remainder(setting.start + (peak + delta[:, None]) * 360.0 / n, 360.0 / k)
     own_phase = torch.deg2rad(anchors @ torch.tensor(chars, dtype=anchors.dtype).T)
     offset = torch.polar(torch.ones_like(theta), own_phase - theta).sum(0).angle()  # circular mean
     phase = torch.rad2deg(torch.remainder(theta + offset, 2 * math.pi))
@@ -728,8 +824,35 @@ def _anchor(theta: Tensor, chars: list[tuple[int, ...]], anchors: Tensor, start:
     return torch.stack([hue, torch.remainder(phase[:, 0] - hue, 360.0)], -1)
 
 
+def _fourier_peak(spec: Tensor, n: int, smooth: float = 1.0, iterations: int = 8) -> Tensor:
+    """The peak (in grid steps, ``Tensor[1]``) of the periodic curve with ``rfft`` ``spec``
+    (``[n // 2 + 1]``), smoothed by a Gaussian of ``smooth`` grid steps, by Newton steps
+    on its trigonometric interpolant from the best sample.
+
+    Unlike a parabola through three samples, the result is continuous in the data: a
+    peak halfway between two samples is found at the same place whichever sample is
+    higher, so float rounding (another thread count) cannot move it. The smoothing does
+    what the parabola's three-sample fit did against noise (without it, sample noise on a
+    broad curve moved the planted families' peaks by 2-3°; with it, by < 0.5°) and does
+    not move the peak of a symmetric curve.
+    """
+    k = torch.arange(n // 2 + 1, dtype=torch.float64)
+    omega = 2 * math.pi * k / n
+    spec = spec * torch.exp(-0.5 * (omega * smooth).square())
+    weight = torch.where((k == 0) | (2 * k == n), 1.0, 2.0) / n
+    x = torch.fft.irfft(spec, n=n).argmax().double()
+    for _ in range(iterations):
+        wave = spec * torch.polar(torch.ones_like(omega), omega * x)
+        slope = -(weight * omega * wave.imag).sum()
+        curvature = -(weight * omega.square() * wave.real).sum()
+        if curvature >= 0:  # not in a maximum's basin (a flat curve): keep the sample
+            break
+        x = x - (slope / curvature).clamp(-0.5, 0.5)
+    return x.reshape(1)
+
+
 def _dedupe(
-    group: list[int], chars: list[tuple[int, ...]], period: float, pos: Tensor, sim: Tensor, grid: tuple[int, ...]
+    group: list[int], chars: list[tuple[int, ...]], period: float, pos: Tensor, sim: np.ndarray, grid: tuple[int, ...]
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """Order and deduplicate one consistent group.
 
@@ -740,7 +863,8 @@ def _dedupe(
         The kept positions in ``group`` (family order: ascending parameter), and
         ``(row, row of the member it duplicates)`` pairs.
     """
-    quality = sim[group][:, group].clamp_min(0.0).sum(1)
+    idx = np.asarray(group, dtype=np.int64)
+    quality = np.round(np.clip(sim[np.ix_(idx, idx)], 0.0, None).sum(1), _TIE_DECIMALS)  # ties by position (see _prune)
     diff = pos[:, None, :] - pos[None, :, :]  # [m, m, d]
     dist = (torch.remainder(diff + period / 2, period) - period / 2).abs().amax(-1)
     if chars[0] == (1, 1):  # coupled: (hue + 180, angle + 180) is the same unit
