@@ -68,6 +68,17 @@ def weight_file(filename: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def planted():
+    """``(Planted, Model)``: the hand-planted layer of tests/planted.py (edges, bars, hues,
+    invariant units), loaded as an equifind model."""
+    import equifind as ef
+    from planted import centred, planted_layer
+
+    p = planted_layer()
+    return p, ef.load_model(p.net, preprocess=centred, name="planted", device="cpu")
+
+
 @pytest.fixture(scope="session")
 def googlenet():
     import equifind as ef

@@ -18,7 +18,7 @@ from equifind import natural
 from equifind.probe import probe_geometry
 from equifind.record import record
 from nets import tiny_net
-from planted import centred, colour_center_surround, oriented_edge, planted_layer
+from planted import centred, colour_center_surround, oriented_edge
 
 
 def conv_model(weight: torch.Tensor, bias: torch.Tensor | None = None, *, pool: bool = False) -> ef.Model:
@@ -242,12 +242,6 @@ def test_cache_measures_once_follows_weight_edits_and_does_not_keep_the_model_al
 
 
 # --------------------------------------------------------------------------- probe
-
-
-@pytest.fixture(scope="module")
-def planted():
-    p = planted_layer()
-    return p, ef.load_model(p.net, preprocess=centred, name="planted", device="cpu")
 
 
 def test_probe_fills_natural_scale_and_saves_it(planted, tmp_path):

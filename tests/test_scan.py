@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 
 import pytest
 import torch
 
-import importlib
-
 import equifind as ef
 from equifind.scan import ScanResult, load_labels, scan
 
 scan_module = importlib.import_module("equifind.scan")  # `equifind.scan` the attribute is the function
-from planted import centred, planted_layer
 
 CONFIG = {"steps": 24, "n_null": 30, "circuits": False}
-
-
-@pytest.fixture(scope="module")
-def planted():
-    p = planted_layer()
-    return p, ef.load_model(p.net, preprocess=centred, name="planted", device="cpu")
 
 
 def test_scan_finds_the_planted_families(planted, tmp_path):

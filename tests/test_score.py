@@ -7,16 +7,10 @@ import torch
 
 import equifind as ef
 from equifind.score import score_family, score_responses
-from planted import centred, e2cnn_layer, planted_layer
+from planted import centred, e2cnn_layer
 from synthetic_responses import Spec, planted_1d, structure_free
 
 STEPS = 36
-
-
-@pytest.fixture(scope="module")
-def planted():
-    p = planted_layer()
-    return p, ef.load_model(p.net, preprocess=centred, name="planted", device="cpu")
 
 
 def cyclic_equal(found: list[int], expected: list[int]) -> bool:
