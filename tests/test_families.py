@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import pytest
 import torch
@@ -405,6 +406,23 @@ def test_q_values_are_bh_of_the_p_values_and_the_floor_holds() -> None:
     assert all(f.n_null == 30 and f.p_value >= 1 / 31 - 1e-12 and f.q_value >= f.p_value for f in fams)
     no_test = find_families(planted.responses, n_null=0)
     assert all(f.p_value == 1.0 and f.q_value == 1.0 for f in no_test)
+
+
+def test_warns_when_the_p_floor_not_the_data_limits_q() -> None:
+    """Three planted families among ~30 chance groups at n_null = 20 (p floor 1/21): the planted
+    ones sit at the floor, and BH cannot call 3 of ~33 significant at 0.048 — a warning says
+    so and names the n_null that would. The same data with enough runs do not warn."""
+    specs = [Spec([30.0 * i for i in range(6)], 180.0, 8.0), Spec([3.0 + 15.0 * i for i in range(6)], 90.0, 2.0)]
+    planted = with_planted(structure_free(200, 4, seed=0), specs, seed=0)
+    with pytest.warns(UserWarning, match=r"sit at the p floor .* Use n_null >= \d+") as record:
+        fams = find_families(planted.responses, n_null=20, seed=0)
+    need = int(str(record[0].message).rsplit("n_null >= ", 1)[1].split()[0])
+    assert need == math.ceil(len(fams) / 0.05) - 1
+    assert not any(f.q_value <= 0.05 for f in fams)  # the planted families are lost for want of null runs
+    few = planted_1d(ROTATION, n_random=10, noise=0.03, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        find_families(few.responses, n_null=200)  # 3 families at the floor 0.005 <= 3 x 0.05/3
 
 
 def _shuffle_variants(resp: Responses, seed: int) -> Responses:
