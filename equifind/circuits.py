@@ -52,7 +52,9 @@ __all__ = ["expanded_weights", "circuit_symmetry", "find_circuits", "CircuitScor
 
 Kind = Literal["invariant→equivariant", "equivariant→invariant", "equivariant→equivariant"]
 Reference = Literal["mean", "first"]
-Null = Literal["kernels", "orders"]
+Null = Literal["angles", "kernels", "orders"]
+ANGLE_GRID = 72  #: the "angles" null draws member angles on this many steps of the period (5° for rotation)
+GAIN_SPREAD = 2.0  #: a significant circuit's rotation gain exceeds this many standard deviations of the null gains
 #: Transforms a circuit can be checked for, with the period of their parameter.
 PERIODS: dict[str, float] = {"rotation": 360.0, "hue": 360.0, "flip": 2.0}
 _FUNCTION_RELUS = ("RedirectedReluLayer",)  # autograd.Function ReLUs, made identity by a hook
@@ -66,11 +68,13 @@ def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any = None) -> A
 
 
 class _LinearView(TorchFunctionMode):
-    """ReLU → identity, max pool → average pool, LRN → identity; ``structural``: convs with positive weights."""
+    """ReLU → identity, max pool → average pool, LRN → identity; ``structural``: convs with positive
+    weights; ``pointwise``: convolutions larger than 1×1 give zero (only 1×1 paths remain)."""
 
-    def __init__(self, structural: bool = False) -> None:
+    def __init__(self, structural: bool = False, pointwise: bool = False) -> None:
         super().__init__()
         self.structural = structural
+        self.pointwise = pointwise
 
     def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
@@ -89,6 +93,15 @@ class _LinearView(TorchFunctionMode):
             return F.adaptive_avg_pool2d(x, _arg(args, kwargs, 1, "output_size"))
         if func is F.pad and math.isinf(_arg(args, kwargs, 3, "value", 0.0) or 0.0):
             return F.pad(x, _arg(args, kwargs, 1, "pad"), _arg(args, kwargs, 2, "mode", "constant"), 0.0)
+        if self.pointwise and func in (F.conv2d, F.conv_transpose2d):
+            w = _arg(args, kwargs, 1, "weight")
+            if w.shape[-2:].numel() > 1:
+                args = list(args)
+                if len(args) > 1:
+                    args[1] = torch.zeros_like(w)
+                else:
+                    kwargs["weight"] = torch.zeros_like(w)
+                return func(*args, **kwargs)
         if self.structural and func in (F.conv2d, F.conv_transpose2d):
             args, w = list(args), _arg(args, kwargs, 1, "weight")
             ones = torch.ones_like(w) / w[0].numel()  # positive and averaging: support, no cancellation
@@ -111,7 +124,7 @@ def _pass_input(_m: nn.Module, inputs: tuple, _out: object) -> Tensor:
 
 def _jacobian(
     model: Model, source: str, target: str, units: list[int], structural: bool = False,
-    crop: tuple[int, int, int] | None = None,
+    crop: tuple[int, int, int] | None = None, pointwise: bool = False,
 ) -> Tensor:
     """Rows ``d out[units[t], cy, cx] / d source`` of the linear view: ``Tensor[len(units), Cs, Hs, Ws]``.
 
@@ -119,7 +132,8 @@ def _jacobian(
     (``crop=(top, left, side)``: a ``side × side`` leaf standing for that window
     of the map, so everything after the source runs on a small map), and one
     backward batched over the target units (``is_grads_batched``). ``structural``:
-    one row, the union over ``units``, through positive convolutions.
+    one row, the union over ``units``, through positive convolutions. ``pointwise``: through
+    1×1 paths only (see :class:`_LinearView`).
     """
     leaf: list[Tensor] = []
 
@@ -138,7 +152,7 @@ def _jacobian(
     torch.set_grad_enabled(False)
     try:
         with forward_hooks(identity), forward_hooks({model.layer_module(source): replace}):
-            with record(model, [target], at="map", detach=False) as rec, _LinearView(structural):
+            with record(model, [target], at="map", detach=False) as rec, _LinearView(structural, pointwise):
                 model.forward_preprocessed(x)
                 out = rec[target]
     finally:
@@ -205,6 +219,7 @@ def expanded_weights(
     source_units: Sequence[int] | None = None,
     *,
     batch_size: int = 64,
+    pointwise: bool = False,
 ) -> Tensor:
     """The linear map from source activations to each target unit's centre pre-activation.
 
@@ -224,6 +239,10 @@ def expanded_weights(
         target_units: target channels (default all), in the order of the result.
         source_units: source channels (default all), in the order of the result.
         batch_size: target units per batched backward pass.
+        pointwise: only the part that comes through 1×1 paths: every convolution larger
+            than 1×1 between the layers gives zero (pools and 1×1 convolutions stay). Its
+            share of the full weights' energy says how much of a circuit can show a
+            rotation at all (``CircuitScore.pointwise_share``).
 
     Returns:
         ``Tensor[target, source, kh, kw]`` on the model's device (kh == kw, odd
@@ -249,9 +268,10 @@ def expanded_weights(
     for start in range(0, len(t_units), batch_size):
         part = t_units[start : start + batch_size]
         if croppable:
-            chunks.append(_jacobian(model, source_layer, target_layer, part, crop=(top, left, side))[:, s_units])
+            chunks.append(_jacobian(model, source_layer, target_layer, part, crop=(top, left, side),
+                                    pointwise=pointwise)[:, s_units])
             continue
-        grad = _jacobian(model, source_layer, target_layer, part)[:, s_units]
+        grad = _jacobian(model, source_layer, target_layer, part, pointwise=pointwise)[:, s_units]
         h, w = grad.shape[-2:]  # pad so that the window never leaves the map
         pad = (max(0, -left), max(0, left + side - w), max(0, -top), max(0, top + side - h))
         grad = F.pad(grad, pad)
@@ -350,8 +370,16 @@ class CircuitScore:
         source_units, target_units: unit indices, in family order.
         source_preferred, target_preferred: each unit's transform parameter
             (degrees; 0/1 for flip), or None for invariant units.
-        reference: "mean" or "first"; null: "kernels" or "orders" (see :func:`circuit_symmetry`).
+        reference: "mean" or "first"; null: "angles", "kernels" or "orders" (see :func:`circuit_symmetry`).
         n_null: number of null draws.
+        rotation_gain: ``score`` minus the score with the transform left out (the same
+            references with kernels unmoved; hue: each kernel predicted from the same
+            source unit): what the family's transform adds to the prediction.
+        gain_sd: the standard deviation of the rotation gain over the null draws (each draw's
+            score minus its own baseline): the yardstick of ``rotation_gain``.
+        pointwise_share: the share of the circuit's squared weights that comes through
+            1×1 paths (only 1×1 convolutions, pools and pointwise ops between the layers);
+            near 1, the kernels cannot show a rotation (NaN: not measured).
     """
 
     kind: Kind
@@ -368,21 +396,37 @@ class CircuitScore:
     source_preferred: list[float] | None = None
     target_preferred: list[float] | None = None
     reference: str = "mean"
-    null: str = "kernels"
+    null: str = "angles"
     n_null: int = 0
     q_value: float = math.nan
+    rotation_gain: float = math.nan
+    gain_sd: float = math.nan
+    pointwise_share: float = math.nan
 
     def __post_init__(self) -> None:  # None (how to_dict writes NaN) reads back as NaN
-        self.null_mean = math.nan if self.null_mean is None else self.null_mean
-        self.q_value = math.nan if self.q_value is None else self.q_value
+        for name in ("null_mean", "q_value", "rotation_gain", "gain_sd", "pointwise_share"):
+            if getattr(self, name) is None:
+                setattr(self, name, math.nan)
+
+    def is_significant(self, alpha: float = DEFAULT_Q) -> bool:
+        """The rule :func:`find_circuits` keeps circuits by: ``q_value <= alpha`` and a
+        ``rotation_gain`` above 0 and above ``GAIN_SPREAD`` (2) standard deviations of the
+        null draws' gains.
+
+        The q-value says the transform's angles predict the weights better than random
+        angles do; the gain, that moving the kernels at all adds to the prediction
+        (isotropic or identical kernels are predicted as well unmoved, and gain nothing).
+        """
+        return bool(self.q_value <= alpha and self.rotation_gain > max(0.0, GAIN_SPREAD * self.gain_sd))
 
     def to_dict(self, max_weights: int = 4096) -> dict[str, Any]:
         """JSON-friendly dict; ``weights`` as nested lists when it has at most ``max_weights`` entries."""
         keys = ("kind", "transform", "score", "p_value", "source_layer", "target_layer", "source_units",
                 "target_units", "source_preferred", "target_preferred", "reference", "null", "n_null")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
-        out["null_mean"] = None if math.isnan(self.null_mean) else self.null_mean
-        out["q_value"] = None if math.isnan(self.q_value) else self.q_value
+        for name in ("null_mean", "q_value", "rotation_gain", "gain_sd", "pointwise_share"):
+            value = getattr(self, name)
+            out[name] = None if math.isnan(value) else value
         out["cosines"] = [[None if math.isnan(v) else v for v in row] for row in self.cosines.tolist()]
         out["weights_shape"] = list(self.weights.shape)
         if self.weights.numel() <= max_weights:
@@ -456,13 +500,14 @@ def _wrap(x: Tensor, period: float) -> Tensor:
     return x - period * torch.ceil(x / period - 0.5)
 
 
-def _references(src: _Side, tgt: _Side, reference: Reference) -> tuple[Tensor, Tensor, Tensor]:
+def _references(src: _Side, tgt: _Side, reference: Reference, relabel: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """Pairs predicting each kernel: ``(p, q, delta)``, kernel p ≈ delta · kernel q, as LongTensor[R] ×2, Tensor[R].
 
     Kernels are indexed ``p = j * S + i`` (target position j, source position i).
     inv→eq and eq→eq take q from every other target member k (only k = 0 for
     "first"), eq→inv from every other source member; for eq→eq the reference's
-    source member is the one at ``θ_i - delta`` (the nearest, for uneven families).
+    source member is the one at ``θ_i - delta`` (the nearest, for uneven families),
+    or member i itself with ``relabel=False`` (no transform of the source side).
     """
     t, s = len(tgt.units), len(src.units)
     if tgt.angles is not None:
@@ -472,7 +517,7 @@ def _references(src: _Side, tgt: _Side, reference: Reference) -> tuple[Tensor, T
         delta = _wrap(tgt.angles[j] - tgt.angles[k], tgt.period)
         i = torch.arange(s).expand(len(j), s)
         l_ = i
-        if src.angles is not None:  # the source member that delta moves onto member i
+        if src.angles is not None and relabel:  # the source member that delta moves onto member i
             l_ = _wrap((src.angles[i] - delta[:, None])[..., None] - src.angles, src.period).abs().argmin(-1)
         return (j[:, None] * s + i).flatten(), (k[:, None] * s + l_).flatten(), delta.repeat_interleave(s)
     i, l_ = torch.meshgrid(torch.arange(s), torch.arange(s), indexing="ij")
@@ -505,7 +550,7 @@ def _null_perms(src: _Side, tgt: _Side, null: Null, n_null: int, gen: torch.Gene
 
 
 def _kernel_table(kernels: Tensor, deltas: Tensor, transform: str) -> Tensor:
-    """``Tensor[A, P, kh*kw]``: every kernel ``[P, kh, kw]`` moved by every distinct delta, in one grid_sample."""
+    """``Tensor[A, P, kh*kw]``: every kernel ``[P, kh, kw]`` moved by every distinct delta, in one call."""
     stack = kernels[None].expand(len(deltas), *kernels.shape)
     if transform == "hue":  # hue relabels units; kernels do not move
         return stack.flatten(2)
@@ -520,11 +565,51 @@ def _check_n_null(n_null: object) -> None:
         raise ValueError(f"n_null must be an int >= 0, got {n_null!r}")
 
 
+def _angle_draws(src: _Side, tgt: _Side, transform: str, reference: Reference, n_null: int,
+                 gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The "angles" null: ``(q [n_null, R], delta [n_null, R])``, the references of each draw.
+
+    Rotation and hue: every member of each equivariant side gets an independent angle,
+    uniform on a grid of ``ANGLE_GRID`` steps over the period (the kernels cannot tell
+    finer angles apart, and a grid keeps the moved-kernel table small); the references
+    are those of :func:`_references` for these angles. Flip: a pair has only two
+    assignments, so each reference is mirrored or not at random instead.
+    """
+    ref_p, ref_q, delta = _references(src, tgt, reference)
+    if transform == "flip":
+        return ref_q.expand(n_null, -1), torch.randint(0, 2, (n_null, len(ref_q)), generator=gen).double()
+
+    def draw(side: _Side) -> _Side:
+        if side.angles is None:
+            return side
+        steps = torch.randint(0, ANGLE_GRID, (len(side.units),), generator=gen).double()
+        return _Side(side.layer, side.units, steps * side.period / ANGLE_GRID, side.period)
+
+    qs, deltas = [], []
+    for _ in range(n_null):
+        p, q, d = _references(draw(src), draw(tgt), reference)
+        if not torch.equal(p, ref_p):  # the predicted kernels do not depend on the angles
+            raise RuntimeError("internal: the references' kernels changed with the angles")
+        qs.append(q)
+        deltas.append(d)
+    if not qs:
+        return ref_q[None][:0], delta[None][:0]
+    return torch.stack(qs), torch.stack(deltas)
+
+
 def _score(weights: Tensor, src: _Side, tgt: _Side, transform: str, n_null: int, seed: int,
-           reference: Reference, null: Null) -> CircuitScore:
-    """Score precomputed expanded weights ``Tensor[T, S, kh, kw]`` (units in side order)."""
-    if reference not in ("mean", "first") or null not in ("kernels", "orders"):
-        raise ValueError(f"reference must be 'mean' or 'first' and null 'kernels' or 'orders', "
+           reference: Reference, null: Null, pointwise: Tensor | None = None) -> CircuitScore:
+    """Score precomputed expanded weights ``Tensor[T, S, kh, kw]`` (units in side order).
+
+    Four blocks of rows are scored together: the circuit; its baseline; the ``n_null``
+    null draws; their baselines. A baseline predicts from the same references with the
+    transform left out: kernels unmoved (rotation, flip), or for hue, whose only action
+    is the relabelling, each kernel from the same source unit. ``rotation_gain`` is the
+    circuit's score minus its baseline's, ``gain_sd`` the spread of the draws' gains.
+    ``pointwise``: the same weights through 1×1 paths only (see :func:`expanded_weights`).
+    """
+    if reference not in ("mean", "first") or null not in ("angles", "kernels", "orders"):
+        raise ValueError(f"reference must be 'mean' or 'first' and null 'angles', 'kernels' or 'orders', "
                          f"got reference={reference!r}, null={null!r}")
     _check_n_null(n_null)
     t, s = weights.shape[:2]
@@ -532,10 +617,25 @@ def _score(weights: Tensor, src: _Side, tgt: _Side, transform: str, n_null: int,
     kernels = weights.reshape(t * s, *weights.shape[2:])
     flat = kernels.flatten(1)  # [P, K]
     ref_p, ref_q, delta = _references(src, tgt, reference)
-    uniq, aidx = torch.unique(torch.round(delta * 1e6) / 1e6, return_inverse=True)
-    table = _kernel_table(kernels, uniq, transform)  # [A, P, K]: all moves of all draws, one call
-    perms = _null_perms(src, tgt, null, n_null, torch.Generator().manual_seed(seed)).to(dev)
-    ref_p, ref_q, aidx = ref_p.to(dev), ref_q.to(dev), aidx.to(dev)
+    base_q = _references(src, tgt, reference, relabel=False)[1] if transform == "hue" else ref_q
+    gen = torch.Generator().manual_seed(seed)
+    ident = torch.arange(t * s)
+    if null == "angles":
+        q_null, d_null = _angle_draws(src, tgt, transform, reference, n_null, gen)
+        perms = ident.expand(n_null + 1, -1)
+        sources = torch.cat([ref_q[None], q_null])  # [1 + n, R]: the kernel each reference moves
+        base_sources = base_q.expand(n_null + 1, -1) if transform == "hue" else sources
+    else:
+        perms = torch.cat([ident[None], _null_perms(src, tgt, null, n_null, gen)[1:]])
+        sources, base_sources = perms[:, ref_q], perms[:, base_q]
+        d_null = delta.expand(n_null, -1)
+    moves = torch.cat([delta[None], d_null])
+    perms = torch.cat([perms, perms])
+    sources = torch.cat([sources, base_sources])
+    deltas = torch.cat([moves, torch.zeros_like(moves)])  # [B, R], B = 2 (1 + n_null)
+    uniq, aidx = torch.unique(torch.round(deltas * 1e6) / 1e6, return_inverse=True)
+    table = _kernel_table(kernels, uniq, transform)  # [A, P, K]: every move of every row, one call
+    perms, sources, aidx, ref_p = perms.to(dev), sources.to(dev), aidx.to(dev), ref_p.to(dev)
     has_ref = torch.zeros(t * s, dtype=torch.bool, device=dev)
     has_ref[ref_p] = True
     rows = has_ref.view(t, s).any(1)
@@ -543,20 +643,24 @@ def _score(weights: Tensor, src: _Side, tgt: _Side, transform: str, n_null: int,
     chunk = max(1, 2**24 // max(1, len(ref_p) * flat.shape[1]))
     scores, cosines = [], torch.empty(0)
     for start in range(0, len(perms), chunk):
-        pc = perms[start : start + chunk]
-        pred = torch.zeros(len(pc), t * s, flat.shape[1], dtype=flat.dtype, device=dev)
-        pred.index_add_(1, ref_p, table[aidx[None, :], pc[:, ref_q]])  # sum of the moved references
-        actual = flat[pc]
+        sl = slice(start, start + chunk)
+        pred = torch.zeros(len(perms[sl]), t * s, flat.shape[1], dtype=flat.dtype, device=dev)
+        pred.index_add_(1, ref_p, table[aidx[sl], sources[sl]])  # sum of the moved references
+        actual = flat[perms[sl]]
         if start == 0:
             cosines = F.cosine_similarity(pred[0], actual[0], dim=-1, eps=1e-12)
-        per_unit = F.cosine_similarity((pred.view(len(pc), t, s, -1) * mask).flatten(2),
-                                       (actual.view(len(pc), t, s, -1) * mask).flatten(2), dim=-1, eps=1e-12)
+        per_unit = F.cosine_similarity((pred.view(len(pred), t, s, -1) * mask).flatten(2),
+                                       (actual.view(len(pred), t, s, -1) * mask).flatten(2), dim=-1, eps=1e-12)
         scores.append(per_unit[:, rows].mean(1))
-    allscores = torch.cat(scores).double().cpu()
-    observed, null_scores = float(allscores[0]), allscores[1:]
+    moved, base = torch.cat(scores).double().cpu().view(2, n_null + 1)
+    observed, null_scores = float(moved[0]), moved[1:]
+    gains = moved - base
     kind: Kind = ("invariant→equivariant" if src.angles is None else
                   "equivariant→invariant" if tgt.angles is None else "equivariant→equivariant")
     p_value = permutation_p(int((null_scores >= observed - 1e-6).sum()), n_null)
+    share = math.nan
+    if pointwise is not None:
+        share = float(pointwise.square().sum() / weights.square().sum().clamp_min(1e-30))
     return CircuitScore(
         kind=kind, transform=transform, score=observed, p_value=p_value, q_value=p_value,
         null_mean=float(null_scores.mean()) if n_null else math.nan,
@@ -564,8 +668,9 @@ def _score(weights: Tensor, src: _Side, tgt: _Side, transform: str, n_null: int,
         source_layer=src.layer, target_layer=tgt.layer, source_units=src.units, target_units=tgt.units,
         source_preferred=None if src.angles is None else src.angles.tolist(),
         target_preferred=None if tgt.angles is None else tgt.angles.tolist(),
-        reference=reference, null=null, n_null=n_null,
-    )
+        reference=reference, null=null, n_null=n_null, rotation_gain=float(gains[0]),
+        gain_sd=float(gains[1:].std()) if n_null > 1 else math.nan, pointwise_share=share,
+    )  # fmt: skip
 
 
 def circuit_symmetry(
@@ -577,7 +682,7 @@ def circuit_symmetry(
     seed: int = 0,
     *,
     reference: Reference = "mean",
-    null: Null = "kernels",
+    null: Null = "angles",
 ) -> CircuitScore:
     """Check that the expanded weights between two unit sets carry the transform's symmetry.
 
@@ -611,15 +716,30 @@ def circuit_symmetry(
 
     Null (seeded, ``n_null`` draws; ``p = (1 + #null >= score) / (1 + n_null)``;
     one check is one test, so ``q_value = p_value``):
-    ``"kernels"`` (default) rearranges the circuit's kernels at random;
-    ``"orders"`` permutes each family's order (the angles stay with the
-    positions) and, for an invariant side, the order of its units for each
-    member of the other side. "orders" keeps more of the weights' structure
-    but has few distinct outcomes for small families: a cyclic shift of a
-    family is itself a symmetry, so two 4-unit families have only 576/16 = 36
-    distinct relabellings and p can never fall below 1/36; "kernels" has
-    (T·S)! arrangements. All kernel moves for the observed circuit and every
-    draw are one ``grid_sample`` call on the model's device.
+
+    * ``"angles"`` (default): the kernels and unit labels stay; each member of each
+      equivariant side gets a random angle (uniform on ``ANGLE_GRID`` = 72 steps of the
+      period), and the same references are moved by the angles that implies. p answers
+      "does moving by the family's angles predict the weights better than moving by
+      random angles?". A flip pair has only two assignments, so for flip each
+      reference is mirrored or not at random. Invariant→hue circuits move no kernel
+      whatever the angles: their p is 1 (the weights cannot show hue).
+    * ``"kernels"``: the circuit's kernels rearranged at random. It destroys each source
+      unit's sign and magnitude pattern, which exists with or without a symmetry, so
+      isotropic or identical kernels pass it: use it only beside the rotation gain.
+    * ``"orders"``: each family's order permuted (the angles stay with the positions)
+      and, for an invariant side, the order of its units for each member of the other
+      side. A cyclic shift of a family is itself a symmetry, so two 4-unit families
+      have only 576/16 = 36 distinct relabellings and p can never fall below 1/36.
+
+    ``rotation_gain`` is the score minus the score with the transform left out (same
+    references, kernels unmoved; for hue, each kernel predicted from the same source
+    unit), ``gain_sd`` the spread of that gain over the null draws;
+    :meth:`CircuitScore.is_significant` asks for both q ≤ alpha and a gain above 0 and
+    above 2 of those standard deviations.
+    ``pointwise_share`` is the share of the weights' energy through 1×1 paths (see
+    :func:`expanded_weights`). All kernel moves of the circuit, its baseline and every
+    draw are one :func:`rotate_kernels` call on the model's device.
 
     Args:
         model: an :class:`equifind.Model`.
@@ -630,7 +750,7 @@ def circuit_symmetry(
         n_null: number of null draws (0: ``p_value`` 1).
         seed: seeds the null draws.
         reference: "mean" or "first" (see above).
-        null: "kernels" or "orders" (see above).
+        null: "angles", "kernels" or "orders" (see above).
 
     Returns:
         A :class:`CircuitScore`.
@@ -643,7 +763,8 @@ def circuit_symmetry(
     _check_model(model)
     src, tgt, transform = _sides(model, source, target, transform)
     weights = expanded_weights(model, src.layer, tgt.layer, tgt.units, src.units)
-    return _score(weights, src, tgt, transform, n_null, seed, reference, null)
+    pointwise = expanded_weights(model, src.layer, tgt.layer, tgt.units, src.units, pointwise=True)
+    return _score(weights, src, tgt, transform, n_null, seed, reference, null, pointwise)
 
 
 def find_circuits(
@@ -657,7 +778,8 @@ def find_circuits(
     *,
     min_score: float = -1.0,
     reference: Reference = "mean",
-    null: Null = "kernels",
+    null: Null = "angles",
+    all_checks: bool = False,
 ) -> list[CircuitScore]:
     """Check every family pair in consecutive layers; return the significant circuits.
 
@@ -669,7 +791,9 @@ def find_circuits(
     once per layer pair; each check is exactly ``circuit_symmetry(model, source,
     target, ..., seed=seed)``. The checks of the call are one list of tests: each
     gets the Benjamini–Hochberg q-value over all of them (``q_value``, computed
-    before any filtering), and a circuit is significant when ``q_value <= alpha``.
+    before any filtering), and a circuit is significant by
+    :meth:`CircuitScore.is_significant`: ``q_value <= alpha`` under the null (default
+    "angles") *and* a rotation gain above 2 standard deviations of the null scores.
 
     Args:
         model: an :class:`equifind.Model`.
@@ -683,13 +807,13 @@ def find_circuits(
             (default 0.05).
         n_null: null draws per check; the smallest p they give, ``1/(1 + n_null)``,
             must be at most ``alpha``.
-        min_score: and with ``score >= min_score`` (default: any score). With the
-            default "kernels" null, weights with a faint but consistent bias reach
-            p < 0.01 at scores near 0.1; a floor such as 0.5 keeps the circuits
-            whose kernels are mostly predicted by the symmetry.
+        min_score: and with ``score >= min_score`` (default: any score); a floor such
+            as 0.5 keeps the circuits whose kernels are mostly predicted by the symmetry.
+        all_checks: return every check (q-values set), significant or not.
 
     Returns:
-        The significant :class:`CircuitScore` s (q-values set), highest score first.
+        The significant :class:`CircuitScore` s (q-values set; every check with
+        ``all_checks``), highest score first.
 
     Raises:
         KeyError: a layer not in the model. ValueError: layers out of forward
@@ -730,10 +854,13 @@ def find_circuits(
         t_all = sorted({u for _, tgt, _ in pairs for u in tgt.units})
         s_all = sorted({u for src, _, _ in pairs for u in src.units})
         weights = expanded_weights(model, la, lb, t_all, s_all)
+        pointwise = expanded_weights(model, la, lb, t_all, s_all, pointwise=True)
         t_pos, s_pos = {u: i for i, u in enumerate(t_all)}, {u: i for i, u in enumerate(s_all)}
         for src, tgt, tr in pairs:
-            w = weights[[t_pos[u] for u in tgt.units]][:, [s_pos[u] for u in src.units]]
-            found.append(_score(w, src, tgt, tr, n_null, seed, reference, null))
+            rows, cols = [t_pos[u] for u in tgt.units], [s_pos[u] for u in src.units]
+            found.append(_score(weights[rows][:, cols], src, tgt, tr, n_null, seed, reference, null,
+                                pointwise[rows][:, cols]))
     for check, q in zip(found, bh_q([c.p_value for c in found])):
         check.q_value = q
-    return sorted((c for c in found if c.q_value <= alpha and c.score >= min_score), key=lambda c: -c.score)
+    kept = found if all_checks else [c for c in found if c.is_significant(alpha) and c.score >= min_score]
+    return sorted(kept, key=lambda c: -c.score)

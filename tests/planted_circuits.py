@@ -63,6 +63,23 @@ def smooth_template(size: int, gen: torch.Generator, blobs: int = 4) -> tuple[Te
     return xy[:, 0], xy[:, 1], amp
 
 
+def _template(kind: str, size: int, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """Blob parameters of a "blobs", "isotropic" or "oriented" template (see :func:`planted`)."""
+    if kind == "blobs":
+        return smooth_template(size, gen)
+    amp = torch.randn(1, generator=gen, dtype=torch.float64).abs() + 0.5
+    if kind == "isotropic":
+        return torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64), amp
+    if kind != "oriented":
+        raise ValueError(f"template must be 'blobs', 'isotropic' or 'oriented', got {kind!r}")
+    d = 0.3 * (size - 1) / 2 + 0.35  # the dipole's half-separation (px)
+    angle = float(torch.rand(1, generator=gen)) * 2 * math.pi
+    dx, dy = d * math.cos(angle), d * math.sin(angle)
+    bx = torch.tensor([dx, -dx, 0.4 * dy], dtype=torch.float64)
+    by = torch.tensor([dy, -dy, -0.4 * dx], dtype=torch.float64)
+    return bx, by, amp * torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)  # the third blob breaks the mirror symmetry
+
+
 def render(template: tuple[Tensor, Tensor, Tensor], size: int, degrees: float, mirror: bool = False) -> Tensor:
     """The template rotated by ``degrees`` CCW as displayed (then mirrored), sampled on ``size × size`` pixels."""
     bx, by, amp = template
@@ -133,6 +150,9 @@ def planted(
     exact: bool = True,
     shuffle: bool = False,
     seed: int = 0,
+    template: str = "blobs",
+    moved: bool = True,
+    noise: float = 0.0,
 ) -> Planted:
     """A planted two-layer circuit.
 
@@ -145,6 +165,11 @@ def planted(
         exact: rotations by ``torch.rot90`` (n must be 4); else analytic smooth templates.
         shuffle: permute the planted kernels across all (target, source) pairs (seeded): the broken control.
         seed: seeds templates, distractors and the shuffle.
+        template: "blobs" (random Gaussian blobs), "isotropic" (one centred blob: no
+            orientation) or "oriented" (a dipole at a random angle: one smooth oriented kernel).
+        moved: False plants the unmoved template for every member (``W[b_j, a_i] = K_i``):
+            the same, unrotated kernels everywhere, a circuit without the symmetry.
+        noise: Gaussian noise added to the planted block, times its standard deviation.
     """
     gen = torch.Generator().manual_seed(seed)
     if transform == "flip":
@@ -158,18 +183,22 @@ def planted(
     w1[:ns] = _layer1(src_kind, transform, ns, k1, gen)
     w2 = torch.randn(c2, c1, size, size, generator=gen) * 0.3
     n_templates = m if kind != "eq→eq" else n
-    templates = [smooth_template(size, gen) for _ in range(n_templates)]
+    templates = [_template(template, size, gen) for _ in range(n_templates)]
     kernels = [render(t, size, 0.0) for t in templates]
     block = torch.zeros(nt, ns, size, size)
     for j in range(nt):
         for i in range(ns):
-            if kind == "inv→eq":
+            if not moved:
+                block[j, i] = kernels[i % len(kernels)]
+            elif kind == "inv→eq":
                 block[j, i] = move(kernels[i], transform, j, n, exact, templates[i])
             elif kind == "eq→inv":
                 block[j, i] = move(kernels[j], transform, i, n, exact, templates[j])
             else:
                 r = (i - j) % n
                 block[j, i] = move(kernels[r], transform, j, n, exact, templates[r])
+    if noise:
+        block = block + noise * block.std() * torch.randn(block.shape, generator=gen)
     if shuffle:
         order = torch.randperm(nt * ns, generator=gen)
         block = block.reshape(nt * ns, size, size)[order].reshape(nt, ns, size, size)

@@ -104,6 +104,16 @@ def test_expanded_weights_through_a_mixed_block_match_a_direct_composition():
     torch.testing.assert_close(got, expected[[0, 13]][:, [2]], atol=1e-5, rtol=1e-4)
 
 
+def test_pointwise_weights_are_the_1x1_and_pool_paths():
+    # branches: 0-3 1×1, 4-8 1×1·3×3, 9-11 1×1·5×5, 12-13 3×3 pool·1×1 (see MixedBlock)
+    m = load(MixedBlock(), "mixed")
+    full = expanded_weights(m, "stem", "mixed")
+    pointwise = expanded_weights(m, "stem", "mixed", pointwise=True)
+    share = pointwise.square().sum((1, 2, 3)) / full.square().sum((1, 2, 3))
+    torch.testing.assert_close(pointwise[[0, 1, 2, 3, 12, 13]], full[[0, 1, 2, 3, 12, 13]])
+    assert share[4:12].abs().max() < 1e-12 and (share[[0, 1, 2, 3, 12, 13]] > 1 - 1e-6).all()
+
+
 @pytest.mark.slow
 def test_expanded_weights_on_googlenet(googlenet):
     w = expanded_weights(googlenet, "conv2d1", "conv2d2")  # all 192 units
@@ -148,13 +158,44 @@ def test_planted_circuits_score_high_and_their_shuffles_do_not(kind, transform, 
     cs = circuit_symmetry(load(p.net), side(p, "source"), side(p, "target"), transform=transform)
     assert cs.kind == KINDS[kind] and cs.transform == transform
     assert cs.score >= (0.999 if exact else 0.95)
-    assert cs.p_value < 0.01
-    assert cs.null_mean < cs.score - 0.2
+    assert cs.p_value < 0.01 and cs.null == "angles"
+    assert cs.is_significant() and cs.rotation_gain > 2 * cs.gain_sd > 0
     torch.testing.assert_close(cs.weights, p.weights)
     broken = planted(kind, transform, n=n, exact=exact, seed=1, shuffle=True)
     cb = circuit_symmetry(load(broken.net), side(broken, "source"), side(broken, "target"), transform=transform)
-    assert cb.p_value >= 0.05
+    assert cb.p_value >= 0.05 and not cb.is_significant()
     assert cb.score < 0.8
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_identical_isotropic_kernels_are_not_a_rotation_circuit(seed):
+    """Every member gets the same isotropic blob from each invariant source: no orientation
+    anywhere. The old "kernels" null called it significant (the control can fail); the
+    angles null and the rotation gain do not."""
+    p = planted("inv→eq", n=8, exact=False, template="isotropic", seed=seed)
+    m = load(p.net)
+    cs = circuit_symmetry(m, side(p, "source"), side(p, "target"))
+    assert cs.score > 0.95 and cs.p_value >= 0.05 and not cs.is_significant()
+    old = circuit_symmetry(m, side(p, "source"), side(p, "target"), null="kernels")
+    assert old.p_value <= 0.01 and not old.is_significant()  # the gain rule alone rejects it too
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_same_unrotated_kernels_for_every_member_are_not_an_equivariant_circuit(seed):
+    """eq→eq where every target member gets the same, unrotated oriented kernels from each source member."""
+    p = planted("eq→eq", n=8, exact=False, template="oriented", moved=False, seed=seed)
+    cs = circuit_symmetry(load(p.net), side(p, "source"), side(p, "target"))
+    assert cs.p_value >= 0.05 and not cs.is_significant()
+
+
+@pytest.mark.parametrize("size", [3, 5])
+def test_one_smooth_oriented_kernel_at_45_degree_steps_with_noise_is_a_circuit(size):
+    """One smooth oriented kernel sampled exactly at 45° steps for 8 target units, 20% noise."""
+    p = planted("inv→eq", n=8, exact=False, template="oriented", size=size, noise=0.2, seed=0)
+    cs = circuit_symmetry(load(p.net), side(p, "source"), side(p, "target"))
+    assert cs.p_value <= 0.01 and cs.is_significant()
+    assert cs.score >= 0.8
+    assert cs.pointwise_share == 0.0  # two convs, no 1×1 path
 
 
 def test_first_member_reference_and_duck_typed_families():
@@ -243,14 +284,14 @@ def test_find_circuits_q_values_are_bh_over_every_check_of_the_call():
     from scipy.stats import false_discovery_control
 
     m, fams = null_like_checks()
-    every = find_circuits(m, fams, alpha=1.0)  # q <= 1 always: every check comes back
+    every = find_circuits(m, fams, all_checks=True)
     assert len(every) == 36
     p = [c.p_value for c in every]
     q = [c.q_value for c in every]
     assert q == pytest.approx(false_discovery_control(p, method="bh").tolist(), abs=1e-12)
     assert all(qi >= pi for pi, qi in zip(p, q))
     # the q-values come before the score filter: a filtered call keeps the q of all 36 checks
-    strong = find_circuits(m, fams, alpha=1.0, min_score=0.1)
+    strong = find_circuits(m, fams, alpha=1.0)  # q <= 1: the gain rule alone filters
     assert 0 < len(strong) < len(every)
     q_of = {(tuple(c.source_units), tuple(c.target_units)): c.q_value for c in every}
     assert [c.q_value for c in strong] == [q_of[tuple(c.source_units), tuple(c.target_units)] for c in strong]
@@ -260,8 +301,8 @@ def test_find_circuits_q_values_are_bh_over_every_check_of_the_call():
 def test_find_circuits_finds_nothing_in_null_like_checks():
     # Negative control: some raw p-values pass 0.05 by chance; their BH q-values do not.
     m, fams = null_like_checks()
-    every = find_circuits(m, fams, alpha=1.0)
-    assert sum(c.p_value <= 0.05 for c in every) >= 2
+    every = find_circuits(m, fams, all_checks=True)
+    assert sum(c.p_value <= 0.05 for c in every) >= 1
     assert find_circuits(m, fams) == []
     assert find_circuits(m, fams, alpha=0.05, min_score=-1.0) == []
 
