@@ -198,6 +198,22 @@ def test_one_smooth_oriented_kernel_at_45_degree_steps_with_noise_is_a_circuit(s
     assert cs.pointwise_share == 0.0  # two convs, no 1×1 path
 
 
+@pytest.mark.slow
+@pytest.mark.weights
+def test_googlenet_invariant_to_pool_branch_is_not_a_circuit(googlenet):
+    """conv2d2's invariant {17, 29, 100, 178} → a mixed3a pool-branch family: the targets get
+    isotropic box kernels through a 3×3 pool and a 1×1 conv. The old kernels null gave
+    p = 0.005 (score 0.86, the second-best circuit of the old RESULTS); the angles do not."""
+    fam = SimpleNamespace(layer="mixed3a", units=[239, 255, 236, 238], preferred=[20.0, 43.0, 71.0, 89.0],
+                          period=360.0, transform="rotation")  # fmt: skip
+    source = Units("conv2d2", [17, 29, 100, 178])
+    cs = circuit_symmetry(googlenet, source, fam)
+    assert cs.pointwise_share > 0.99 and cs.rotation_gain <= 0
+    assert cs.p_value >= 0.05 and not cs.is_significant()
+    old = circuit_symmetry(googlenet, source, fam, null="kernels")
+    assert old.score == pytest.approx(cs.score) and old.p_value <= 0.01  # the control can fail
+
+
 def test_first_member_reference_and_duck_typed_families():
     p = planted("eq→eq", exact=True, seed=2)
     m = load(p.net)
