@@ -4,9 +4,11 @@
 
 Families come from ``find_families(probe(model, layer, transform="rotation"))``.
 Every family pair of consecutive layers (plus each layer's invariant units as
-one set) is checked with ``equifind.circuits.find_circuits``; the significant
-circuits (Benjamini–Hochberg q ≤ alpha over the checks of each layer pair) go
-to the section "circuits on googlenet_bvlc" of benchmarks/RESULTS.md.
+one set) is checked with ``equifind.circuits.find_circuits``, under the new rule
+(angles null, q ≤ alpha and a rotation gain above 2 null SDs) and the old one
+(kernels null, q ≤ alpha); the significant circuits, the counts under both rules
+per layer pair and the families confirmed by weights go to the section
+"circuits on googlenet_bvlc" of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -27,12 +29,6 @@ def probe_families(model: ef.Model, layer: str, steps: int) -> tuple[list, list[
     """The rotation families and the invariant units of ``layer``."""
     found = ef.find_families(ef.probe(model, layer, transform="rotation", steps=steps, progress=False))
     return list(found), list(found.invariant)
-
-
-def centre_energy(weights: torch.Tensor) -> float:
-    """Fraction of the squared weights in the kernels' centre tap (1.0: only 1×1 paths connect the units)."""
-    kh, kw = weights.shape[-2:]
-    return float(weights[..., kh // 2, kw // 2].square().sum() / weights.square().sum().clamp_min(1e-30))
 
 
 def describe(units: list[int], preferred: list[float] | None, limit: int = 8) -> str:
@@ -61,8 +57,12 @@ def main() -> None:
     lines = [
         f"Machine: {machine(device)}. Families: `find_families(probe(model, layer, 'rotation', steps={args.steps}))`"
         + f", found in {t_fam:.0f} s. Checks: every family pair of consecutive layers plus each layer's invariant "
-        f"units as one set, {args.n_null} null draws, significant at q ≤ {args.alpha} (Benjamini–Hochberg over "
-        "the checks of each layer pair; the smallest possible p is 1/(1 + n_null)).",
+        f"units as one set, {args.n_null} null draws of the \"angles\" null (random member angles), significant at "
+        f"q ≤ {args.alpha} (Benjamini–Hochberg over the checks of each layer pair; the smallest possible p is "
+        "1/(1 + n_null)) and a rotation gain (score minus the score with kernels unmoved) above 2 standard "
+        "deviations of the null draws' gains. The old rule, for comparison: the \"kernels\" null (kernels "
+        "rearranged at random), q ≤ alpha. 1×1-path share: the part of the weights' energy that comes through "
+        "1×1 convolutions and pools only, which cannot show a rotation.",
         "",
         "| layer | families (sizes) | invariant units |",
         "|---|---|---:|",
@@ -70,29 +70,42 @@ def main() -> None:
     for layer in LAYERS:
         sizes = ", ".join(str(len(f.units)) for f in fams[layer])
         lines.append(f"| {layer} | {len(fams[layer])} ({sizes}) | {len(inv[layer])} |")
-    lines += ["", "| circuit | kind | score | q | p | null mean | centre energy | source units @ preferred | "
+    lines += ["", "| circuit | kind | score | rotation gain (2 × null SD) | q | p | 1×1-path share | source units @ preferred | "
               "target units @ preferred |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
-    summary = []
+    summary, confirmed = [], []
     t0 = time.perf_counter()
     for la, lb in zip(LAYERS, LAYERS[1:]):
-        n_fam = len(fams[la]) + bool(inv[la]), len(fams[lb]) + bool(inv[lb])
-        found = find_circuits(model, {la: fams[la], lb: fams[lb]}, {la: inv[la], lb: inv[lb]},
-                              transform="rotation", alpha=args.alpha, n_null=args.n_null)
+        fams_ab, inv_ab = {la: fams[la], lb: fams[lb]}, {la: inv[la], lb: inv[lb]}
+        checks = find_circuits(model, fams_ab, inv_ab, transform="rotation", alpha=args.alpha, n_null=args.n_null,
+                               all_checks=True)  # fmt: skip
+        old = find_circuits(model, fams_ab, inv_ab, transform="rotation", alpha=args.alpha, n_null=args.n_null,
+                            null="kernels", all_checks=True)  # fmt: skip
+        found = [c for c in checks if c.is_significant(args.alpha)]
+        old_sig = [c for c in old if c.q_value <= args.alpha]
+        key = lambda c: (tuple(c.source_units), tuple(c.target_units))  # noqa: E731
+        new_keys = {key(c) for c in found}
+        kept = sum(key(c) in new_keys for c in old_sig)
+        flat = sum(c.pointwise_share > 0.5 for c in old_sig)
         kinds = {k: sum(c.kind == k for c in found) for k in sorted({c.kind for c in found})}
-        strong = [c for c in found if c.score >= 0.5]
-        pointlike = sum(centre_energy(c.weights) >= 0.9 for c in strong)
-        summary.append(f"{la}→{lb}: {len(found)} significant of at most {n_fam[0] * n_fam[1]} checks "
-                       f"({', '.join(f'{v} {k}' for k, v in kinds.items()) or 'none'}); "
-                       f"BH keeps the expected share of false ones ≤ {args.alpha:g}; {len(strong)} of them score ≥ 0.5, "
-                       f"{pointlike} of those with ≥ 90% of the weight energy in the centre tap (1×1 paths)")
+        summary.append(
+            f"{la}→{lb}: {len(checks)} checks. Old rule (kernels null, q ≤ {args.alpha:g}): {len(old_sig)} significant, "
+            f"{flat} of them with most of their energy through 1×1 paths. New rule (angles null, q ≤ {args.alpha:g}, "
+            f"rotation gain > 2 null SD): {len(found)} "
+            f"({', '.join(f'{v} {k}' for k, v in kinds.items()) or 'none'}); {kept} of the old ones survive."
+        )
+        targets = {tuple(f.units) for f in fams[lb]}
+        hit = {tuple(c.target_units) for c in found if c.target_preferred is not None} & targets
+        confirmed.append(f"| `{lb}` | {len(fams[lb])} | {len(hit)} |")
         for c in found[: args.rows]:
             lines.append(
-                f"| {la}→{lb} | {c.kind} | {c.score:.3f} | {c.q_value:.3f} | {c.p_value:.3f} | {c.null_mean:.3f} | "
-                f"{centre_energy(c.weights):.2f} | "
+                f"| {la}→{lb} | {c.kind} | {c.score:.3f} | {c.rotation_gain:+.3f} ({2 * c.gain_sd:.3f}) | "
+                f"{c.q_value:.3f} | {c.p_value:.3f} | {c.pointwise_share:.2f} | "
                 f"{describe(c.source_units, c.source_preferred)} | {describe(c.target_units, c.target_preferred)} |"
             )
     t_circ = time.perf_counter() - t0
-    lines += ["", *[f"- {s}" for s in summary], f"- circuit checks took {t_circ:.0f} s."]
+    lines += ["", *[f"- {s}" for s in summary], f"- circuit checks took {t_circ:.0f} s (both nulls).", "",
+              "Rotation families confirmed by weights (a significant circuit into the family from the layer below):", "",
+              "| layer | rotation families | confirmed by weights |", "|---|---:|---:|", *confirmed]
     body = "\n".join(lines)
     write_section("circuits on googlenet_bvlc", body)
     print(body)
