@@ -39,6 +39,7 @@ __all__ = ["report"]
 
 _SCAN_ATTRS = ("model", "layers", "transforms", "families")
 _CIRCUIT_ATTRS = ("weights", "kind")
+_NULLS = {"angles": "random member angles", "kernels": "rearranged kernels", "orders": "permuted member orders"}
 _MAX_LISTED = 40  # units listed in a paragraph before "…"
 
 
@@ -290,7 +291,11 @@ def _circuit_card(builder: _Builder, c: Any, i: int, draw: str | None = None, *,
         ("kind", str(c.kind)), ("transform", t or "n/a"),
         ("symmetry score", f"{_num(getattr(c, 'score', None))} (mean cosine with the predicted kernels; 1.0 exact)"),
         ("q / p", f"{q_and_p(getattr(c, 'q_value', None), getattr(c, 'p_value', None), null_size(c, n_null))}; "
-                  f"null: rearranged kernels, mean {_num(getattr(c, 'null_mean', None))}"),
+                  f"null: {_NULLS.get(getattr(c, 'null', ''), 'n/a')}, mean {_num(getattr(c, 'null_mean', None))}"),
+        ("rotation gain", f"{_num(getattr(c, 'rotation_gain', None))} (score minus the score with the transform "
+                          f"left out; significant above 2 × {_num(getattr(c, 'gain_sd', None))}, its null SD)"),
+        ("1×1-path share", f"{_num(getattr(c, 'pointwise_share', None))} (weights' energy through 1×1 convolutions "
+                           "and pools, which cannot show a rotation)"),
         ("source units", _units(src, getattr(c, "source_units", None) or range(shape[1] if len(shape) > 1 else 0))),
         ("target units", _units(tgt, getattr(c, "target_units", None) or range(shape[0] if shape else 0))),
         ("weights", " × ".join(str(s) for s in shape) + " (target, source, kh, kw)"),

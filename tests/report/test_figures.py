@@ -125,7 +125,7 @@ def make_circuit(targets: int = 4, sources: int = 3, k: int = 5, source_layer: s
     w = torch.randn(targets, sources, k, k, generator=torch.Generator().manual_seed(seed))
     w[0, 0, 0, 0] = -5.0  # the largest |w| is negative: a symmetric scale must still reach +5
     fields = dict(kind="equivariant→equivariant", transform="rotation", score=score, p_value=0.004, q_value=0.012,
-                  n_null=249, null_mean=0.21, weights=w, cosines=torch.full((targets, sources), 0.9), source_layer=source_layer,
+                  n_null=249, null_mean=0.21, rotation_gain=0.3, gain_sd=0.05, pointwise_share=0.1, weights=w, cosines=torch.full((targets, sources), 0.9), source_layer=source_layer,
                   target_layer=target_layer, source_units=list(range(10, 10 + sources)),
                   target_units=list(range(20, 20 + targets)))  # fmt: skip
     return ef.CircuitScore(**fields)

@@ -109,7 +109,9 @@ def test_every_p_has_its_q_and_names_its_test(tmp_path: Path) -> None:
     assert "<dt>discovery q / p</dt><dd>q ≤ 0.005 (p ≤ 0.005)</dd>" in text
     assert "<dt>discovery q / p</dt><dd>q = 0.03 (p = 0.02)</dd>" in text  # the flip pair
     assert text.count("<dt>equivariance q / p</dt>") == 3  # one per scored family
-    assert "<dt>q / p</dt><dd>q = 0.012 (p ≤ 0.004); null: rearranged kernels, mean 0.210</dd>" in text
+    assert "<dt>q / p</dt><dd>q = 0.012 (p ≤ 0.004); null: random member angles, mean 0.210</dd>" in text
+    assert "<dt>rotation gain</dt><dd>0.300 (score minus the score with the transform left out; " in text
+    assert "significant above 2 × 0.050, its null SD)</dd>" in text and "<dt>1×1-path share</dt><dd>0.100 " in text
     assert "p-value" not in text  # no bare p without its test and q
     assert "Significant means q ≤ 0.05." in text  # the legend, with the config's default alpha
     assert "<th>families at discovery q ≤ 0.05</th>" in text and "<th>its equivariance q (p)</th>" in text
