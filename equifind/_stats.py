@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import false_discovery_control
 
-__all__ = ["permutation_p", "p_floor", "bh_q", "format_p", "check_null_size", "DEFAULT_Q"]
+__all__ = ["permutation_p", "p_floor", "bh_q", "format_p", "check_null_size", "floor_limits_q", "DEFAULT_Q"]
 
 DEFAULT_Q = 0.05  #: what equifind calls significant: q ≤ 0.05
 
@@ -75,3 +75,34 @@ def check_null_size(n_null: int, alpha: float, what: str = "n_null") -> None:
             f"{what}={n_null} cannot reach significance at {alpha:g}: the smallest p-value it gives is "
             f"1/(1 + {n_null}) = {p_floor(n_null):.3g}; use {what} >= {need}"
         )
+
+
+def floor_limits_q(p_values: Sequence[float], n_null: int, what: str, alpha: float = DEFAULT_Q) -> str | None:
+    """Why BH cannot call the tests at the p floor significant on their own, or None when it can.
+
+    With k tests of which f sit at the floor ``1/(1 + n_null)``, BH calls those f
+    significant on their own only if the floor is at most ``f·alpha/k``. Below that,
+    whether they are significant hinges on the other tests' p-values, and a larger null
+    would settle it: the message names ``ceil(k/alpha) − 1``, with which one test alone
+    can reach ``alpha``.
+
+    Args:
+        p_values: the p-values of one BH family of tests (NaN: not a test).
+        n_null: the null draws behind each p-value (0: no null, nothing to say).
+        what: the tests' name in the message ("families", "circuit checks").
+        alpha: the q threshold.
+    """
+    p = np.asarray([float(v) for v in p_values], dtype=np.float64)
+    p = p[np.isfinite(p)]
+    if not n_null or not len(p):
+        return None
+    k, floor = len(p), p_floor(n_null)
+    at_floor = int((p <= floor + 1e-12).sum())
+    if not at_floor or floor <= at_floor * alpha / k + 1e-12:
+        return None
+    return (
+        f"{at_floor} of {k} {what} sit at the p floor 1/(1 + n_null) = {floor:.2g}, above what "
+        f"Benjamini-Hochberg needs to call them significant on their own ({at_floor} x {alpha:g}/{k} = "
+        f"{at_floor * alpha / k:.2g}); their q-values are limited by n_null={n_null}, not by the data. "
+        f"Use n_null >= {math.ceil(k / alpha) - 1} (a test alone can then reach q <= {alpha:g})."
+    )

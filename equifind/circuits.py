@@ -33,6 +33,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -44,7 +45,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._checks import closest
 from ._hooks import forward_hooks
-from ._stats import DEFAULT_Q, bh_q, check_null_size, permutation_p
+from ._stats import DEFAULT_Q, bh_q, check_null_size, floor_limits_q, permutation_p
 from .models.base import Model
 from .record import record
 
@@ -862,5 +863,7 @@ def find_circuits(
                                 pointwise[rows][:, cols]))
     for check, q in zip(found, bh_q([c.p_value for c in found])):
         check.q_value = q
+    if message := floor_limits_q([c.p_value for c in found], n_null, "circuit checks", alpha):
+        warnings.warn(f"find_circuits: {message}", stacklevel=2)
     kept = found if all_checks else [c for c in found if c.is_significant(alpha) and c.score >= min_score]
     return sorted(kept, key=lambda c: -c.score)

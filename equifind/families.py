@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from ._circle import harmonic_period, holes
-from ._stats import DEFAULT_Q, bh_q, p_floor, permutation_p
+from ._stats import DEFAULT_Q, bh_q, floor_limits_q, permutation_p
 from .responses import Responses
 
 __all__ = ["Family", "FamilyList", "find_families", "rank_families", "is_significant", "TRANSFORMS"]
@@ -456,21 +456,8 @@ def _fill_q(families: Sequence[Family]) -> None:
     qs = bh_q([f.p_value for f in families])
     for f, q in zip(families, qs):
         f.q_value = q
-    if not families or not families[0].n_null:
-        return
-    n_null, k = families[0].n_null, len(families)
-    floor = p_floor(n_null)
-    at_floor = sum(f.p_value <= floor + 1e-12 for f in families)
-    if at_floor and floor > at_floor * DEFAULT_Q / k + 1e-12:
-        need = math.ceil(k / DEFAULT_Q) - 1
-        warnings.warn(
-            f"{families[0].layer} {families[0].transform}: {at_floor} of {k} families sit at the p floor "
-            f"1/(1 + n_null) = {floor:.2g}, above what Benjamini-Hochberg needs to call them significant on "
-            f"their own ({at_floor} x {DEFAULT_Q:g}/{k} = {at_floor * DEFAULT_Q / k:.2g}); their q-values are "
-            f"limited by n_null={n_null}, not by the data. Use n_null >= {need} (a family alone can then "
-            f"reach q <= {DEFAULT_Q:g}).",
-            stacklevel=4,
-        )
+    if families and (message := floor_limits_q([f.p_value for f in families], families[0].n_null, "families")):
+        warnings.warn(f"{families[0].layer} {families[0].transform}: {message}", stacklevel=4)
 
 
 # -- input checks ---------------------------------------------------------------------

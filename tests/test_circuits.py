@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -321,6 +322,24 @@ def test_find_circuits_finds_nothing_in_null_like_checks():
     assert sum(c.p_value <= 0.05 for c in every) >= 1
     assert find_circuits(m, fams) == []
     assert find_circuits(m, fams, alpha=0.05, min_score=-1.0) == []
+
+
+def test_find_circuits_warns_when_the_p_floor_not_the_data_limits_q():
+    """A planted circuit among 36 checks at n_null = 20: it sits at the floor 1/21, which BH
+    cannot call significant alone among 36 (it needs 0.05/36); the warning names the n_null."""
+    p = planted("eq→eq", seed=4)
+    m = load(p.net)
+    gen = torch.Generator().manual_seed(0)
+    rand = {layer: [(layer, torch.randperm(m.num_units(layer), generator=gen)[:4].tolist()) for _ in range(5)]
+            for layer in ("2", "3")}  # fmt: skip
+    fams = {"2": [("2", p.source_units), *rand["2"]], "3": [("3", p.target_units), *rand["3"]]}
+    with pytest.warns(UserWarning, match=r"of 36 circuit checks sit at the p floor .* n_null >= 719"):
+        checks = find_circuits(m, fams, n_null=20, all_checks=True)
+    planted_check = next(c for c in checks if c.source_units == p.source_units and c.target_units == p.target_units)
+    assert planted_check.p_value == pytest.approx(1 / 21) and planted_check.q_value > 0.05
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        find_circuits(m, {"2": [("2", p.source_units)], "3": [("3", p.target_units)]})  # one check: no warning
 
 
 def test_find_circuits_needs_enough_null_draws_for_alpha():
