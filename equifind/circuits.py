@@ -26,7 +26,8 @@ Conventions:
       linearised where the source activations are zero.
     * Symmetry scores compare each kernel with its prediction from the moved
       kernels of its symmetry class (cosine per target unit, averaged), against
-      a null of randomly rearranged kernels (or relabelled families); see
+      a null of random member angles (or rearranged kernels, or relabelled
+      families), beside the gain over leaving the kernels unmoved; see
       :func:`circuit_symmetry`.
 """
 
