@@ -231,7 +231,7 @@ def weight_verdict_text(family: Family, n_null: int | None = None) -> str:
         return family.weight_verdict
     units = s["source_units"]
     shown = f"{units[:_LISTED_UNITS]}{'…' if len(units) > _LISTED_UNITS else ''}"
-    evidence = q_and_p(s["q_value"], s.get("p_value"), int(s.get("n_null") or 0) or n_null)
+    evidence = q_and_p(s["q_value"], s.get("p_value"), s.get("n_null") or n_null)
     return f"{CONFIRMED} ({s['kind']}, from {s['source_layer']}{shown}, score {s['score']:.2f}, {evidence})"
 
 
@@ -292,7 +292,8 @@ def rank_families(
     def key(i: int) -> tuple[bool, bool, int, float]:
         eq = given[i] if i < len(given) and given[i] is not None else families[i].score
         confirmed = weights_first and families[i].weight_support is not None
-        return (confirmed, is_significant(families[i], alpha), len(families[i].units), eq if math.isfinite(eq) else -math.inf)
+        eq = eq if math.isfinite(eq) else -math.inf
+        return (confirmed, is_significant(families[i], alpha), len(families[i].units), eq)
 
     return sorted(range(len(families)), key=key, reverse=True)
 

@@ -149,7 +149,7 @@ class ScanResult:
                 f"{'by wts':>6} {'in fams':>7}  best family")
         rows = [f"equifind scan of {self.model}; significant: discovery q ≤ {alpha:g} "
                 "(Benjamini–Hochberg over the families of each layer and transform); by wts: families "
-                "confirmed by weights (a significant circuit from the layer below; - : weights not checked)",
+                "confirmed by weights (-: weights not checked)",
                 head, "-" * len(head)]  # fmt: skip
         for layer in self.layers:
             for t in self.transforms:
@@ -184,7 +184,8 @@ class ScanResult:
                 listed += [(f, scores[i] if i < len(scores) else None) for i, f in enumerate(fams)]
         if not listed:
             return []
-        order = rank_families([f for f, _ in listed], [sc.equivariance if sc else None for _, sc in listed], alpha=alpha)
+        equivariance = [sc.equivariance if sc is not None else None for _, sc in listed]
+        order = rank_families([f for f, _ in listed], equivariance, alpha=alpha)
         shown = min(len(listed), SUMMARY_FAMILIES)
         rows = ["", f"families ({len(listed)}; confirmed by weights first, then q ≤ {alpha:g}, larger, more "
                     f"equivariant; the {shown} best):"]  # fmt: skip
