@@ -399,7 +399,16 @@ def _load_circuits(root: Path, transform: str) -> list[Any] | None:
 # -- the scan ---------------------------------------------------------------------------
 
 
-def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool) -> None:
+def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers: Sequence[str]) -> None:
+    """Refuse to resume a scan with other settings; clear the stages that cannot be reused.
+
+    Resuming with another layer list keeps the per-layer stages but drops the circuit
+    stages: circuits pair consecutive layers, and their q-values are BH over all the
+    checks of a transform, so circuits read back from another layer list (and the weight
+    verdicts drawn from them) would be wrong.
+    """
+    import shutil
+
     manifest = out / "scan.json"
     if manifest.is_file() and resume:
         old = json.loads(manifest.read_text())
@@ -409,9 +418,9 @@ def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool) -> Non
                 f"{str(out)!r} holds a scan of {old.get('model')!r} with other settings; "
                 "pass another out directory, or resume=False to start again"
             )
+        if old.get("layers") != list(layers):
+            shutil.rmtree(out / "stages" / "circuits", ignore_errors=True)
     elif manifest.is_file() and not resume:
-        import shutil
-
         shutil.rmtree(out / "stages", ignore_errors=True)
 
 
@@ -467,7 +476,7 @@ def scan(
     names = sorted(dict.fromkeys(names), key=model.depth)
     root = Path(out) if out is not None else None
     if root is not None:
-        _check_out(root, model, cfg, resume)
+        _check_out(root, model, cfg, resume, names)
         _write_json(root / "scan.json", {
             "format": _FORMAT, "model": model.name, "layers": names, "transforms": list(cfg.transforms),
             "config": cfg.to_dict(), "matches": [],

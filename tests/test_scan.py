@@ -244,6 +244,16 @@ def test_verdicts_come_from_the_circuits_after_a_resume_or_a_load(two_layers, tm
     assert _rotation_family(ScanResult.load(tmp_path), "3").weight_support["source_layer"] == "2"
 
 
+def test_resuming_with_another_layer_list_checks_the_circuits_again(two_layers, tmp_path):
+    _, model = two_layers
+    scan(model, ["1", "2"], transforms=["rotation"], config=CIRCUIT_CONFIG, out=tmp_path, progress=False)
+    resumed = scan(model, ["1", "2", "3"], transforms=["rotation"], config=CIRCUIT_CONFIG, out=tmp_path, progress=False)
+    fresh = scan(model, ["1", "2", "3"], transforms=["rotation"], config=CIRCUIT_CONFIG, progress=False)
+    # the circuits of ["1", "2"] alone have no "2" → "3" check: read back, they made layer "3" "not confirmed"
+    assert _rotation_family(resumed, "3").weight_verdict == "confirmed by weights"
+    assert resumed.summary() == fresh.summary()
+
+
 def test_not_confirmed_is_not_the_same_as_weights_not_checked(two_layers, tmp_path):
     _, model = two_layers
     # circuits checked, but none passes a symmetry-score floor of 1: the weights do not confirm the family
