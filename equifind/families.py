@@ -34,10 +34,14 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from ._circle import harmonic_period, holes
+from ._evidence import q_and_p
 from ._stats import DEFAULT_Q, bh_q, floor_limits_q, permutation_p
 from .responses import Responses
 
-__all__ = ["Family", "FamilyList", "find_families", "rank_families", "is_significant", "TRANSFORMS"]
+__all__ = [
+    "Family", "FamilyList", "find_families", "rank_families", "is_significant", "TRANSFORMS",
+    "best_weight_support", "weight_verdict_text", "CONFIRMED", "NOT_CONFIRMED", "NOT_CHECKED",
+]  # fmt: skip
 
 #: Transforms that :func:`find_families` handles ("scale" has no period).
 TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "hue_rotation")
@@ -45,6 +49,13 @@ _MIN_CONSISTENCY = 0.8  # a member's similarity-weighted mean cos(shift residual
 _DUPLICATE_STEPS = 0.5  # members whose preferred params are closer (grid steps) are duplicates
 _TIE_DECIMALS = 9  # scores equal to this many decimals are ties, broken by position
 _CHUNK = 1 << 24  # elements per block of the pairwise correlation
+#: The three weight verdicts (:attr:`Family.weight_verdict`).
+CONFIRMED = "confirmed by weights"
+NOT_CONFIRMED = "not confirmed"
+NOT_CHECKED = "weights not checked"
+#: The keys every :attr:`Family.weight_support` holds ("p_value" and "n_null" are optional).
+SUPPORT_KEYS: tuple[str, ...] = ("kind", "source_layer", "source_units", "score", "q_value", "rotation_gain")
+_LISTED_UNITS = 8  # source units written out in a verdict before "…"
 
 
 @dataclass
@@ -77,6 +88,18 @@ class Family:
         q_value: Benjamini–Hochberg q of ``p_value`` over the families of one
             :func:`find_families` call; significant means q ≤ 0.05.
         n_null: the surrogate runs behind ``p_value`` (its floor is ``1 / (1 + n_null)``).
+        weight_support: the best significant circuit into the family from the layer below
+            (set by :func:`~equifind.scan`: the highest-scoring one whose target units are
+            the family's), as ``{"kind", "source_layer", "source_units", "score", "q_value",
+            "rotation_gain"}`` plus the circuit's ``"p_value"`` and ``"n_null"`` (for
+            printing q beside p); NaN where the circuit lacks a value (``rotation_gain``
+            before circuits had it). None when no significant circuit enters the family,
+            or when the weights were not checked: ``weight_checked`` tells which.
+        weight_checked: whether the weights from the layer below were checked for this
+            family (a scan with circuits on, a layer after the first scanned one, a
+            transform circuits cover: rotation, hue, flip). False (the default, and for
+            families found outside a scan) means "weights not checked", never "not
+            confirmed". See :attr:`weight_verdict`.
     """
 
     layer: str
@@ -91,10 +114,22 @@ class Family:
     duplicates: list[tuple[int, int]] = field(default_factory=list)
     q_value: float = math.nan
     n_null: int = 0
+    weight_support: dict[str, Any] | None = None
+    weight_checked: bool = False
 
     def __post_init__(self) -> None:
         if len(self.units) != len(self.preferred):
             raise ValueError(f"Family has {len(self.units)} units but {len(self.preferred)} preferred values")
+        if self.weight_support is not None:
+            _check_support(self.weight_support, self.weight_checked)
+
+    @property
+    def weight_verdict(self) -> str:
+        """:data:`CONFIRMED` (``weight_support`` is set), :data:`NOT_CONFIRMED` (checked, no significant
+        circuit enters the family) or :data:`NOT_CHECKED` (the weights from the layer below were not checked)."""
+        if self.weight_support is not None:
+            return CONFIRMED
+        return NOT_CONFIRMED if self.weight_checked else NOT_CHECKED
 
     def __len__(self) -> int:
         return len(self.units)
@@ -125,7 +160,79 @@ class Family:
             preferred_hue=None if hue is None else [float(h) for h in hue],
             duplicates=[(int(a), int(b)) for a, b in data.get("duplicates", [])],
             q_value=float(data.get("q_value", math.nan)), n_null=int(data.get("n_null", 0)),
+            weight_support=_support_from_dict(data.get("weight_support")),
+            weight_checked=bool(data.get("weight_checked", False)) or data.get("weight_support") is not None,
         )  # fmt: skip
+
+
+def _check_support(support: Any, checked: bool) -> None:
+    """Raise ValueError unless ``support`` is a dict with :data:`SUPPORT_KEYS` and ``checked`` is True."""
+    if not isinstance(support, dict):
+        raise ValueError(f"weight_support must be a dict or None, got {type(support).__name__}")
+    missing = [k for k in SUPPORT_KEYS if k not in support]
+    if missing:
+        raise ValueError(f"weight_support lacks {missing}; it needs {list(SUPPORT_KEYS)}")
+    if not checked:
+        raise ValueError("a Family with weight_support must have weight_checked=True (support comes from a check)")
+
+
+def _float(x: Any) -> float:
+    """``float(x)``; None (how strict JSON writes NaN) is NaN."""
+    return math.nan if x is None else float(x)
+
+
+def _support_from_dict(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A saved ``weight_support`` with plain types (None stays None; a missing optional key is NaN or 0)."""
+    if data is None:
+        return None
+    _check_support(data, True)
+    return {
+        "kind": str(data["kind"]), "source_layer": str(data["source_layer"]),
+        "source_units": [int(u) for u in data["source_units"]], "score": _float(data["score"]),
+        "q_value": _float(data["q_value"]), "rotation_gain": _float(data["rotation_gain"]),
+        "p_value": _float(data.get("p_value")), "n_null": int(data.get("n_null") or 0),
+    }  # fmt: skip
+
+
+def best_weight_support(family: Family, circuits: Iterable[Any]) -> dict[str, Any] | None:
+    """The :attr:`Family.weight_support` of ``family``: its best circuit among ``circuits``, or None.
+
+    The highest-scoring circuit (the first of equal scores) whose ``target_layer`` is the
+    family's layer, with the family's transform and the family's units as target units
+    (as a set). ``circuits`` are significant circuits (``ScanResult.circuits``, as
+    :func:`~equifind.find_circuits` returns them), read by attribute; ``q_value``,
+    ``p_value`` and ``rotation_gain`` a circuit lacks are NaN.
+    """
+    units = set(family.units)
+    into = [c for c in circuits
+            if c.target_layer == family.layer and c.transform == family.transform and set(c.target_units) == units]
+    if not into:
+        return None
+    best = max(into, key=lambda c: float(c.score))
+    raw = {k: getattr(best, k) for k in ("kind", "source_layer", "source_units", "score")}
+    raw.update(q_value=getattr(best, "q_value", math.nan), p_value=getattr(best, "p_value", math.nan),
+               rotation_gain=getattr(best, "rotation_gain", math.nan), n_null=getattr(best, "n_null", 0))  # fmt: skip
+    return _support_from_dict(raw)
+
+
+def weight_verdict_text(family: Family, n_null: int | None = None) -> str:
+    """The family's weight verdict as printed by the summary and the report.
+
+    ``"confirmed by weights (kind, from source_layer[units], score 0.93, q = 0.01 (p = 0.002))"``,
+    ``"not confirmed"`` or ``"weights not checked"`` (see :attr:`Family.weight_verdict`).
+
+    Args:
+        family: the family.
+        n_null: the circuit null draws to assume when the support does not say its own
+            (for the p floor; e.g. the scan config's ``circuit_n_null``).
+    """
+    s = family.weight_support
+    if s is None:
+        return family.weight_verdict
+    units = s["source_units"]
+    shown = f"{units[:_LISTED_UNITS]}{'…' if len(units) > _LISTED_UNITS else ''}"
+    evidence = q_and_p(s["q_value"], s.get("p_value"), s.get("n_null") or n_null)
+    return f"{CONFIRMED} ({s['kind']}, from {s['source_layer']}{shown}, score {s['score']:.2f}, {evidence})"
 
 
 class FamilyList(list[Family]):
@@ -154,30 +261,39 @@ class FamilyList(list[Family]):
 
 
 def rank_families(
-    families: Sequence[Family], equivariance: Sequence[float | None] | None = None, *, alpha: float = DEFAULT_Q
+    families: Sequence[Family],
+    equivariance: Sequence[float | None] | None = None,
+    *,
+    alpha: float = DEFAULT_Q,
+    weights_first: bool = True,
 ) -> list[int]:
     """Family indices, the most worth a look first.
 
-    Significant families (discovery ``q_value <= alpha``; a family saved before
-    q-values existed falls back to its ``p_value``) come first, then larger ones, then
-    more equivariant ones: ``equivariance[i]`` where given (a
+    Families confirmed by weights (``weight_support`` set) come first; within that group
+    and the rest, significant families (discovery ``q_value <= alpha``; a family saved
+    before q-values existed falls back to its ``p_value``) come first, then larger ones,
+    then more equivariant ones: ``equivariance[i]`` where given (a
     :class:`~equifind.score.FamilyScore`'s), else the family's own ``score``; a
-    non-finite value ranks below every finite one.
+    non-finite value ranks below every finite one. Ties keep the given order.
 
     Args:
         families: the families.
         equivariance: optional, one value (or None) per family; a shorter list
             leaves the rest to their own scores.
         alpha: the q-value threshold (equifind's default 0.05).
+        weights_first: put the families confirmed by weights first (default); False
+            ranks by significance, size and equivariance alone.
 
     Returns:
         A permutation of ``range(len(families))``.
     """
     given = list(equivariance or [])
 
-    def key(i: int) -> tuple[bool, int, float]:
+    def key(i: int) -> tuple[bool, bool, int, float]:
         eq = given[i] if i < len(given) and given[i] is not None else families[i].score
-        return (is_significant(families[i], alpha), len(families[i].units), eq if math.isfinite(eq) else -math.inf)
+        confirmed = weights_first and families[i].weight_support is not None
+        eq = eq if math.isfinite(eq) else -math.inf
+        return (confirmed, is_significant(families[i], alpha), len(families[i].units), eq)
 
     return sorted(range(len(families)), key=key, reverse=True)
 

@@ -8,6 +8,11 @@ writes), so an interrupted scan resumes where it stopped:
     out/stages/<layer>/<transform>/families.json    find_families
     out/stages/<layer>/<transform>/scores.json      score of each family
     out/stages/circuits/<transform>.json + .npz     circuits between consecutive layers
+
+After the circuits, every family gets its weight verdict (``Family.weight_support``,
+``Family.weight_checked``), computed from the circuits whenever a scan is run,
+resumed or loaded: the verdicts saved in ``families.json`` are never trusted, since
+that stage file is written before the circuits are checked.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import torch
 from ._evidence import null_size, q_and_p
 from ._stats import DEFAULT_Q, bh_q
 from .config import ScanConfig, load_config
-from .families import Family, FamilyList, find_families, rank_families
+from .families import Family, FamilyList, best_weight_support, find_families, rank_families, weight_verdict_text
 from .models.base import Model
 from .probe import probe
 from .responses import Responses
@@ -43,6 +48,8 @@ T = TypeVar("T")
 _FORMAT = "equifind.ScanResult/1"
 _LABELLED_MODEL = "inceptionv1"  # the model whose unit numbers the default labels use
 SUMMARY_CIRCUITS = 20  # circuits listed in summary(); the report shows all
+SUMMARY_FAMILIES = 20  # families listed in summary(), confirmed by weights first; the report shows all
+CIRCUIT_TRANSFORMS = ("rotation", "hue", "flip")  # the transforms whose circuits a scan checks
 
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -94,6 +101,10 @@ class ScanResult:
         responses: layer -> transform -> :class:`Responses`.
         circuits: significant circuits (q ≤ alpha, BH over the checks of each transform) between
             families of consecutive layers.
+        circuits_checked: the transforms whose circuits between consecutive layers were checked
+            (none with circuits off or a single layer). The families of these transforms in
+            every layer but the first get a weight verdict ("confirmed by weights" or "not
+            confirmed"); the others' weights were not checked.
         matches: filled by :meth:`compare`.
         timings: seconds per stage, keyed "layer/transform/stage" and "circuits/transform"
             of the stages this call computed (stages read back when resuming have none).
@@ -107,6 +118,7 @@ class ScanResult:
     scores: dict[str, dict[str, list[FamilyScore]]] = field(default_factory=dict)
     responses: dict[str, dict[str, Responses]] = field(default_factory=dict)
     circuits: list[Any] = field(default_factory=list)
+    circuits_checked: list[str] = field(default_factory=list)
     matches: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -115,24 +127,36 @@ class ScanResult:
         """layer -> transform -> units that respond but do not change with the transform."""
         return {l: {t: list(f.invariant) for t, f in by_t.items()} for l, by_t in self.families.items()}
 
-    def summary(self) -> str:
-        """A readable table: one row per layer and transform, then the circuits.
+    def weights_checked(self, layer: str, transform: str) -> bool:
+        """Whether the weights into ``layer``'s ``transform`` families were checked: circuits of the
+        transform were checked and ``layer`` is not the first scanned layer (it has a layer below)."""
+        return transform in self.circuits_checked and layer in self.layers[1:]
 
-        Each row counts the families and those with discovery q ≤ alpha (the config's),
-        and shows the best family (significant, then largest, then most equivariant)
-        with its discovery q and p and its equivariance score, q and p.
+    def summary(self) -> str:
+        """A readable table: one row per layer and transform, then the families, then the circuits.
+
+        Each row counts the families, those with discovery q ≤ alpha (the config's) and
+        those confirmed by weights ("by wts"; "-" where the weights were not checked), and
+        shows the best family (confirmed by weights, then significant, then largest, then
+        most equivariant: :func:`~equifind.families.rank_families`) with its discovery q
+        and p and its equivariance score, q and p. The families follow in that order
+        over all layers (the first :data:`SUMMARY_FAMILIES`), each with its weight
+        verdict: "confirmed by weights (...)", "not confirmed" or "weights not checked".
         """
         alpha = float(self.config.get("alpha", DEFAULT_Q))
         sig = f"q≤{alpha:g}"
         head = (f"{'layer':<10} {'transform':<12} {'units':>5} {'select.':>7} {'invar.':>6} {'fams':>4} {sig:>7} "
-                f"{'in fams':>7}  best family")
+                f"{'by wts':>6} {'in fams':>7}  best family")
         rows = [f"equifind scan of {self.model}; significant: discovery q ≤ {alpha:g} "
-                "(Benjamini–Hochberg over the families of each layer and transform)", head, "-" * len(head)]
+                "(Benjamini–Hochberg over the families of each layer and transform); by wts: families "
+                "confirmed by weights (-: weights not checked)",
+                head, "-" * len(head)]  # fmt: skip
         for layer in self.layers:
             for t in self.transforms:
                 fams = self.families.get(layer, {}).get(t)
                 if fams is not None:
                     rows.append(self._summary_row(layer, t, fams, alpha, sig))
+        rows += self._family_rows(alpha)
         rows += self._circuit_rows(alpha)
         return "\n".join(rows)
 
@@ -145,9 +169,33 @@ class ScanResult:
             i = rank_families(fams, [sc.equivariance for sc in scores], alpha=alpha)[0]
             best = self._describe(fams[i], scores[i] if i < len(scores) else None)
         n_sig = sum(f.q_value <= alpha for f in fams)
+        by_wts = str(sum(f.weight_support is not None for f in fams)) if self.weights_checked(layer, t) else "-"
         in_fams = sum(len(f) for f in fams)
         return (f"{layer:<10} {t:<12} {n_units:>5} {len(fams.selective):>7} {len(fams.invariant):>6} "
-                f"{len(fams):>4} {n_sig:>{len(sig)}} {in_fams:>7}  {best}")
+                f"{len(fams):>4} {n_sig:>{len(sig)}} {by_wts:>6} {in_fams:>7}  {best}")
+
+    def _family_rows(self, alpha: float) -> list[str]:
+        """Every layer's families, ranked together (confirmed by weights first), with their weight verdicts."""
+        listed: list[tuple[Family, FamilyScore | None]] = []
+        for layer in self.layers:
+            for t in self.transforms:
+                fams = self.families.get(layer, {}).get(t) or []
+                scores = self.scores.get(layer, {}).get(t, [])
+                listed += [(f, scores[i] if i < len(scores) else None) for i, f in enumerate(fams)]
+        if not listed:
+            return []
+        equivariance = [sc.equivariance if sc is not None else None for _, sc in listed]
+        order = rank_families([f for f, _ in listed], equivariance, alpha=alpha)
+        shown = min(len(listed), SUMMARY_FAMILIES)
+        rows = ["", f"families ({len(listed)}; confirmed by weights first, then q ≤ {alpha:g}, larger, more "
+                    f"equivariant; the {shown} best):"]  # fmt: skip
+        n_null = self.config.get("circuit_n_null")
+        for i in order[:SUMMARY_FAMILIES]:
+            f, sc = listed[i]
+            rows.append(f"  {f.layer} {f.transform}: {self._describe(f, sc)}; {weight_verdict_text(f, n_null)}")
+        if len(listed) > SUMMARY_FAMILIES:
+            rows.append(f"  … {len(listed) - SUMMARY_FAMILIES} more in the report")
+        return rows
 
     def _describe(self, f: Family, score: FamilyScore | None) -> str:
         """A family's size, units, period, discovery q (p) and equivariance q (p)."""
@@ -217,7 +265,7 @@ class ScanResult:
         for layer, by_t in self.families.items():
             for t in by_t:
                 _save_stage(out, layer, t, self.responses[layer][t], self.families[layer][t], self.scores[layer][t])
-        _save_circuits(out, self.circuits)
+        _save_circuits(out, self.circuits, self.circuits_checked)
         _write_json(out / "scan.json", self._manifest())
         return out
 
@@ -254,6 +302,8 @@ class ScanResult:
             loaded = _load_circuits(root, t)
             if loaded is not None:
                 result.circuits += loaded
+                result.circuits_checked.append(t)
+        _set_weight_support(result)
         return result
 
 
@@ -315,12 +365,11 @@ def _load_stage(root: Path, layer: str, t: str) -> tuple[Responses, FamilyList, 
     return resp, fams, scores
 
 
-def _save_circuits(root: Path, circuits: list[Any], transform: str | None = None) -> None:
-    by_t: dict[str, list[Any]] = {}
+def _save_circuits(root: Path, circuits: list[Any], transforms: Sequence[str] = ()) -> None:
+    """Write the circuits of each transform; ``transforms`` were checked, so they get a file even with no circuit."""
+    by_t: dict[str, list[Any]] = {t: [] for t in transforms}
     for c in circuits:
         by_t.setdefault(c.transform, []).append(c)
-    if transform is not None:
-        by_t.setdefault(transform, [])
     for t, items in by_t.items():
         d = root / "stages" / "circuits"
         arrays = {}
@@ -350,7 +399,16 @@ def _load_circuits(root: Path, transform: str) -> list[Any] | None:
 # -- the scan ---------------------------------------------------------------------------
 
 
-def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool) -> None:
+def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers: Sequence[str]) -> None:
+    """Refuse to resume a scan with other settings; clear the stages that cannot be reused.
+
+    Resuming with another layer list keeps the per-layer stages but drops the circuit
+    stages: circuits pair consecutive layers, and their q-values are BH over all the
+    checks of a transform, so circuits read back from another layer list (and the weight
+    verdicts drawn from them) would be wrong.
+    """
+    import shutil
+
     manifest = out / "scan.json"
     if manifest.is_file() and resume:
         old = json.loads(manifest.read_text())
@@ -360,9 +418,9 @@ def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool) -> Non
                 f"{str(out)!r} holds a scan of {old.get('model')!r} with other settings; "
                 "pass another out directory, or resume=False to start again"
             )
+        if old.get("layers") != list(layers):
+            shutil.rmtree(out / "stages" / "circuits", ignore_errors=True)
     elif manifest.is_file() and not resume:
-        import shutil
-
         shutil.rmtree(out / "stages", ignore_errors=True)
 
 
@@ -418,7 +476,7 @@ def scan(
     names = sorted(dict.fromkeys(names), key=model.depth)
     root = Path(out) if out is not None else None
     if root is not None:
-        _check_out(root, model, cfg, resume)
+        _check_out(root, model, cfg, resume, names)
         _write_json(root / "scan.json", {
             "format": _FORMAT, "model": model.name, "layers": names, "transforms": list(cfg.transforms),
             "config": cfg.to_dict(), "matches": [],
@@ -449,17 +507,20 @@ def scan(
         result.families.setdefault(layer, {})[t] = fams
         result.scores.setdefault(layer, {})[t] = scores
     if cfg.circuits and len(names) > 1:
+        result.circuits_checked = [t for t in result.transforms if t in CIRCUIT_TRANSFORMS]
         result.circuits = _scan_circuits(model, result, cfg, root, resume, progress)
+    _set_weight_support(result)
     return result
 
 
 def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, root: Path | None, resume: bool, progress: bool) -> list[Any]:
+    """The significant circuits of every transform in ``result.circuits_checked``, read back or found."""
     from tqdm.auto import tqdm
 
     from .circuits import find_circuits
 
     found: list[Any] = []
-    for t in tqdm([t for t in result.transforms if t in ("rotation", "hue", "flip")], desc="circuits", disable=not progress):
+    for t in tqdm(result.circuits_checked, desc="circuits", disable=not progress):
         loaded = _load_circuits(root, t) if root is not None and resume else None
         if loaded is None:
             start = time.perf_counter()
@@ -471,6 +532,24 @@ def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, root: Path
             )
             result.timings[f"circuits/{t}"] = time.perf_counter() - start
             if root is not None:
-                _save_circuits(root, loaded, transform=t)
+                _save_circuits(root, loaded, [t])
         found += loaded
     return sorted(found, key=lambda c: -c.score)
+
+
+# -- weight verdicts --------------------------------------------------------------------
+
+
+def _set_weight_support(result: ScanResult) -> None:
+    """Give every family its weight verdict from ``result.circuits`` (see ``Family.weight_support``).
+
+    Families whose weights were checked (:meth:`ScanResult.weights_checked`) get
+    ``weight_checked=True`` and the support of their best circuit, or None; the others
+    ``weight_checked=False`` and None. Whatever the families held before is replaced.
+    """
+    for layer, by_t in result.families.items():
+        for t, fams in by_t.items():
+            checked = result.weights_checked(layer, t)
+            for fam in fams:
+                fam.weight_checked = checked
+                fam.weight_support = best_weight_support(fam, result.circuits) if checked else None

@@ -80,3 +80,25 @@ def test_scan_and_report_commands(capsys, tmp_path):
     assert any((out / "figures").glob("conv2d0__rotation__*.png"))
     code, _, err = run(capsys, "report", str(tmp_path / "nothing-here"))
     assert code == 1 and "nothing-here" in err and "Traceback" not in err
+
+
+def test_scan_prints_the_families_confirmed_by_weights_first(capsys, tmp_path, monkeypatch):
+    import equifind as ef
+    import equifind.models
+    from planted import centred
+    from planted_circuits import planted
+
+    p = planted("eq→eq", "rotation", n=4, exact=True, seed=0)  # layer "3" fed by a planted circuit from "2"
+    model = ef.load_model(p.net, preprocess=centred, name="planted-circuit", device="cpu")
+    monkeypatch.setattr(equifind.models, "load_model", lambda *args, **kwargs: model)
+    config = tmp_path / "small.toml"
+    config.write_text("[families]\nn_null = 30\n\n[circuits]\nn_null = 30\n")
+    code, text, err = run(
+        capsys, "scan", "planted-circuit", "--layers", "2", "3", "--transforms", "rotation", "--steps", "24",
+        "--config", str(config), "--out", str(tmp_path / "run"), "--quiet", "--no-report",
+    )  # fmt: skip
+    assert code == 0, err
+    families = text.split("\nfamilies (", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert len(families) == 2
+    assert families[0].startswith("  3 rotation: 4 units") and "; confirmed by weights (equivariant→equivariant, from 2[" in families[0]
+    assert families[1].startswith("  2 rotation: 4 units") and families[1].endswith("; weights not checked")

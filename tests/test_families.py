@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -23,14 +24,18 @@ from synthetic_responses import (
 )
 
 from equifind.families import (
+    NOT_CHECKED,
+    NOT_CONFIRMED,
     Family,
     FamilyList,
     _normalise,
     _prune,
     _shift_similarity,
     _spectra,
+    best_weight_support,
     find_families,
     rank_families,
+    weight_verdict_text,
 )
 from equifind.responses import Responses
 
@@ -346,6 +351,76 @@ def test_rank_families_significant_then_largest_then_most_equivariant() -> None:
     assert rank_families(fams, [None, 0.95, None]) == [2, 1, 3, 0]
     assert rank_families(fams, [None, float("nan"), None, None]) == [2, 3, 1, 0]
     assert rank_families(fams, alpha=0.001) == [2, 0, 3, 1]
+
+
+# -- weight verdicts (issue 12) ------------------------------------------------------------
+def _fam(units: list[int], layer: str = "b", transform: str = "rotation", q: float = 0.01) -> Family:
+    return Family(layer, transform, units, [360.0 * i / len(units) for i in range(len(units))], 360.0, 0.9, q, q_value=q)
+
+
+def _circ(target: list[int], score: float, transform: str = "rotation", layer: str = "b", **extra: object) -> SimpleNamespace:
+    """A duck-typed CircuitScore from layer "a" (source units 7, 8) into ``layer``."""
+    return SimpleNamespace(kind="invariant→equivariant", transform=transform, score=score, p_value=0.004, q_value=0.02,
+                           n_null=249, source_layer="a", source_units=[7, 8], target_layer=layer, target_units=target,
+                           **extra)  # fmt: skip
+
+
+def test_best_weight_support_is_the_best_circuit_into_exactly_the_family() -> None:
+    fam = _fam([3, 1, 2])
+    others = [_circ([1, 2, 3, 4], 0.99), _circ([1, 2, 3], 0.98, "hue"), _circ([1, 2, 3], 0.97, layer="c")]
+    assert best_weight_support(fam, others) is None  # a superset, another transform, another layer
+    support = best_weight_support(fam, [*others, _circ([1, 2, 3], 0.6), _circ([2, 3, 1], 0.8, rotation_gain=0.3)])
+    assert support == {"kind": "invariant→equivariant", "source_layer": "a", "source_units": [7, 8], "score": 0.8,
+                       "q_value": 0.02, "rotation_gain": 0.3, "p_value": 0.004, "n_null": 249}  # fmt: skip
+    before = best_weight_support(fam, [_circ([1, 2, 3], 0.6)])  # a CircuitScore without rotation_gain
+    assert before is not None and math.isnan(before["rotation_gain"]) and before["score"] == 0.6
+
+
+def test_weight_verdicts_and_their_text() -> None:
+    fam = _fam([0, 1])
+    assert fam.weight_support is None and not fam.weight_checked
+    assert fam.weight_verdict == weight_verdict_text(fam) == NOT_CHECKED == "weights not checked"
+    fam.weight_checked = True
+    assert fam.weight_verdict == weight_verdict_text(fam) == NOT_CONFIRMED == "not confirmed"
+    fam.weight_support = best_weight_support(fam, [_circ([0, 1], 0.93)])
+    assert fam.weight_verdict == "confirmed by weights"
+    text = "confirmed by weights (invariant→equivariant, from a[7, 8], score 0.93, q = 0.02 (p ≤ 0.004))"
+    assert weight_verdict_text(fam) == text
+    fam.weight_support = {**fam.weight_support, "n_null": 0, "source_units": list(range(10))}  # the config's n_null
+    assert weight_verdict_text(fam, 1000) == ("confirmed by weights (invariant→equivariant, from a[0, 1, 2, 3, 4, 5, "
+                                              "6, 7]…, score 0.93, q = 0.02 (p = 0.004))")  # fmt: skip
+    with pytest.raises(ValueError, match="weight_support lacks \\['rotation_gain'\\]"):
+        Family("b", "rotation", [0, 1], [0.0, 180.0], 360.0, 0.9, 0.01, weight_checked=True,
+               weight_support={k: v for k, v in fam.weight_support.items() if k != "rotation_gain"})
+    with pytest.raises(ValueError, match="weight_checked=True"):
+        Family("b", "rotation", [0, 1], [0.0, 180.0], 360.0, 0.9, 0.01, weight_support=fam.weight_support)
+
+
+def test_weight_support_round_trip_and_old_files() -> None:
+    fam = _fam([0, 1])
+    fam.weight_checked, fam.weight_support = True, best_weight_support(fam, [_circ([0, 1], 0.93, rotation_gain=0.4)])
+    back = Family.from_dict(json.loads(json.dumps(fam.to_dict())))
+    assert back == fam and back.weight_verdict == "confirmed by weights"
+    unchecked = Family.from_dict(json.loads(json.dumps(_fam([0, 1]).to_dict())))
+    assert unchecked.weight_verdict == NOT_CHECKED
+    checked = _fam([0, 1])
+    checked.weight_checked = True
+    assert Family.from_dict(checked.to_dict()).weight_verdict == NOT_CONFIRMED
+    old = {k: v for k, v in fam.to_dict().items() if k not in ("weight_support", "weight_checked")}  # before issue 12
+    assert Family.from_dict(old).weight_support is None and Family.from_dict(old).weight_verdict == NOT_CHECKED
+    strict = {**fam.to_dict(), "weight_support": {**fam.weight_support, "q_value": None, "p_value": None}}  # NaN as null
+    assert math.isnan(Family.from_dict(strict).weight_support["q_value"])
+
+
+def test_rank_families_puts_the_families_confirmed_by_weights_first() -> None:
+    fams = [_fam([0, 1, 2, 3]), _fam([4, 5], q=0.5), _fam([6, 7, 8]), _fam([9, 10], q=0.5)]
+    assert rank_families(fams) == [0, 2, 1, 3]
+    for i in (1, 3):  # two small insignificant families confirmed by weights: first, in their own rank order
+        fams[i].weight_checked = True
+        fams[i].weight_support = best_weight_support(fams[i], [_circ(fams[i].units, 0.9)])
+    fams[1].score = 0.5
+    assert rank_families(fams) == [3, 1, 0, 2]
+    assert rank_families(fams, weights_first=False) == [0, 2, 3, 1]
 
 
 # -- significance with the selection included (issue 11) -------------------------------

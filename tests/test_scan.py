@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import equifind as ef
+from equifind.families import Family, FamilyList
 from equifind.scan import ScanResult, load_labels, scan
 
 scan_module = importlib.import_module("equifind.scan")  # `equifind.scan` the attribute is the function
@@ -166,3 +167,140 @@ def test_circuits_keep_their_q_values_and_old_files_read_as_nan(tmp_path):
     text = result.summary()
     assert "circuits (2 with q ≤ 0.05, BH over the checks of each transform, and score ≥ 0.5" in text
     assert "score 0.90, q = 0.02 (p ≤ 0.005)" in text and "score 0.90, q = n/a (p ≤ 0.005)" in text
+
+
+# -- weight verdicts (issue 12) --------------------------------------------------------------
+CIRCUIT_CONFIG = {"steps": 24, "n_null": 30, "circuit_n_null": 30}
+
+
+@pytest.fixture(scope="module")
+def two_layers():
+    """``(Planted, Model)``: tests/planted_circuits.py's eq→eq net, a C4 rotation family in layer "2" whose
+    weights into a C4 family of layer "3" are planted as exact rotated copies."""
+    from planted import centred
+    from planted_circuits import planted as planted_circuit
+
+    p = planted_circuit("eq→eq", "rotation", n=4, exact=True, seed=0)
+    return p, ef.load_model(p.net, preprocess=centred, name="planted-circuit", device="cpu")
+
+
+def _rotation_family(result: ScanResult, layer: str) -> Family:
+    (fam,) = result.families[layer]["rotation"]
+    return fam
+
+
+def _family_lines(text: str) -> list[str]:
+    """The family lines of a summary (after its "families (" header, up to the next blank line), unindented."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("families (")) + 1
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return [line.strip() for line in lines[start:end]]
+
+
+def test_a_planted_circuit_confirms_the_family_it_feeds_and_the_summary_lists_it_first(two_layers, tmp_path):
+    p, model = two_layers
+    result = scan(model, ["2", "3"], transforms=["rotation"], config=CIRCUIT_CONFIG, out=tmp_path, progress=False)
+    source, target = _rotation_family(result, "2"), _rotation_family(result, "3")
+    assert sorted(source.units) == sorted(p.source_units) and sorted(target.units) == sorted(p.target_units)
+    support = target.weight_support
+    assert target.weight_checked and target.weight_verdict == "confirmed by weights"
+    assert support["kind"] == "equivariant→equivariant" and support["source_layer"] == "2"
+    assert support["source_units"] == source.units and support["score"] > 0.99 and support["q_value"] <= 0.05
+    assert set(support) >= {"kind", "source_layer", "source_units", "score", "q_value", "rotation_gain"}
+    # layer "2" is the first scanned layer: nothing below it, its weights were not checked
+    assert source.weight_support is None and not source.weight_checked
+    text = result.summary()
+    rows = {line.split()[0]: line for line in text.splitlines()[3:5]}
+    assert rows["2"].split()[7] == "-" and rows["3"].split()[7] == "1"  # the "by wts" column
+    # listed in layer order, "2" would come first (same size, significance and score)
+    first, second = _family_lines(text)
+    assert first.startswith("3 rotation: ") and second.startswith("2 rotation: ")
+    assert first.endswith(f"; confirmed by weights (equivariant→equivariant, from 2{source.units}, score 1.00, "
+                          "q ≤ 0.032 (p ≤ 0.032))")  # fmt: skip
+    assert second.endswith("; weights not checked") and "not confirmed" not in text
+
+
+def test_verdicts_come_from_the_circuits_after_a_resume_or_a_load(two_layers, tmp_path):
+    _, model = two_layers
+    fresh = scan(model, ["2", "3"], transforms=["rotation"], config=CIRCUIT_CONFIG, out=tmp_path, progress=False)
+    stage = tmp_path / "stages" / "3" / "rotation" / "families.json"
+    saved = json.loads(stage.read_text())["families"][0]  # written before the circuits were checked
+    assert saved["weight_support"] is None and saved["weight_checked"] is False
+    for again in (ScanResult.load(tmp_path), scan(model, ["2", "3"], transforms=["rotation"], config=CIRCUIT_CONFIG,
+                                                   out=tmp_path, progress=False)):  # fmt: skip
+        assert json.dumps(_rotation_family(again, "3").to_dict()) == json.dumps(_rotation_family(fresh, "3").to_dict())
+        assert _rotation_family(again, "3").weight_verdict == "confirmed by weights"
+        assert again.summary() == fresh.summary()
+    # saved by save(): the verdicts are written, and read back the same
+    fresh.save(tmp_path / "saved")
+    back = ScanResult.load(tmp_path / "saved")
+    for layer in ("2", "3"):
+        assert json.dumps(back.families[layer]["rotation"].to_dict()) == json.dumps(fresh.families[layer]["rotation"].to_dict())
+    # stale verdicts in a stage file are replaced by what the saved circuits say
+    data = json.loads(stage.read_text())
+    data["families"][0].update(weight_checked=True, weight_support={**_rotation_family(fresh, "3").weight_support,
+                                                                    "source_layer": "stale"})  # fmt: skip
+    stage.write_text(json.dumps(data))
+    assert _rotation_family(ScanResult.load(tmp_path), "3").weight_support["source_layer"] == "2"
+
+
+def test_resuming_with_another_layer_list_checks_the_circuits_again(two_layers, tmp_path):
+    _, model = two_layers
+    scan(model, ["1", "2"], transforms=["rotation"], config=CIRCUIT_CONFIG, out=tmp_path, progress=False)
+    resumed = scan(model, ["1", "2", "3"], transforms=["rotation"], config=CIRCUIT_CONFIG, out=tmp_path, progress=False)
+    fresh = scan(model, ["1", "2", "3"], transforms=["rotation"], config=CIRCUIT_CONFIG, progress=False)
+    # the circuits of ["1", "2"] alone have no "2" → "3" check: read back, they made layer "3" "not confirmed"
+    assert _rotation_family(resumed, "3").weight_verdict == "confirmed by weights"
+    assert resumed.summary() == fresh.summary()
+
+
+def test_not_confirmed_is_not_the_same_as_weights_not_checked(two_layers, tmp_path):
+    _, model = two_layers
+    # circuits checked, but none passes a symmetry-score floor of 1: the weights do not confirm the family
+    strict = scan(model, ["2", "3"], transforms=["rotation"], config={**CIRCUIT_CONFIG, "circuit_min_score": 1.0},
+                  progress=False)  # fmt: skip
+    assert strict.circuits == [] and strict.circuits_checked == ["rotation"]
+    target = _rotation_family(strict, "3")
+    assert target.weight_support is None and target.weight_checked and target.weight_verdict == "not confirmed"
+    text = strict.summary()
+    assert sorted(_family_lines(text)) == sorted([
+        f"2 rotation: {strict._describe(_rotation_family(strict, '2'), strict.scores['2']['rotation'][0])}; weights not checked",
+        f"3 rotation: {strict._describe(target, strict.scores['3']['rotation'][0])}; not confirmed",
+    ])  # fmt: skip
+    assert [line.split()[7] for line in text.splitlines()[3:5]] == ["-", "0"]
+    # a checked transform without circuits still reads back as checked
+    strict.save(tmp_path / "strict")
+    assert _rotation_family(ScanResult.load(tmp_path / "strict"), "3").weight_verdict == "not confirmed"
+    # circuits off: nothing was checked, so nothing is "not confirmed"
+    off = scan(model, ["2", "3"], transforms=["rotation"], config={**CIRCUIT_CONFIG, "circuits": False}, progress=False)
+    assert off.circuits_checked == [] and all(
+        not f.weight_checked and f.weight_support is None for layer in ("2", "3") for f in off.families[layer]["rotation"]
+    )
+    text = off.summary()
+    assert "not confirmed" not in text and [line.split()[7] for line in text.splitlines()[3:5]] == ["-", "-"]
+    assert all(line.endswith("; weights not checked") for line in _family_lines(text))
+
+
+def test_the_summary_lists_families_confirmed_by_weights_first():
+    def family(units: list[int], q: float) -> Family:
+        return Family("b", "rotation", units, [360.0 * i / len(units) for i in range(len(units))], 360.0, 0.9, q, q_value=q)
+
+    big, small = family([0, 1, 2, 3, 4, 5], 0.01), family([8, 9], 0.5)  # significant and large; neither
+    into_small = ef.CircuitScore(
+        kind="invariant→equivariant", transform="rotation", score=0.8, p_value=0.004, null_mean=0.1,
+        weights=torch.ones(2, 3, 3, 3), cosines=torch.ones(2, 3), source_layer="a", target_layer="b",
+        source_units=[4, 5, 6], target_units=[9, 8], n_null=249, q_value=0.02,
+    )  # fmt: skip
+    result = ScanResult("m", ["a", "b"], ["rotation"], {"alpha": 0.05}, circuits=[into_small], circuits_checked=["rotation"],
+                        families={"a": {"rotation": FamilyList()}, "b": {"rotation": FamilyList([big, small])}})  # fmt: skip
+    before = result.summary()
+    assert _family_lines(before)[0].startswith("b rotation: 6 units")  # verdicts not set yet: the old ranking
+    scan_module._set_weight_support(result)
+    assert small.weight_support is not None and big.weight_checked and big.weight_support is None
+    text = result.summary()
+    first, second = _family_lines(text)
+    assert first.startswith("b rotation: 2 units [8, 9]") and first.endswith(
+        "; confirmed by weights (invariant→equivariant, from a[4, 5, 6], score 0.80, q = 0.02 (p ≤ 0.004))")
+    assert second.startswith("b rotation: 6 units") and second.endswith("; not confirmed")
+    row_b = next(line for line in text.splitlines() if line.startswith("b "))
+    assert row_b.split()[7] == "1" and "2 units [8, 9]" in row_b  # the best family of the row: the confirmed one

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .._evidence import null_size, q_and_p
 from .._stats import DEFAULT_Q
-from ..families import Family, rank_families
+from ..families import Family, rank_families, weight_verdict_text
 from ..responses import Responses
 from ..score import FamilyScore
 from . import figures as F
@@ -90,8 +90,9 @@ def report(
             for its transform, needed for the tuning, stimulus and equivariance figures
             (without them, the page says what is missing).
         max_families: for a scan: families per layer and transform drawn as figures
-            (those with discovery q ≤ the config's alpha first, then the largest, then
-            the most equivariant); the others get a card without figures. None: all.
+            (those confirmed by weights first, then those with discovery q ≤ the config's
+            alpha, then the largest, then the most equivariant); the others get a card
+            without figures. None: all.
         max_circuits: for a scan: circuits drawn as weight diagrams (highest score
             first); the others get a card without figures. None: all.
         progress: show a progress bar while the figures are drawn.
@@ -179,7 +180,11 @@ def _legend(alpha: float) -> str:
         "the discovery on surrogate responses), q by Benjamini–Hochberg over the families of one layer and "
         "transform. Equivariance q / p: the family's equivariance score against random unit sets of the layer, "
         "q over the same families. Circuit q / p: the symmetry score against rearranged kernels, q over the "
-        "checks of one transform. A p at its floor prints as p ≤ 1/(1 + n_null), n_null the null draws."
+        "checks of one transform. A p at its floor prints as p ≤ 1/(1 + n_null), n_null the null draws. "
+        "Weights: \"confirmed by weights\" when a significant circuit from the layer below enters exactly the "
+        "family's units (the best such circuit is named), \"not confirmed\" when the weights were checked and "
+        "none does, \"weights not checked\" with circuits off, in the first scanned layer, or for a transform "
+        "circuits do not cover (hue_rotation). Families confirmed by weights are listed first."
     )
 
 
@@ -197,9 +202,10 @@ def _matched(matches: Sequence[dict[str, Any]], layer: str, transform: str, unit
 def _family_card(
     builder: _Builder, family: Family | None, score: FamilyScore | None, responses: Responses | None,
     matches: Sequence[dict[str, Any]], name: str, title: str, draw: str | None = None, *, n_null: int | None = None,
+    circuit_n_null: int | None = None,
 ) -> Card:  # fmt: skip
-    """A family's card; ``draw``: why it has no figures (None: draw them); ``n_null``: the null draws of
-    tests whose result does not say its own (older files)."""
+    """A family's card; ``draw``: why it has no figures (None: draw them); ``n_null`` and ``circuit_n_null``: the
+    null draws of family and circuit tests whose result does not say its own (older files)."""
     main: Family | FamilyScore = family if family is not None else score  # type: ignore[assignment]
     layer, t = main.layer, main.transform
     units = list(family.units) if family is not None else list(score.order)  # type: ignore[union-attr]
@@ -225,6 +231,7 @@ def _family_card(
     if family is not None:
         card.fields.append(("discovery score", _num(family.score)))
         card.fields.append(("discovery q / p", q_and_p(family.q_value, family.p_value, null_size(family, n_null))))
+        card.fields.append(("weights", weight_verdict_text(family, circuit_n_null)))
     holes = score.holes if score is not None else family.holes  # type: ignore[union-attr]
     card.fields.append(("holes", ", ".join(_param(h, t) for h in holes) if holes else "none"))
     if family is not None and family.duplicates:
@@ -342,22 +349,34 @@ class _ScanContext:
                    config.get("circuit_min_score"), tuple(matches), max_families)  # fmt: skip
 
 
+def _confirmed(fams: Sequence[Family]) -> str:
+    """How many of one layer and transform's families are confirmed by weights; "not checked" when their
+    weights were not (for a layer and transform the verdicts share that), "n/a" without families."""
+    if not fams:
+        return "n/a"
+    if not any(f.weight_checked for f in fams):
+        return "not checked"
+    return str(sum(f.weight_support is not None for f in fams))
+
+
 def _summary_row(ctx: _ScanContext, layer: str, t: str, fams: Sequence[Family], paired: list[FamilyScore | None],
                  resp: Responses | None) -> list[str]:  # fmt: skip
-    """One row of the summary table: counts, families at q ≤ alpha, the most equivariant family's q (p)."""
+    """One row of the summary table: counts, families at q ≤ alpha and confirmed by weights, the most
+    equivariant family's q (p)."""
     best = max((s for s in paired if s is not None), key=lambda s: s.equivariance, default=None)
     evidence = q_and_p(best.q_value, best.p_value, null_size(best, ctx.n_null)) if best else "n/a"
     return [
         layer, t, str(len(resp.units)) if resp is not None else "n/a",
         str(len(getattr(fams, "selective", []))), str(len(getattr(fams, "invariant", []))), str(len(fams)),
-        str(sum(f.q_value <= ctx.alpha for f in fams)), str(sum(len(f.units) for f in fams)),
+        str(sum(f.q_value <= ctx.alpha for f in fams)), _confirmed(fams), str(sum(len(f.units) for f in fams)),
         _num(best.equivariance) if best else "n/a", evidence,
     ]  # fmt: skip
 
 
 def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: str, fams: Sequence[Family],
                    paired: list[FamilyScore | None], resp: Responses | None) -> Section:  # fmt: skip
-    """The cards of one layer and transform, the most worth a look first (rank_families at q ≤ alpha)."""
+    """The cards of one layer and transform, the most worth a look first (rank_families at q ≤ alpha:
+    confirmed by weights first, then significant, larger, more equivariant)."""
     sub = Section(f"{layer} · {t}", f"layer-{slug(layer)}--{slug(t)}", level=3)
     invariant = list(getattr(fams, "invariant", []))
     n_sig = sum(f.q_value <= ctx.alpha for f in fams)
@@ -375,8 +394,10 @@ def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: str, fam
         title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {_period(fam.period, t)}"
         skip = None if ctx.max_families is None or rank < ctx.max_families else (
             f"only the first {ctx.max_families} families of {layer} · {t} are drawn "
-            f"(discovery q ≤ {ctx.alpha:g} first, then largest; report(..., max_families=None) draws all)")
-        sub.cards.append(_family_card(builder, fam, sc, resp, ctx.matches, name, title, skip, n_null=ctx.n_null))
+            f"(confirmed by weights first, then discovery q ≤ {ctx.alpha:g}, then largest; "
+            "report(..., max_families=None) draws all)")
+        sub.cards.append(_family_card(builder, fam, sc, resp, ctx.matches, name, title, skip, n_null=ctx.n_null,
+                                      circuit_n_null=ctx.circuit_n_null))  # fmt: skip
     return sub
 
 
@@ -418,8 +439,8 @@ def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circui
             layer_sections.append(_layer_section(builder, ctx, layer, t, fams, paired, resp))
     summary = Section("Summary", "summary", paragraphs=[_legend(ctx.alpha)])
     summary.table = Table(["layer", "transform", "units probed", "selective", "invariant", "families",
-                           f"families at discovery q ≤ {ctx.alpha:g}", "units in families", "best equivariance",
-                           "its equivariance q (p)"], rows, {2, 3, 4, 5, 6, 7, 8})  # fmt: skip
+                           f"families at discovery q ≤ {ctx.alpha:g}", "confirmed by weights", "units in families",
+                           "best equivariance", "its equivariance q (p)"], rows, {2, 3, 4, 5, 6, 7, 8, 9})  # fmt: skip
     summary_fn = getattr(res, "summary", None)
     if callable(summary_fn):
         summary.preformatted = str(summary_fn())

@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 
 import equifind as ef  # noqa: E402
 from equifind.report import figures as figures_module  # noqa: E402  (ef.report is the function)
-from equifind.families import FamilyList  # noqa: E402
+from equifind.families import FamilyList, best_weight_support  # noqa: E402
 from equifind.report import report  # noqa: E402
 from equifind.report._files import slug  # noqa: E402
 from test_figures import as_score, flip_case, hue_case, hue_rotation_case, make_circuit, rotation_case  # noqa: E402
@@ -239,3 +239,39 @@ def test_figure_budget_draws_the_significant_families_and_best_circuits_first(tm
     assert page.index("0.900") < page.index("0.200")  # best circuit first
     with pytest.raises(ValueError, match="max_families must be None or an int >= 0, got -1"):
         report(res, tmp_path / "bad", max_families=-1)
+
+
+def _summary_cells(page: str, layer: str, transform: str) -> list[str]:
+    """The cells of one summary-table row of a report page."""
+    import re
+
+    row = re.search(rf"<tr><td>{re.escape(layer)}</td><td>{transform}</td>(.*?)</tr>", page)
+    assert row is not None, (layer, transform)
+    return [layer, transform, *re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))]
+
+
+def test_families_confirmed_by_weights_come_first_with_their_verdict(tmp_path: Path) -> None:
+    res = stand_in_scan()
+    rot = res.families[ODD_LAYER]["rotation"][0]  # significant, 8 units
+    small = dataclasses.replace(rot, units=[0, 4], preferred=[0.0, 180.0], p_value=0.5, q_value=0.5)
+    circuit = make_circuit(targets=2, source_layer="conv0", target_layer=ODD_LAYER)
+    circuit.target_units = [4, 0]
+    rot.weight_checked = small.weight_checked = True
+    small.weight_support = best_weight_support(small, [circuit])
+    res.families[ODD_LAYER]["rotation"] = FamilyList([rot, small], invariant=[], selective=[])
+    res.scores[ODD_LAYER]["rotation"] = []
+    out = report(res, tmp_path / "r", formats=("png", "html"), max_families=1)
+    figures = files_under(out / "figures")
+    # the family confirmed by weights (listed second, small and insignificant) is drawn, the other is not
+    assert any(f.startswith(f"{slug(ODD_LAYER)}__rotation__f01__") for f in figures), figures
+    assert not any(f.startswith(f"{slug(ODD_LAYER)}__rotation__f00__") for f in figures), figures
+    page = (out / "index.html").read_text(encoding="utf-8")
+    confirmed = ("<dt>weights</dt><dd>confirmed by weights (equivariant→equivariant, from conv0[10, 11, 12], "
+                 "score 0.91, q = 0.012 (p ≤ 0.004))</dd>")  # fmt: skip
+    assert page.count(confirmed) == 1 and page.count("<dt>weights</dt><dd>not confirmed</dd>") == 1
+    assert page.index(confirmed) < page.index("<dt>weights</dt><dd>not confirmed</dd>")  # its card comes first
+    assert page.count("<dt>weights</dt><dd>weights not checked</dd>") == 2  # the hue and flip families of mixed&2
+    assert "confirmed by weights first, then discovery q ≤ 0.05" in page and "Families confirmed by weights are listed first." in page
+    assert "<th>confirmed by weights</th>" in page
+    assert _summary_cells(page, "conv&lt;1&gt;", "rotation")[7] == "1"
+    assert _summary_cells(page, "mixed&amp;2", "hue")[7] == "not checked"
