@@ -212,12 +212,13 @@ class ScanResult:
             return []
         floor = self.config.get("circuit_min_score")
         shown = min(len(self.circuits), SUMMARY_CIRCUITS)
-        rows = ["", f"circuits ({len(self.circuits)} with q ≤ {alpha:g}, BH over the checks of each transform"
-                    + (f", and score ≥ {floor:g}" if floor is not None else "") + f"; the {shown} best):"]
+        rows = ["", f"circuits ({len(self.circuits)} with q ≤ {alpha:g}, BH over the checks of each transform, "
+                    "and a rotation gain above 2 null SDs" + (f", and score ≥ {floor:g}" if floor is not None else "")
+                    + f"; the {shown} best):"]
         for c in sorted(self.circuits, key=lambda c: -c.score)[:SUMMARY_CIRCUITS]:
             rows.append(
                 f"  {c.source_layer}{c.source_units[:6]} → {c.target_layer}{c.target_units[:6]} "
-                f"{c.transform} {c.kind}: score {c.score:.2f}, "
+                f"{c.transform} {c.kind}: score {c.score:.2f}, {_gain_text(c)}, "
                 f"{q_and_p(c.q_value, c.p_value, null_size(c, self.config.get('circuit_n_null')))}"
             )
         if len(self.circuits) > SUMMARY_CIRCUITS:
@@ -312,6 +313,12 @@ class ScanResult:
 
 def _stage_dir(root: Path, layer: str, transform: str) -> Path:
     return root / "stages" / layer.replace("/", "_") / transform
+
+
+def _gain_text(circuit: Any) -> str:
+    """``"gain +0.31"``, or ``"gain n/a"`` for circuits saved before the rotation gain existed."""
+    gain = float(getattr(circuit, "rotation_gain", math.nan))
+    return f"gain {gain:+.2f}" if math.isfinite(gain) else "gain n/a"
 
 
 def _score_from_dict(d: dict[str, Any]) -> FamilyScore:

@@ -165,8 +165,9 @@ def test_circuits_keep_their_q_values_and_old_files_read_as_nan(tmp_path):
     result = ScanResult("m", ["a", "b"], ["rotation"], {"alpha": 0.05, "circuit_min_score": 0.5},
                         circuits=[_circuit(0.02), old])
     text = result.summary()
-    assert "circuits (2 with q ≤ 0.05, BH over the checks of each transform, and score ≥ 0.5" in text
-    assert "score 0.90, q = 0.02 (p ≤ 0.005)" in text and "score 0.90, q = n/a (p ≤ 0.005)" in text
+    assert ("circuits (2 with q ≤ 0.05, BH over the checks of each transform, and a rotation gain above "
+            "2 null SDs, and score ≥ 0.5") in text
+    assert "score 0.90, gain n/a, q = 0.02 (p ≤ 0.005)" in text and "score 0.90, gain n/a, q = n/a (p ≤ 0.005)" in text
 
 
 # -- weight verdicts (issue 12) --------------------------------------------------------------
