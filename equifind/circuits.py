@@ -49,7 +49,8 @@ from ._stats import DEFAULT_Q, bh_q, check_null_size, permutation_p
 from .models.base import Model
 from .record import record
 
-__all__ = ["expanded_weights", "circuit_symmetry", "find_circuits", "CircuitScore", "Units", "rotate_kernels"]
+__all__ = ["expanded_weights", "circuit_symmetry", "find_circuits", "CircuitScore", "Units", "rotate_kernels",
+           "rotation_ceiling"]
 
 Kind = Literal["invariant→equivariant", "equivariant→invariant", "equivariant→equivariant"]
 Reference = Literal["mean", "first"]
@@ -407,7 +408,7 @@ def rotate_kernels(kernels: Tensor, degrees: Tensor | float, *, flip: Tensor | N
     the kernel holds no information. The model continues ``f`` there smoothly,
     fading with the basis functions' tails and the envelope (bilinear: linearly to
     zero over the half pixel past the border, zero beyond). Either is a guess, not
-    data.
+    data; :func:`rotation_ceiling` measures what such losses cost a circuit score.
 
     Args:
         kernels: ``Tensor[N, C, kh, kw]`` (any number of channels; floating dtype).
@@ -427,6 +428,71 @@ def rotate_kernels(kernels: Tensor, degrees: Tensor | float, *, flip: Tensor | N
     if max(kh, kw) > _SMOOTH_MAX_SIDE:
         return _rotate_bilinear(kernels, *_sample_points(deg, mirror, kh, kw))
     return _rotate_smooth(kernels, deg, mirror)
+
+
+# The smooth oriented templates of rotation_ceiling, as (φ1°, φ2°, a, b, x0, y0): directions of u and v, weights
+# of the second derivative and of the blob, blob offset (x right, y down) in units of the side.
+_TEMPLATES = ((0.0, 30.0, 1.5, 1.0, 0.2, -0.1), (70.0, 145.0, -1.2, 0.7, -0.15, 0.2),
+              (200.0, 10.0, 1.0, -1.0, 0.1, 0.25), (300.0, 250.0, -2.0, 0.5, -0.25, -0.15))
+
+
+def _template(size: int, degrees: Tensor, params: tuple[float, ...]) -> Tensor:
+    """``Tensor[A, size, size]`` float64: one template of :data:`_TEMPLATES` turned by each of ``degrees``
+    (``Tensor[A]``, CCW as displayed), sampled exactly at the pixel centres."""
+    phi1, phi2, a, b, x0, y0 = params
+    x, y = _sample_points(torch.remainder(degrees, 360.0), torch.zeros_like(degrees), size, size)
+    s = size / 4
+    u = x * math.cos(math.radians(phi1)) + y * math.sin(math.radians(phi1))
+    v = x * math.cos(math.radians(phi2)) + y * math.sin(math.radians(phi2))
+    g = torch.exp(-(x**2 + y**2) / (2 * s**2))
+    blob = torch.exp(-((x - x0 * size) ** 2 + (y - y0 * size) ** 2) / (2 * (0.8 * s) ** 2))
+    return -u / s * g + a * (v**2 / s**2 - 1) * g + b * blob
+
+
+@functools.lru_cache(maxsize=None)
+def _ceiling(size: int) -> float:
+    """:func:`rotation_ceiling` of a valid size."""
+    if size == 1:
+        return 1.0
+    angles = torch.arange(8, dtype=torch.float64) * 45.0
+    kernels = torch.stack([_template(size, angles, p) for p in _TEMPLATES], 1)  # [8, T, size, size]
+    j, k = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    j, k = j[j != k], k[j != k]  # 7 references per kernel, grouped by the kernel predicted
+    moved = rotate_kernels(kernels[k], angles[j] - angles[k])  # [56, T, size, size]: templates as channels
+    pred = moved.reshape(8, 7, len(_TEMPLATES), size * size).mean(1)
+    return float(F.cosine_similarity(pred, kernels.flatten(2), dim=-1).mean())
+
+
+def rotation_ceiling(size: int) -> float:
+    """The self-consistency ceiling of rotation circuit scores for ``size × size`` kernels.
+
+    What an ideal rotation circuit of smooth kernels scores here: the circuit
+    score that :func:`rotate_kernels` can reach at this size, so that scores of
+    different kernel sizes can be compared (divide by it, or read them against it).
+    Four fixed smooth oriented templates, none with a symmetry, each
+    ``t(x) = −(u/σ) G + a (v²/σ² − 1) G + b exp(−|x − x₀|² / (2 (0.8σ)²))``:
+    a first Gaussian derivative along ``u``, a second along ``v`` (two directions),
+    and an off-centre blob at ``x₀``, with ``G = exp(−|x|²/(2σ²))`` and σ = size/4 px
+    (coordinates in px from the centre, y down; the parameters are in ``_TEMPLATES``).
+    Each is sampled exactly at 8 angles (45° steps) on the pixel grid; each of
+    the 8 kernels is predicted as the mean of the other 7 rotated onto it (the
+    circuit score's "mean" reference, leave one out), and the ceiling is the
+    mean cosine between kernels and predictions, over kernels and templates.
+    Three of the 7 references are quarter turns (exact), four are odd multiples
+    of 45°. 1×1 kernels: 1.0 by definition. Deterministic; cached per size.
+
+    Args:
+        size: the kernel side in pixels, ``>= 1``.
+
+    Returns:
+        The ceiling in [-1, 1] (≥ 0.99 at 3, 5 and 7 px).
+
+    Raises:
+        ValueError: size not an int ``>= 1``.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be an int >= 1 (a kernel side in pixels), got {size!r}")
+    return _ceiling(size)
 
 
 # --------------------------------------------------------------------------- symmetry

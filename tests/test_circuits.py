@@ -13,7 +13,8 @@ import torch
 from torch import Tensor, nn
 
 import equifind as ef
-from equifind.circuits import CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels
+from equifind.circuits import (CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels,
+                               rotation_ceiling)
 from nets import tiny_net
 from planted_circuits import MixedBlock, mixed_block_expected, planted
 
@@ -159,6 +160,16 @@ def test_white_noise_is_not_predicted_by_its_own_rotation():
         k0 = torch.stack([render_oriented(p, size, torch.zeros(1))[0] for p in smooth])
         k45 = torch.stack([render_oriented(p, size, torch.tensor([45.0]))[0] for p in smooth])
         assert cosines(rotate_kernels(k0[:, None].float(), 45.0), k45).mean() >= 0.98
+
+
+def test_rotation_ceiling_of_small_kernels():
+    assert rotation_ceiling(1) == 1.0
+    assert rotation_ceiling(3) >= 0.98 and rotation_ceiling(5) >= 0.98 and rotation_ceiling(7) >= 0.98
+    assert rotation_ceiling(3) == rotation_ceiling(3)  # deterministic (and cached)
+    assert ef.rotation_ceiling is rotation_ceiling
+    for bad in (0, -3, 2.0, True, "3"):
+        with pytest.raises(ValueError, match="size must be an int >= 1"):
+            rotation_ceiling(bad)
 
 
 def test_rotation_keeps_shape_dtype_and_1x1_kernels_and_batches_in_chunks():
