@@ -7,7 +7,8 @@
 """
 
 from . import stimuli
-from .circuits import CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels
+from .circuits import (CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels,
+                       rotation_ceiling)
 from .families import Family, FamilyList, find_families
 from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_model
 from .natural import natural_scale
@@ -52,6 +53,7 @@ __all__ = [
     "score_family", "score_responses", "FamilyScore",
     # circuits
     "expanded_weights", "circuit_symmetry", "find_circuits", "CircuitScore", "Units", "rotate_kernels",
+    "rotation_ceiling",
     # scan and report
     "scan", "ScanResult", "ScanConfig", "load_labels", "report",
 ]  # fmt: skip
