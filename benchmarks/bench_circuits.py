@@ -7,7 +7,7 @@ forward, one backward batched over the units) against one backward per unit;
 (b) symmetry checks of every family pair (4 stand-in families of 8 units per
 layer, seeded random units at even angles: 16 equivariant→equivariant checks,
 200 null draws each): the batched scorer (every kernel move of every draw in
-one ``grid_sample`` call) against a per-pair loop with one ``rotate_kernels`` call
+one ``rotate_kernels`` call) against a per-pair loop with one ``rotate_kernels`` call
 per reference kernel. Both use the same random angles and references and give
 the same scores (the default null, "angles", with the rotation gain's baselines). The naive part is timed on a subset of draws and extrapolated
 linearly when the whole would take longer than ``--naive-budget`` seconds.

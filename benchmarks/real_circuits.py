@@ -70,7 +70,7 @@ def main() -> None:
     for layer in LAYERS:
         sizes = ", ".join(str(len(f.units)) for f in fams[layer])
         lines.append(f"| {layer} | {len(fams[layer])} ({sizes}) | {len(inv[layer])} |")
-    lines += ["", "| circuit | kind | score | rotation gain (2 × null SD) | q | p | 1×1-path share | source units @ preferred | "
+    lines += ["", "| circuit | kind | score (ceiling) | rotation gain (2 × null SD) | q | p | 1×1-path share | source units @ preferred | "
               "target units @ preferred |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
     summary, confirmed = [], []
     t0 = time.perf_counter()
@@ -98,7 +98,7 @@ def main() -> None:
         confirmed.append(f"| `{lb}` | {len(fams[lb])} | {len(hit)} |")
         for c in found[: args.rows]:
             lines.append(
-                f"| {la}→{lb} | {c.kind} | {c.score:.3f} | {c.rotation_gain:+.3f} ({2 * c.gain_sd:.3f}) | "
+                f"| {la}→{lb} | {c.kind} | {c.score:.3f} ({c.ceiling:.3f}) | {c.rotation_gain:+.3f} ({2 * c.gain_sd:.3f}) | "
                 f"{c.q_value:.3f} | {c.p_value:.3f} | {c.pointwise_share:.2f} | "
                 f"{describe(c.source_units, c.source_preferred)} | {describe(c.target_units, c.target_preferred)} |"
             )

@@ -576,6 +576,9 @@ class CircuitScore:
         pointwise_share: the share of the circuit's squared weights that comes through
             1×1 paths (only 1×1 convolutions, pools and pointwise ops between the layers);
             near 1, the kernels cannot show a rotation (NaN: not measured).
+        ceiling: what a perfect circuit of smooth kernels of this size scores
+            (:func:`rotation_ceiling`; 1.0 for flip and hue, whose moves are exact): compare
+            scores of different kernel sizes as ``score / ceiling``.
     """
 
     kind: Kind
@@ -598,9 +601,10 @@ class CircuitScore:
     rotation_gain: float = math.nan
     gain_sd: float = math.nan
     pointwise_share: float = math.nan
+    ceiling: float = math.nan
 
     def __post_init__(self) -> None:  # None (how to_dict writes NaN) reads back as NaN
-        for name in ("null_mean", "q_value", "rotation_gain", "gain_sd", "pointwise_share"):
+        for name in ("null_mean", "q_value", "rotation_gain", "gain_sd", "pointwise_share", "ceiling"):
             if getattr(self, name) is None:
                 setattr(self, name, math.nan)
 
@@ -620,7 +624,7 @@ class CircuitScore:
         keys = ("kind", "transform", "score", "p_value", "source_layer", "target_layer", "source_units",
                 "target_units", "source_preferred", "target_preferred", "reference", "null", "n_null")
         out: dict[str, Any] = {k: getattr(self, k) for k in keys}
-        for name in ("null_mean", "q_value", "rotation_gain", "gain_sd", "pointwise_share"):
+        for name in ("null_mean", "q_value", "rotation_gain", "gain_sd", "pointwise_share", "ceiling"):
             value = getattr(self, name)
             out[name] = None if math.isnan(value) else value
         out["cosines"] = [[None if math.isnan(v) else v for v in row] for row in self.cosines.tolist()]
@@ -746,7 +750,8 @@ def _null_perms(src: _Side, tgt: _Side, null: Null, n_null: int, gen: torch.Gene
 
 
 def _kernel_table(kernels: Tensor, deltas: Tensor, transform: str) -> Tensor:
-    """``Tensor[A, P, kh*kw]``: every kernel ``[P, kh, kw]`` moved by every distinct delta, in one call."""
+    """``Tensor[A, P, kh*kw]``: every kernel ``[P, kh, kw]`` moved by every distinct delta, in one
+    :func:`rotate_kernels` call."""
     stack = kernels[None].expand(len(deltas), *kernels.shape)
     if transform == "hue":  # hue relabels units; kernels do not move
         return stack.flatten(2)
@@ -866,6 +871,7 @@ def _score(weights: Tensor, src: _Side, tgt: _Side, transform: str, n_null: int,
         target_preferred=None if tgt.angles is None else tgt.angles.tolist(),
         reference=reference, null=null, n_null=n_null, rotation_gain=float(gains[0]),
         gain_sd=float(gains[1:].std()) if n_null > 1 else math.nan, pointwise_share=share,
+        ceiling=rotation_ceiling(max(weights.shape[-2:])) if transform == "rotation" else 1.0,
     )  # fmt: skip
 
 

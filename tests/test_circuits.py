@@ -310,7 +310,7 @@ def test_one_smooth_oriented_kernel_at_45_degree_steps_with_noise_is_a_circuit(s
     p = planted("inv→eq", n=8, exact=False, template="oriented", size=size, noise=0.2, seed=0)
     cs = circuit_symmetry(load(p.net), side(p, "source"), side(p, "target"))
     assert cs.p_value <= 0.01 and cs.is_significant()
-    assert cs.score >= 0.8
+    assert cs.ceiling == rotation_ceiling(size) >= 0.98 and cs.score >= 0.8 * cs.ceiling
     assert cs.pointwise_share == 0.0  # two convs, no 1×1 path
 
 

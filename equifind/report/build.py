@@ -303,6 +303,7 @@ def _circuit_card(builder: _Builder, c: Any, i: int, draw: str | None = None, *,
                           f"left out; significant above 2 × {_num(getattr(c, 'gain_sd', None))}, its null SD)"),
         ("1×1-path share", f"{_num(getattr(c, 'pointwise_share', None))} (weights' energy through 1×1 convolutions "
                            "and pools, which cannot show a rotation)"),
+        ("ceiling", f"{_num(getattr(c, 'ceiling', None))} (what exactly rotated smooth kernels of this size score)"),
         ("source units", _units(src, getattr(c, "source_units", None) or range(shape[1] if len(shape) > 1 else 0))),
         ("target units", _units(tgt, getattr(c, "target_units", None) or range(shape[0] if shape else 0))),
         ("weights", " × ".join(str(s) for s in shape) + " (target, source, kh, kw)"),
