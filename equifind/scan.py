@@ -316,9 +316,14 @@ def _stage_dir(root: Path, layer: str, transform: str) -> Path:
 
 
 def _gain_text(circuit: Any) -> str:
-    """``"gain +0.31"``, or ``"gain n/a"`` for circuits saved before the rotation gain existed."""
+    """``"gain +0.31"`` (``"gain n/a"`` for circuits saved before the rotation gain existed), and a
+    warning when most of the weights come through 1×1 paths, which cannot show a rotation."""
     gain = float(getattr(circuit, "rotation_gain", math.nan))
-    return f"gain {gain:+.2f}" if math.isfinite(gain) else "gain n/a"
+    text = f"gain {gain:+.2f}" if math.isfinite(gain) else "gain n/a"
+    share = float(getattr(circuit, "pointwise_share", math.nan))
+    if math.isfinite(share) and share > 0.5:
+        text += f" (mostly 1×1 paths: {share:.0%} of the weights, which cannot show a rotation)"
+    return text
 
 
 def _score_from_dict(d: dict[str, Any]) -> FamilyScore:

@@ -477,8 +477,8 @@ def test_find_circuits_needs_enough_null_draws_for_alpha():
 # --------------------------------------------------------------------------- designed equivariance (e2cnn)
 
 
-def e2cnn_net(seed: int = 0) -> tuple[nn.Sequential, list[list[int]], list[list[int]]]:
-    """AvgPool · exported C4 R2Conv(3 trivial → 3 regular) · ReLU · R2Conv(→ 2 regular), channels shuffled.
+def e2cnn_net(seed: int = 0, n: int = 4) -> tuple[nn.Sequential, list[list[int]], list[list[int]]]:
+    """AvgPool · exported C_n R2Conv(3 trivial → 3 regular) · ReLU · R2Conv(→ 2 regular), channels shuffled.
 
     Returns the net and the families of layers "2" and "3" in cyclic order.
     """
@@ -486,20 +486,20 @@ def e2cnn_net(seed: int = 0) -> tuple[nn.Sequential, list[list[int]], list[list[
     from e2cnn import nn as enn
 
     torch.manual_seed(seed)
-    gs = gspaces.Rot2dOnR2(N=4)
+    gs = gspaces.Rot2dOnR2(N=n)
     t_in = enn.FieldType(gs, 3 * [gs.trivial_repr])
     hid, out = enn.FieldType(gs, 3 * [gs.regular_repr]), enn.FieldType(gs, 2 * [gs.regular_repr])
     net = enn.SequentialModule(enn.R2Conv(t_in, hid, 5, padding=2), enn.ReLU(hid), enn.R2Conv(hid, out, 5, padding=2))
     plain = net.eval().export()
     gen = torch.Generator().manual_seed(seed)
-    p1, p2 = torch.randperm(12, generator=gen), torch.randperm(8, generator=gen)
+    p1, p2 = torch.randperm(3 * n, generator=gen), torch.randperm(2 * n, generator=gen)
     with torch.no_grad():  # shuffle channels: new channel c is old channel p[c]
         c1, c2 = plain[0], plain[2]
         c1.weight.copy_(c1.weight[p1]), c1.bias.copy_(c1.bias[p1])
         c2.weight.copy_(c2.weight[p2][:, p1]), c2.bias.copy_(c2.bias[p2])
     where1, where2 = torch.argsort(p1).tolist(), torch.argsort(p2).tolist()
-    fams1 = [[where1[4 * f + i] for i in range(4)] for f in range(3)]
-    fams2 = [[where2[4 * f + i] for i in range(4)] for f in range(2)]
+    fams1 = [[where1[n * f + i] for i in range(n)] for f in range(3)]
+    fams2 = [[where2[n * f + i] for i in range(n)] for f in range(2)]
     return nn.Sequential(nn.AvgPool2d(4), *plain), fams1, fams2
 
 
@@ -508,6 +508,18 @@ def e2cnn_model():
     pytest.importorskip("e2cnn")
     net, fams1, fams2 = e2cnn_net()
     return load(net, "e2cnn_c4"), fams1, fams2
+
+
+def test_e2cnn_c8_fields_form_equivariant_circuits():
+    """C8: 45° steps, where kernels rotate between pixels (the accurate small-kernel rotation)."""
+    pytest.importorskip("e2cnn")
+    net, fams1, fams2 = e2cnn_net(n=8)
+    m = load(net, "e2cnn_c8")
+    found = find_circuits(m, {"2": [("2", f) for f in fams1], "3": [("3", f) for f in fams2]})
+    assert len(found) == 6 and all(c.kind == "equivariant→equivariant" for c in found)
+    assert min(c.score / c.ceiling for c in found) >= 0.8 and all(c.is_significant() for c in found)
+    real = {(tuple(a), tuple(b)) for a in fams1 for b in fams2}
+    assert {(tuple(c.source_units), tuple(c.target_units)) for c in found} == real
 
 
 def test_e2cnn_regular_fields_are_rotation_families_in_cyclic_order(e2cnn_model):

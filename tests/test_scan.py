@@ -170,6 +170,14 @@ def test_circuits_keep_their_q_values_and_old_files_read_as_nan(tmp_path):
     assert "score 0.90, gain n/a, q = 0.02 (p ≤ 0.005)" in text and "score 0.90, gain n/a, q = n/a (p ≤ 0.005)" in text
 
 
+def test_summary_flags_circuits_that_come_mostly_through_1x1_paths():
+    flat, spatial = _circuit(0.01), _circuit(0.02)
+    flat.pointwise_share, flat.rotation_gain, spatial.pointwise_share = 0.97, 0.3, 0.1
+    text = ScanResult("m", ["a", "b"], ["rotation"], {"alpha": 0.05}, circuits=[flat, spatial]).summary()
+    assert text.count("mostly 1×1 paths: 97% of the weights, which cannot show a rotation") == 1
+    assert "gain +0.30 (mostly 1×1 paths" in text
+
+
 # -- weight verdicts (issue 12) --------------------------------------------------------------
 CIRCUIT_CONFIG = {"steps": 24, "n_null": 30, "circuit_n_null": 30}
 
