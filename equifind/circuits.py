@@ -58,6 +58,7 @@ Kind = Literal["invariant→equivariant", "equivariant→invariant", "equivarian
 Reference = Literal["mean", "first"]
 Null = Literal["angles", "kernels", "orders"]
 ANGLE_GRID = 72  #: the "angles" null draws member angles on this many steps of the period (5° for rotation)
+_BATCH = 64  # target units per batched backward pass of expanded_weights
 GAIN_SPREAD = 2.0  #: a significant circuit's rotation gain exceeds this many standard deviations of the null gains
 #: Transforms a circuit can be checked for, with the period of their parameter.
 PERIODS: dict[str, float] = {"rotation": 360.0, "hue": 360.0, "flip": 2.0}
@@ -222,7 +223,7 @@ def expanded_weights(
     target_units: Sequence[int] | None = None,
     source_units: Sequence[int] | None = None,
     *,
-    batch_size: int = 64,
+    batch_size: int = _BATCH,
     pointwise: bool = False,
 ) -> Tensor:
     """The linear map from source activations to each target unit's centre pre-activation.
@@ -267,7 +268,17 @@ def expanded_weights(
                          f"source_units={source_units!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    (top, left, side), croppable = _window(model, source_layer, target_layer)
+    return _expanded(model, source_layer, target_layer, t_units, s_units, batch_size, pointwise,
+                     _window(model, source_layer, target_layer))
+
+
+def _expanded(
+    model: Model, source_layer: str, target_layer: str, t_units: list[int], s_units: list[int], batch_size: int,
+    pointwise: bool, window: tuple[tuple[int, int, int], bool],
+) -> Tensor:  # fmt: skip
+    """:func:`expanded_weights` of checked units on a given :func:`_window`: the full and the
+    1×1-path weights of a circuit share one window, which costs two structural passes."""
+    (top, left, side), croppable = window
     chunks = []
     for start in range(0, len(t_units), batch_size):
         part = t_units[start : start + batch_size]
@@ -964,9 +975,16 @@ def circuit_symmetry(
     """
     _check_model(model)
     src, tgt, transform = _sides(model, source, target, transform)
-    weights = expanded_weights(model, src.layer, tgt.layer, tgt.units, src.units)
-    pointwise = expanded_weights(model, src.layer, tgt.layer, tgt.units, src.units, pointwise=True)
+    weights, pointwise = _circuit_weights(model, src.layer, tgt.layer, tgt.units, src.units)
     return _score(weights, src, tgt, transform, n_null, seed, reference, null, pointwise)
+
+
+def _circuit_weights(model: Model, source: str, target: str, t_units: list[int], s_units: list[int]
+                     ) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """The expanded weights and their 1×1-path part (checked units), on one window."""
+    window = _window(model, source, target)
+    return tuple(_expanded(model, source, target, t_units, s_units, _BATCH, pointwise, window)  # type: ignore[return-value]
+                 for pointwise in (False, True))
 
 
 def find_circuits(
@@ -1055,8 +1073,7 @@ def find_circuits(
             continue
         t_all = sorted({u for _, tgt, _ in pairs for u in tgt.units})
         s_all = sorted({u for src, _, _ in pairs for u in src.units})
-        weights = expanded_weights(model, la, lb, t_all, s_all)
-        pointwise = expanded_weights(model, la, lb, t_all, s_all, pointwise=True)
+        weights, pointwise = _circuit_weights(model, la, lb, t_all, s_all)
         t_pos, s_pos = {u: i for i, u in enumerate(t_all)}, {u: i for i, u in enumerate(s_all)}
         for src, tgt, tr in pairs:
             rows, cols = [t_pos[u] for u in tgt.units], [s_pos[u] for u in src.units]

@@ -145,12 +145,6 @@ class Responses:
         """``Tensor[units]``: each unit's largest |response| over every variant and step."""
         return self.values.abs().flatten(1).amax(dim=1)
 
-    @property
-    def modulation(self) -> Tensor:
-        """``Tensor[units]``: max − min of each unit's best-variant tuning curve."""
-        t = self.tunings()
-        return t.amax(dim=1) - t.amin(dim=1)
-
     def responding(self, min_response: float = 0.1) -> Tensor:
         """``Tensor[units]`` (bool): which units the stimuli drive at all.
 
