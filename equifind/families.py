@@ -9,7 +9,9 @@ units in a graph, splits it into communities (Louvain, igraph) and keeps the
 members whose shifts are cycle-consistent, ``shift(u, w) ≈ shift(u, v) +
 shift(v, w)``: the phases of the leading eigenvector of ``H[u, v] = sim(u, v) ·
 exp(−2πi·k·shift(u, v)/360)`` synchronise all relative shifts, and each member's
-residuals show whether it fits. Flip pairs are mutual best matches of ``u(x)``
+residuals show whether it fits. Groups that are one family split in two are then
+merged (rotated copies whose second peak at +180° differs in height; :func:`_merge`).
+Flip pairs are mutual best matches of ``u(x)``
 against ``v(flip x)`` that mirror each other better than either mirrors itself.
 
 >>> fams = find_families(responses)          # responses: Responses of one layer
@@ -18,6 +20,7 @@ against ``v(flip x)`` that mirror each other better than either mirrors itself.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import warnings
@@ -25,7 +28,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import igraph
 import numpy as np
@@ -46,6 +49,8 @@ __all__ = [
 #: Transforms that :func:`find_families` handles ("scale" has no period).
 TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "hue_rotation")
 _MIN_CONSISTENCY = 0.8  # a member's similarity-weighted mean cos(shift residual) (cos 37°)
+_MIN_DIRECTED = 4  # fewest members whose consistent shifts over 360° override a 180°/90° period (see _prune)
+_MERGE_MARGIN = 0.05  # groups merge when alike across as within, up to this (see _merge)
 _DUPLICATE_STEPS = 0.5  # members whose preferred params are closer (grid steps) are duplicates
 _TIE_DECIMALS = 9  # scores equal to this many decimals are ties, broken by position
 _CHUNK = 1 << 24  # elements per block of the pairwise correlation
@@ -466,34 +471,103 @@ def _discover(profiles: Tensor, spectra: Tensor, anchors: Tensor, setting: _Sett
 
 
 def _groups(links: _Links, spectra: Tensor, anchors: Tensor, setting: _Setting) -> list[_Group]:
-    """Communities → consistency pruning → parameters → deduplication → score.
+    """Communities → consistency pruning → parameters → deduplication → score → merging.
 
     Each community is settled on its own, with the similarities of its members only
-    (``links.block``); what pruning drops is tried again as a group of its own.
+    (``links.block``); what pruning drops is tried again as a group of its own. Then
+    groups that are one family are merged (:func:`_merge`).
     """
-    grid = setting.grid
     found: list[_Group] = []
     spectra_np = spectra.numpy()
     for community in _communities(links, setting.min_similarity, setting.seed):
         idx = np.asarray(community, dtype=np.int64)
-        sim, shift = links.block(idx)
+        block = links.block(idx)
         queue = deque([list(range(len(idx)))])
         while queue:
-            group = queue.popleft()
-            chars, period, theta, rest = _prune(group, spectra_np[idx], sim, shift, grid, setting.min_size, setting.min_similarity)
+            group, rest = _settle(queue.popleft(), idx, block, spectra_np, anchors, setting)
             if len(rest) >= setting.min_size:
                 queue.append(rest)
-            if len(group) < setting.min_size:
+            if group is not None:
+                found.append(group)
+    return _merge(found, links, spectra_np, anchors, setting)
+
+
+def _median_off_diagonal(x: np.ndarray) -> float:
+    """The median of a square matrix's off-diagonal entries (1.0 for a 1 × 1 matrix)."""
+    m = len(x)
+    return float(np.median(x[~np.eye(m, dtype=bool)])) if m > 1 else 1.0
+
+
+def _settle(
+    group: list[int], idx: np.ndarray, block: _Block, spectra: np.ndarray, anchors: Tensor, setting: _Setting
+) -> tuple[_Group | None, list[int]]:
+    """Prune, place, deduplicate and score one candidate group.
+
+    Args:
+        group: positions in ``idx`` (changed in place: pruning drops members).
+        idx: rows of the profiles; ``block``: their similarities (``links.block(idx)``).
+
+    Returns:
+        The group (None when fewer than ``min_size`` members stay) and the positions
+        pruning dropped.
+    """
+    grid, sim, shift = setting.grid, block.sim, block.shift
+    chars, period, theta, rest = _prune(group, spectra[idx], sim, shift, grid, setting.min_size, setting.min_similarity, block.odd)
+    if len(group) < setting.min_size:
+        return None, rest
+    pos = _anchor(theta, chars, anchors[idx[group]], setting)
+    kept, duplicates = _dedupe(group, chars, period, pos, sim, grid)
+    if len(kept) < setting.min_size:
+        return None, rest
+    local = np.asarray([group[i] for i in kept], dtype=np.int64)
+    _, _, score = _consistency(sim[np.ix_(local, local)], shift[np.ix_(local, local)], grid, chars)
+    pairs = [(int(idx[a]), int(idx[b])) for a, b in duplicates]
+    return _Group(idx[local].tolist(), pos[kept], period, score, pairs), rest
+
+
+def _merge(groups: list[_Group], links: _Links, spectra: np.ndarray, anchors: Tensor, setting: _Setting) -> list[_Group]:
+    """Merge groups that are one family, most similar pair first, until none merges.
+
+    Community detection maximises modularity, and so splits a dense group whose
+    similarities vary smoothly across it: rotated copies whose tuning carries a second
+    peak at +180° of varying strength (an echo of 0.2 of the peak in one member, 0.9 in
+    another) came out as two families, split by echo strength. Two groups merge when the
+    median similarity between their members is at least ``min_similarity`` and their union
+    settles as a whole (:func:`_settle`: every member cycle-consistent, consistency >= 0.8,
+    and its median similarity to the others >= ``min_similarity``; pruning drops no one).
+    So a split stays only where the members' responses across stimulus variants differ:
+    two families with other preferred stimuli are less similar than ``min_similarity``,
+    and their union fails. The null runs the same merging, so p-values include it.
+    """
+    if len(groups) < 2:
+        return groups
+    rows = np.asarray([r for g in groups for r in g.rows], dtype=np.int64)
+    block = links.block(rows)
+    alike = block.alike
+    where = {int(r): i for i, r in enumerate(rows.tolist())}
+    while len(groups) >= 2:
+        local = [np.asarray([where[r] for r in g.rows], dtype=np.int64) for g in groups]
+        within = [_median_off_diagonal(alike[np.ix_(rs, rs)]) for rs in local]
+        pairs = []
+        for a, b in itertools.combinations(range(len(groups)), 2):
+            cross = float(np.median(alike[np.ix_(local[a], local[b])]))
+            if cross >= min(within[a], within[b]) - _MERGE_MARGIN:
+                pairs.append((-round(cross, _TIE_DECIMALS), a, b))
+        for _, a, b in sorted(pairs):
+            union = np.concatenate([local[a], local[b]])
+            sub = _Block(*(None if x is None else x[np.ix_(union, union)] for x in block))
+            group, rest = _settle(list(range(len(union))), union, sub, spectra[rows], anchors[torch.from_numpy(rows)], setting)
+            if group is None or rest:
                 continue
-            pos = _anchor(theta, chars, anchors[idx[group]], setting)
-            kept, duplicates = _dedupe(group, chars, period, pos, sim, grid)
-            if len(kept) < setting.min_size:
-                continue
-            local = np.asarray([group[i] for i in kept], dtype=np.int64)
-            _, _, score = _consistency(sim[np.ix_(local, local)], shift[np.ix_(local, local)], grid, chars)
-            duplicates = [(int(idx[a]), int(idx[b])) for a, b in duplicates]
-            found.append(_Group(idx[local].tolist(), pos[kept], period, score, duplicates))
-    return found
+            merged = _Group(
+                rows[group.rows].tolist(), group.pos, group.period, group.score,
+                groups[a].duplicates + groups[b].duplicates + [(int(rows[u]), int(rows[v])) for u, v in group.duplicates],
+            )  # fmt: skip
+            groups = [g for i, g in enumerate(groups) if i not in (a, b)] + [merged]
+            break
+        else:
+            return groups
+    return groups
 
 
 def _anchors(tunings: Tensor, grid: tuple[int, ...], params: Tensor) -> Tensor:
@@ -739,21 +813,51 @@ class _Links:
         n_units = self.freq.shape[1]
         weight = self._bound_weights().to(self.freq.real.dtype)
         rows = max(1, _CHUNK // max(1, n_units * len(weight)))
-        iu, iv, sims = [], [], []
+        self.energy = (self.freq.real.square() + self.freq.imag.square()).sum(-1)  # [F, U]
+        iu, iv, sims, alike = [], [], [], []
         for i in range(0, n_units, rows):
             cross = self.freq[:, i : i + rows].conj() @ self.freq.transpose(1, 2)  # [F, c, U]
             modulus = (cross.real.square() + cross.imag.square()).sqrt()  # 3× faster than Tensor.abs() (hypot)
             bound = torch.einsum("f,fcu->cu", weight, modulus)
             a, b = torch.nonzero(torch.triu(bound >= threshold - 1e-6, diagonal=i + 1), as_tuple=True)
             if len(a):
-                value, _ = _cross_peak(cross[:, a, b], self.fshape, grid)
+                value, shift = _cross_peak(cross[:, a, b], self.fshape, grid)
                 iu.append(a + i)
                 iv.append(b)
                 sims.append(value.double().clamp(-1.0, 1.0))
+                # The max: the parabola's peak value can exceed the interpolant's at its shift.
+                alike.append(torch.maximum(self._alike(cross[:, a, b], shift, a + i, b)[0], sims[-1]) if len(grid) == 1 else sims[-1])
         self.iu = torch.cat(iu) if iu else torch.zeros(0, dtype=torch.long)
         self.iv = torch.cat(iv) if iv else torch.zeros(0, dtype=torch.long)
         self.sim = torch.cat(sims) if sims else torch.zeros(0, dtype=torch.float64)
+        self.alike = torch.cat(alike) if alike else torch.zeros(0, dtype=torch.float64)
         self.n_units = n_units
+
+    def _alike(self, cross: Tensor, shift: Tensor, u: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+        """Echo-blind similarity of pairs ``(u, w)`` (1-D grids) at their best ``shift``
+        (``[..., 1]``, grid steps), from their cross-spectra ``cross`` ``[F, ...]``.
+
+        Each profile is split into its odd and its even harmonics (a second peak at +180°
+        of relative height e scales them by 1 − e and 1 + e); with ``C`` a part's
+        cross-correlation at the shift and ``E`` its energy, the pair's value is
+        ``(C_odd + C_even) / (√(E_odd,u E_odd,w) + √(E_even,u E_even,w))``: 1 for rotated
+        copies whatever their echoes, never below the plain correlation (Cauchy–Schwarz).
+
+        Returns:
+            ``(alike, odd)``: that value, and the correlation ``C_odd / √(E_odd,u E_odd,w)``
+            of the odd parts alone (what tells a direction from its opposite), ``[...]`` each.
+        """
+        n = self.grid[0]
+        k = torch.arange(cross.shape[0], dtype=torch.float64).reshape(-1, *([1] * (cross.dim() - 1)))
+        multiplicity = torch.where((k == 0) | (2 * k == n), 1.0, 2.0)
+        turn = torch.polar(torch.ones_like(k), 2 * math.pi * k * shift[..., 0].double() / n)
+        part = multiplicity * (cross.to(torch.complex128) * turn).real
+        eu, ew = self.energy[:, u].double() * multiplicity, self.energy[:, w].double() * multiplicity
+        odd = (k % 2 == 1).flatten()
+        num = [part[p].sum(0) for p in (odd, ~odd)]
+        den = [(eu[p].sum(0) * ew[p].sum(0)).sqrt() for p in (odd, ~odd)]
+        alike = (num[0] + num[1]) / (den[0] + den[1]).clamp_min(1e-30)
+        return alike.clamp(-1.0, 1.0), (num[0] / den[0].clamp_min(1e-30)).clamp(-1.0, 1.0)
 
     def _bound_weights(self) -> Tensor:
         """``[F]``: each rfftn frequency's multiplicity in the full spectrum times its
@@ -764,33 +868,51 @@ class _Links:
         overshoot = 1.0 + 0.25 * sum((2 * math.pi * k / n).sin().abs() for k, n in zip(axes, self.grid))
         return (multiplicity * overshoot).flatten() / math.prod(self.grid)
 
-    def edges(self, threshold: float) -> tuple[Tensor, Tensor, Tensor]:
-        """Linked pairs ``(u, w, sim)``, ``u < w``, in row-major order."""
+    def edges(self, threshold: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Linked pairs ``(u, w, sim, alike)``, ``u < w``, in row-major order (``alike``: the
+        echo-blind similarity of :meth:`_alike`; the plain ``sim`` on 2-D grids)."""
         keep = self.sim >= threshold
-        return self.iu[keep], self.iv[keep], self.sim[keep]
+        return self.iu[keep], self.iv[keep], self.sim[keep], self.alike[keep]
 
-    def block(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Exact ``(sim [m, m], shift [m, m, d])`` among the units ``idx`` (NumPy, float64)."""
-        sub = self.freq[:, torch.from_numpy(idx)]
-        value, shift = _cross_peak(sub.conj() @ sub.transpose(1, 2), self.fshape, self.grid)
+    def block(self, idx: np.ndarray) -> _Block:
+        """The exact similarities among the units ``idx`` (NumPy, float64): see :class:`_Block`."""
+        index = torch.from_numpy(idx)
+        sub = self.freq[:, index]
+        cross = sub.conj() @ sub.transpose(1, 2)
+        value, shift = _cross_peak(cross, self.fshape, self.grid)
         sim, shift = value.clamp(-1.0, 1.0).double(), shift.double()
         sim.fill_diagonal_(1.0)
         shift[torch.arange(len(idx)), torch.arange(len(idx))] = 0.0
-        return sim.numpy(), shift.numpy()
+        if len(self.grid) != 1:
+            return _Block(sim.numpy(), shift.numpy(), sim.numpy(), None)
+        alike, odd = self._alike(cross, shift, index[:, None], index[None, :])
+        alike = torch.maximum(alike, sim)  # as in __init__
+        return _Block(sim.numpy(), shift.numpy(), alike.fill_diagonal_(1.0).numpy(), odd.fill_diagonal_(1.0).numpy())
+
+
+class _Block(NamedTuple):
+    """Similarities among a set of m units (:meth:`_Links.block`)."""
+
+    sim: np.ndarray  # [m, m] best-shift correlation
+    shift: np.ndarray  # [m, m, d] that shift, grid steps
+    alike: np.ndarray  # [m, m] echo-blind similarity at that shift (2-D grids: sim)
+    odd: np.ndarray | None  # [m, m] correlation of the odd harmonics at that shift (2-D grids: None)
 
 
 # -- communities, consistency, families --------------------------------------------
 def _communities(links: _Links, threshold: float, seed: int) -> list[list[int]]:
     """Louvain communities (size >= 2) of the graph linking pairs with ``sim >= threshold``.
 
-    Edges weigh the similarity above the threshold, ``(sim − t) / (1 − t)``, and each
+    Edges weigh the echo-blind similarity (:meth:`_Links._alike`, which rotated copies with
+    second peaks of different heights share) above the threshold, ``(alike − t) / (1 − t)``:
+    weighted by the plain correlation, Louvain split such a family by echo height. Each
     connected component is split on its own, so that modularity's resolution limit
     (relative to the whole layer) does not merge small families joined by weak links.
     Louvain is igraph's (C; the surrogate runs of the null call it hundreds of times),
     its vertex order drawn from a ``random.Random(seed)`` for each component.
     """
-    iu, iv, weight = links.edges(threshold)
-    excess = ((weight - threshold) / (1.0 - threshold + 1e-9)).tolist()
+    iu, iv, _, alike = links.edges(threshold)
+    excess = ((alike - threshold) / (1.0 - threshold + 1e-9)).tolist()
     graph = igraph.Graph(n=links.n_units, edges=torch.stack([iu, iv], 1).tolist())
     graph.es["weight"] = excess
     found: list[list[int]] = []
@@ -866,7 +988,8 @@ def _symmetry(spectra: np.ndarray, grid: tuple[int, ...], min_similarity: float)
     """The characters to synchronise and the period of a group, from its members' :func:`_spectra`.
 
     1-D: the largest harmonic k in {4, 2} whose multiples hold >= 75% of the tuning energy
-    gives period 360/k (else k = 1, period 360). 2-D: if the profiles are unchanged by
+    gives period 360/k (else k = 1, period 360); :func:`_prune` overrides that with 360 when
+    the odd harmonics are shared and resolve the members' direction. 2-D: if the profiles are unchanged by
     (hue + 180, angle + 180) the group is coupled and (hue ± angle) are synchronised, else
     hue and angle separately; period 360.
     """
@@ -879,12 +1002,17 @@ def _symmetry(spectra: np.ndarray, grid: tuple[int, ...], min_similarity: float)
 
 def _prune(
     group: list[int], spectra: Tensor | np.ndarray, sim: Tensor | np.ndarray, shift: Tensor | np.ndarray,
-    grid: tuple[int, ...], min_size: int, min_similarity: float,
+    grid: tuple[int, ...], min_size: int, min_similarity: float, odd: np.ndarray | None = None,
 ) -> tuple[list[tuple[int, ...]], float, Tensor, list[int]]:  # fmt: skip
     """Drop inconsistent or weakly similar members of ``group`` (in place), worst first.
 
     A member stays if its consistency is >= 0.8 and its median similarity to the
-    others >= ``min_similarity``. Each round drops the worse half of the members
+    others >= ``min_similarity``. The period is :func:`_symmetry`'s, except that a group of
+    >= 4 members whose tuning energy says 180° or 90° gets period 360 when the odd
+    harmonics (``odd``, their correlation at each pair's shift, from :meth:`_Links.block`)
+    are shared (median >= ``min_similarity``) and every member is consistent over the
+    whole turn: a weaker second peak at +180° (an echo) then resolves each member's
+    direction, and its 180°-rotated copy is another member, not a duplicate. Each round drops the worse half of the members
     that fail (at least one) and re-synchronises the rest: a group of m members is
     settled in O(log m) rounds, not m (the null re-runs this hundreds of times).
 
@@ -896,8 +1024,18 @@ def _prune(
     while True:
         chars, period = _symmetry(spectra[group], grid, min_similarity)
         idx = np.asarray(group, dtype=np.int64)
-        sub = sim[np.ix_(idx, idx)]
-        theta, member, _ = _consistency(sub, shift[np.ix_(idx, idx)], grid, chars)
+        sub, sub_shift = sim[np.ix_(idx, idx)], shift[np.ix_(idx, idx)]
+        theta, member, _ = _consistency(sub, sub_shift, grid, chars)
+        if odd is not None and chars[0][0] > 1 and len(group) >= _MIN_DIRECTED:
+            # The tuning energy says period 360/k. But when the odd harmonics, which break
+            # that symmetry, are shared too (median correlation >= min_similarity) and the
+            # shifts agree over the whole turn, the members' direction is resolved (an echo
+            # at +180°, not a symmetry): period 360, members 180° apart are members, not
+            # duplicates. Odd parts that are noise correlate near 0, so a true line family stays 180.
+            if _median_off_diagonal(odd[np.ix_(idx, idx)]) >= min_similarity:
+                theta_1, member_1, _ = _consistency(sub, sub_shift, grid, [(1,)])
+                if float(member_1.min()) >= _MIN_CONSISTENCY:
+                    chars, period, theta, member = [(1,)], 360.0, theta_1, member_1
         if len(group) < min_size:
             return chars, period, torch.from_numpy(theta), dropped
         off = sub[~np.eye(len(group), dtype=bool)].reshape(len(group), len(group) - 1) if len(group) > 1 else sub

@@ -26,11 +26,17 @@ from equifind.responses import Responses
 
 @dataclass
 class Spec:
-    """One planted family: member angles (degrees), period (360, 180, 90) and width."""
+    """One planted family: member angles (degrees), period (360, 180, 90) and width.
+
+    ``echo``: optional, per member, the height (relative to the peak) of a second bump at
+    the angle + 180° (early curve detectors answer a line too); the members stay rotated
+    copies of one feature only up to that echo.
+    """
 
     angles: Sequence[float]
     period: float = 360.0
     kappa: float = 3.0
+    echo: Sequence[float] | None = None
 
 
 @dataclass
@@ -108,9 +114,13 @@ def planted_1d(
         gains = torch.rand(variants, 1, generator=g, dtype=torch.float64) ** 2
         gains[torch.randint(variants, (1,), generator=g)] = 1.0
         base = 0.1 * torch.rand(variants, 1, generator=g, dtype=torch.float64)
-        for angle in spec.angles:
+        echoes = [0.0] * len(spec.angles) if spec.echo is None else list(spec.echo)
+        if len(echoes) != len(spec.angles):
+            raise ValueError(f"Spec.echo has {len(echoes)} entries for {len(spec.angles)} angles")
+        for angle, echo in zip(spec.angles, echoes):
             a = 0.7 + 0.6 * float(torch.rand(1, generator=g))
-            rows.append(a * (gains * von_mises(theta, angle, spec.kappa, spec.period) + base))
+            bump = von_mises(theta, angle, spec.kappa, spec.period) + echo * von_mises(theta, angle + 180.0, spec.kappa, spec.period)
+            rows.append(a * (gains * bump + base))
             kinds.append(("family", f))
     for _ in range(n_invariant):
         rows.append((0.5 + torch.rand(variants, 1, generator=g, dtype=torch.float64)).expand(variants, steps).clone())

@@ -318,6 +318,33 @@ def test_e2cnn_fields_are_families(n: int, depth: int) -> None:
     assert not in_families(fams) & set(e2.trivial)
 
 
+E2_WIDE = [(8, 1), (8, 2), (16, 1)]
+
+
+@pytest.mark.parametrize("n, depth", E2_WIDE, ids=[f"C{n}-depth{d}" for n, d in E2_WIDE])
+def test_e2cnn_every_regular_field_is_one_whole_family(n: int, depth: int) -> None:
+    """Six regular fields and eight invariant ones: every field is one family with all its
+    units as members (none left out, none reported as a duplicate), ARI = 1.
+
+    Before the period rule of ``_prune``, fields whose tuning energy was >= 75% in even
+    harmonics were called period 180, and each member's 180°-rotated copy became its
+    "duplicate" (C8 seed 3: four families of 4 members + 4 duplicates; C16 seed 2: a field
+    split 4 + 12).
+    """
+    e2 = e2cnn_layer(n=n, regular=6, trivial=8, depth=depth, seed=3)
+    model = ef.load_model(e2.net, preprocess=centred, name=f"e2cnn_c{n}", device="cpu")
+    fams = discover(model, model.layers[-1], "rotation", steps=32)
+    truth = {u: i for i, field in enumerate(e2.fields) for u in field}
+    found = {u: j for j, fam in enumerate(fams) for u in fam.units}
+    found |= {d: j for j, fam in enumerate(fams) for d, _ in fam.duplicates}
+    regular = sorted(truth)
+    ari = adjusted_rand_score([truth[u] for u in regular], [found.get(u, -1 - u) for u in regular])
+    assert ari >= 0.95, (ari, [f.units for f in fams], e2.fields)
+    assert sorted(sorted(f.units) for f in fams) == sorted(sorted(f) for f in e2.fields)
+    assert all(is_cyclic_rotation(f.units, e2.fields[truth[f.units[0]]]) and f.q_value <= 0.05 for f in fams)
+    assert not in_families(fams) & set(e2.trivial)
+
+
 def test_e2cnn_trivial_fields_invariant() -> None:
     """C8: the trivial fields are flat enough to be ``.invariant``."""
     e2 = e2cnn_layer(n=8, regular=2, trivial=2, depth=1, seed=0)

@@ -104,6 +104,35 @@ def test_rotation_families_recovered_exactly() -> None:
     assert [len(f) for f in find_families(planted.responses, min_size=5)] in ([8, 5], [5, 8])
 
 
+#: Echo heights 0.2 … 0.9 of the peak, in a scrambled order around the family.
+ECHO = [0.2 + 0.7 * i / 9 for i in (3, 8, 0, 5, 9, 1, 6, 2, 7, 4)]
+ECHO_ANGLES = [7.0 + 36.0 * i for i in range(10)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rotated_copies_with_varying_echo_are_one_family(seed: int) -> None:
+    """10 rotated copies whose second peak at +180° is 0.2 … 0.9 of the main one: one family,
+    in cyclic order over 360° (members 180° apart are members, not duplicates).
+
+    Before merging, community detection split such a family by echo strength (here: 5
+    members of echo <= 0.51 at period 360, 4 of echo >= 0.59 at period 180).
+    """
+    planted = planted_1d([Spec(ECHO_ANGLES, echo=ECHO)], n_random=10, seed=seed)
+    found = find_families(planted.responses, n_null=100)
+    check_exact(found, planted)
+    assert found[0].duplicates == [] and found[0].q_value <= 0.05
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_echo_families_with_other_responses_to_the_variants_stay_two(seed: int) -> None:
+    """Two such families at the same angles, each with its own responses to the stimulus
+    variants: two families, not merged (the negative control of merging)."""
+    planted = planted_1d([Spec(ECHO_ANGLES, echo=ECHO), Spec(ECHO_ANGLES, echo=ECHO[::-1])], n_random=10, seed=seed)
+    found = find_families(planted.responses, n_null=100)
+    check_exact(found, planted)
+    assert all(f.q_value <= 0.05 for f in found)
+
+
 def test_noise_free_family_is_exact() -> None:
     planted = planted_1d(ROTATION[:1], n_random=10, noise=0.0, seed=2)
     (fam,) = find_families(planted.responses)
@@ -541,7 +570,9 @@ def test_googlenet_rotation_with_shuffled_variants_has_no_significant_family(goo
     import equifind as ef
 
     resp = ef.probe(googlenet, "conv2d2", "rotation", steps=32, progress=False)
-    real = find_families(resp, n_null=40)
-    shuffled = find_families(_shuffle_variants(resp, seed=0), n_null=40)
+    # n_null = 80: with 40, 9 of conv2d2's 19 families sit at the floor 1/41, just above the
+    # 9 x 0.05/19 that BH needs (find_families warns): the floor, not the data, decided.
+    real = find_families(resp, n_null=80)
+    shuffled = find_families(_shuffle_variants(resp, seed=0), n_null=80)
     assert sum(f.q_value <= 0.05 for f in shuffled) <= 1
     assert sum(f.q_value <= 0.05 for f in real) >= 3  # the control can fail: real structure is found
