@@ -114,6 +114,16 @@ def colour_strength(rotation: ef.Responses, hue: ef.Responses, fams: ef.FamilyLi
     return sum(float(peak_hue[hue.row(u)]) >= STRONG * float(peak_rot[rotation.row(u)]) for u in members)
 
 
+def flip_explained(flips: ef.FamilyList, rotations: ef.FamilyList, alpha: float = ALPHA) -> dict[str, int]:
+    """How many of a layer's flip pairs its rotation families explain (``ef.explain_flip_pairs``, which
+    sets ``Family.explained_by`` on ``flips``): ``pairs``, ``explained``, and the same two among the
+    pairs with discovery q ≤ ``alpha`` (``significant``, ``significant_explained``)."""
+    n = ef.explain_flip_pairs(flips, rotations)
+    sig = [f for f in flips if f.q_value <= alpha]
+    return {"pairs": len(flips), "explained": n, "significant": len(sig),
+            "significant_explained": sum(f.explained_by is not None for f in sig)}  # fmt: skip
+
+
 def pct(a: int, b: int) -> str:
     """``a`` as a percentage of ``b``."""
     return f"{100.0 * a / b:.0f}%" if b else "–"

@@ -44,6 +44,7 @@ from .responses import Responses
 __all__ = [
     "Family", "FamilyList", "find_families", "rank_families", "is_significant", "TRANSFORMS",
     "best_weight_support", "weight_verdict_text", "CONFIRMED", "NOT_CONFIRMED", "NOT_CHECKED",
+    "explain_flip_pairs", "MIRROR_TOLERANCE",
 ]  # fmt: skip
 
 #: Transforms that :func:`find_families` handles ("scale" has no period).
@@ -61,6 +62,14 @@ NOT_CHECKED = "weights not checked"
 #: The keys every :attr:`Family.weight_support` holds ("p_value" and "n_null" are optional).
 SUPPORT_KEYS: tuple[str, ...] = ("kind", "source_layer", "source_units", "score", "q_value", "rotation_gain")
 _LISTED_UNITS = 8  # source units written out in a verdict before "…"
+#: Degrees by which the preferred angles of a flip pair's units in one rotation family may
+#: miss mirrored angles (θ_u + θ_v ≡ 0 mod 180°) and still count as mirrored
+#: (:func:`explain_flip_pairs`): 4 steps of the default 64-step grid, about twice the spread
+#: (SD ≈ 10°) of θ_u + θ_v over the flip pairs inside googlenet's conv2d0 and conv2d2
+#: rotation families. Random angles would match with chance 2·22.5/180 = 25%.
+MIRROR_TOLERANCE = 22.5
+#: The keys every :attr:`Family.explained_by` holds.
+EXPLAINED_KEYS: tuple[str, ...] = ("transform", "units", "period", "angles", "mismatch")
 
 
 @dataclass
@@ -105,6 +114,16 @@ class Family:
             transform circuits cover: rotation, hue, flip). False (the default, and for
             families found outside a scan) means "weights not checked", never "not
             confirmed". See :attr:`weight_verdict`.
+        explained_by: flip pairs only: the rotation family that already explains the pair
+            (its two units are members at mirrored angles, so the pair is the rotation
+            family's mirror image, not a finding of its own), set by
+            :func:`explain_flip_pairs` (the scan calls it for every layer holding both
+            transforms), as ``{"transform": "rotation", "units": the rotation family's
+            units, "period": its period, "angles": the pair's preferred angles in that
+            family (pair order), "mismatch": degrees by which θ_u + θ_v misses 0 modulo
+            min(period, 180)}``. None: not explained (or not checked). Explained pairs stay
+            in the data but are left out of the scan's counts, summary and findings, and
+            :func:`rank_families` ranks them last.
     """
 
     layer: str
@@ -121,12 +140,14 @@ class Family:
     n_null: int = 0
     weight_support: dict[str, Any] | None = None
     weight_checked: bool = False
+    explained_by: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if len(self.units) != len(self.preferred):
             raise ValueError(f"Family has {len(self.units)} units but {len(self.preferred)} preferred values")
         if self.weight_support is not None:
             _check_support(self.weight_support, self.weight_checked)
+        self.explained_by = _explained_from_dict(self.explained_by)
 
     @property
     def weight_verdict(self) -> str:
@@ -167,6 +188,7 @@ class Family:
             q_value=float(data.get("q_value", math.nan)), n_null=int(data.get("n_null", 0)),
             weight_support=_support_from_dict(data.get("weight_support")),
             weight_checked=bool(data.get("weight_checked", False)) or data.get("weight_support") is not None,
+            explained_by=data.get("explained_by"),
         )  # fmt: skip
 
 
@@ -197,6 +219,86 @@ def _support_from_dict(data: dict[str, Any] | None) -> dict[str, Any] | None:
         "q_value": _float(data["q_value"]), "rotation_gain": _float(data["rotation_gain"]),
         "p_value": _float(data.get("p_value")), "n_null": int(data.get("n_null") or 0),
     }  # fmt: skip
+
+
+def _explained_from_dict(data: Any) -> dict[str, Any] | None:
+    """An :attr:`Family.explained_by` with plain types (None stays None).
+
+    Raises:
+        ValueError: not a dict or None, or a dict that lacks :data:`EXPLAINED_KEYS`.
+    """
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"explained_by must be a dict or None, got {type(data).__name__}")
+    missing = [k for k in EXPLAINED_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"explained_by lacks {missing}; it needs {list(EXPLAINED_KEYS)}")
+    return {
+        "transform": str(data["transform"]), "units": [int(u) for u in data["units"]], "period": float(data["period"]),
+        "angles": [float(a) for a in data["angles"]], "mismatch": float(data["mismatch"]),
+    }  # fmt: skip
+
+
+def explain_flip_pairs(
+    flips: Sequence[Family], rotations: Sequence[Family], tolerance: float = MIRROR_TOLERANCE
+) -> int:
+    """Mark the flip pairs that one rotation family already explains; returns how many.
+
+    A horizontal mirror x → −x takes a stimulus at orientation θ to −θ (mirror-symmetric
+    stimuli: lines, gratings) or 180° − θ (edges, curves), so a rotation family's members
+    at angles θ_u, θ_v with θ_u + θ_v ≡ 0 (mod 180°) are each other's mirror images: a
+    flip pair of those two units says nothing the rotation family did not. Such a pair
+    gets :attr:`Family.explained_by` naming the family; every other flip pair gets None
+    (whatever it held before). Angles are the rotation family's ``preferred`` values,
+    known modulo its period, so the sum is compared modulo ``min(period, 180)`` (90 for a
+    period-90 family); "mirrored" means it misses 0 by at most ``tolerance`` degrees
+    around that circle. Of several explaining families (not possible for disjoint
+    families) the one with the smallest miss wins. Units listed only as a rotation
+    family's ``duplicates`` do not count as members.
+
+    Args:
+        flips: flip families (``transform == "flip"``, two units each) of one layer.
+        rotations: rotation families of the same layer.
+        tolerance: degrees, in [0, 45) (at 45 every pair of a period-90 family would match);
+            default :data:`MIRROR_TOLERANCE`.
+
+    Returns:
+        The number of flip pairs now explained.
+
+    Raises:
+        ValueError: a family of the wrong transform, a flip family without two units,
+            families of more than one layer, or a tolerance outside [0, 45).
+    """
+    tol = float(tolerance)
+    if not (math.isfinite(tol) and 0.0 <= tol < 45.0):
+        raise ValueError(f"tolerance must be in [0, 45) degrees, got {tolerance!r}")
+    for name, fams, want in (("flips", flips, "flip"), ("rotations", rotations, "rotation")):
+        wrong = [f.transform for f in fams if f.transform != want]
+        if wrong:
+            raise ValueError(f"{name} must all be {want!r} families, got transform {wrong[0]!r}")
+    bad = [list(f.units) for f in flips if len(f.units) != 2]
+    if bad:
+        raise ValueError(f"a flip family is a pair of units, got units {bad[0]}")
+    layers = sorted({f.layer for f in [*flips, *rotations]})
+    if len(layers) > 1:
+        raise ValueError(f"flips and rotations must come from one layer, got layers {layers}")
+    explained = 0
+    for pair in flips:
+        u, v = pair.units
+        best: dict[str, Any] | None = None
+        for rot in rotations:
+            if u not in rot.units or v not in rot.units:
+                continue
+            angles = [float(rot.preferred[rot.units.index(w)]) for w in (u, v)]
+            modulus = min(float(rot.period), 180.0)
+            miss = abs(math.remainder(angles[0] + angles[1], modulus))
+            if miss <= tol + 1e-9 and (best is None or miss < best["mismatch"]):
+                best = {"transform": rot.transform, "units": list(rot.units), "period": float(rot.period),
+                        "angles": angles, "mismatch": miss}  # fmt: skip
+        pair.explained_by = best
+        explained += best is not None
+    return explained
 
 
 def best_weight_support(family: Family, circuits: Iterable[Any]) -> dict[str, Any] | None:
@@ -274,7 +376,9 @@ def rank_families(
 ) -> list[int]:
     """Family indices, the most worth a look first.
 
-    Families confirmed by weights (``weight_support`` set) come first; within that group
+    Flip pairs a rotation family explains (:attr:`Family.explained_by` set) come last, whatever
+    else holds (they are not findings). Then families confirmed by weights (``weight_support``
+    set) come first; within that group
     and the rest, significant families (discovery ``q_value <= alpha``; a family saved
     before q-values existed falls back to its ``p_value``) come first, then larger ones,
     then more equivariant ones: ``equivariance[i]`` where given (a
@@ -294,11 +398,12 @@ def rank_families(
     """
     given = list(equivariance or [])
 
-    def key(i: int) -> tuple[bool, bool, int, float]:
+    def key(i: int) -> tuple[bool, bool, bool, int, float]:
         eq = given[i] if i < len(given) and given[i] is not None else families[i].score
         confirmed = weights_first and families[i].weight_support is not None
         eq = eq if math.isfinite(eq) else -math.inf
-        return (confirmed, is_significant(families[i], alpha), len(families[i].units), eq)
+        unexplained = getattr(families[i], "explained_by", None) is None
+        return (unexplained, confirmed, is_significant(families[i], alpha), len(families[i].units), eq)
 
     return sorted(range(len(families)), key=key, reverse=True)
 

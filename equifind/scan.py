@@ -12,7 +12,11 @@ writes), so an interrupted scan resumes where it stopped:
 After the circuits, every family gets its weight verdict (``Family.weight_support``,
 ``Family.weight_checked``), computed from the circuits whenever a scan is run,
 resumed or loaded: the verdicts saved in ``families.json`` are never trusted, since
-that stage file is written before the circuits are checked.
+that stage file is written before the circuits are checked. Likewise every flip pair
+of a layer that also holds rotation families is checked against them
+(:func:`~equifind.families.explain_flip_pairs`, ``Family.explained_by``) whenever a
+scan is run, resumed or loaded; explained pairs stay in the data but are left out of
+the summary's counts and family list.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ import torch
 from ._evidence import null_size, q_and_p
 from ._stats import DEFAULT_Q, bh_q
 from .config import ScanConfig, load_config
-from .families import Family, FamilyList, best_weight_support, find_families, rank_families, weight_verdict_text
+from .families import (Family, FamilyList, best_weight_support, explain_flip_pairs, find_families, rank_families,
+                       weight_verdict_text)
 from .models.base import Model
 from .probe import probe
 from .responses import Responses
@@ -137,6 +142,9 @@ class ScanResult:
 
         Each row counts the families, those with discovery q ≤ alpha (the config's) and
         those confirmed by weights ("by wts"; "-" where the weights were not checked), and
+        for flip the pairs a rotation family of the layer explains ("by rot"; "-" for the
+        other transforms and where the layer has no rotation families scanned), which the
+        other counts and the family list leave out (``Family.explained_by``); and
         shows the best family (confirmed by weights, then significant, then largest, then
         most equivariant: :func:`~equifind.families.rank_families`) with its discovery q
         and p and its equivariance score, q and p. The families follow in that order
@@ -146,10 +154,11 @@ class ScanResult:
         alpha = float(self.config.get("alpha", DEFAULT_Q))
         sig = f"q≤{alpha:g}"
         head = (f"{'layer':<10} {'transform':<12} {'units':>5} {'select.':>7} {'invar.':>6} {'fams':>4} {sig:>7} "
-                f"{'by wts':>6} {'in fams':>7}  best family")
+                f"{'by wts':>6} {'in fams':>7} {'by rot':>6}  best family")
         rows = [f"equifind scan of {self.model}; significant: discovery q ≤ {alpha:g} "
                 "(Benjamini–Hochberg over the families of each layer and transform); by wts: families "
-                "confirmed by weights (-: weights not checked)",
+                "confirmed by weights (-: weights not checked); by rot: flip pairs explained by a rotation "
+                "family (mirrored members of it), not counted as families",
                 head, "-" * len(head)]  # fmt: skip
         for layer in self.layers:
             for t in self.transforms:
@@ -160,19 +169,28 @@ class ScanResult:
         rows += self._circuit_rows(alpha)
         return "\n".join(rows)
 
-    def _summary_row(self, layer: str, t: str, fams: FamilyList, alpha: float, sig: str) -> str:
+    def explains_flips(self, layer: str) -> bool:
+        """Whether ``layer``'s flip pairs were checked against its rotation families (both were scanned)."""
+        by_t = self.families.get(layer, {})
+        return "flip" in by_t and "rotation" in by_t
+
+    def _summary_row(self, layer: str, t: str, all_fams: FamilyList, alpha: float, sig: str) -> str:
         resp = self.responses.get(layer, {}).get(t)
         n_units = len(resp.units) if resp is not None else 0
-        scores = self.scores.get(layer, {}).get(t, [])
+        all_scores = self.scores.get(layer, {}).get(t, [])
+        kept = [i for i, f in enumerate(all_fams) if f.explained_by is None]
+        fams = [all_fams[i] for i in kept]
+        scores = [all_scores[i] for i in kept if i < len(all_scores)]
         best = ""
         if fams:
             i = rank_families(fams, [sc.equivariance for sc in scores], alpha=alpha)[0]
             best = self._describe(fams[i], scores[i] if i < len(scores) else None)
         n_sig = sum(f.q_value <= alpha for f in fams)
         by_wts = str(sum(f.weight_support is not None for f in fams)) if self.weights_checked(layer, t) else "-"
+        by_rot = str(len(all_fams) - len(fams)) if t == "flip" and self.explains_flips(layer) else "-"
         in_fams = sum(len(f) for f in fams)
-        return (f"{layer:<10} {t:<12} {n_units:>5} {len(fams.selective):>7} {len(fams.invariant):>6} "
-                f"{len(fams):>4} {n_sig:>{len(sig)}} {by_wts:>6} {in_fams:>7}  {best}")
+        return (f"{layer:<10} {t:<12} {n_units:>5} {len(all_fams.selective):>7} {len(all_fams.invariant):>6} "
+                f"{len(fams):>4} {n_sig:>{len(sig)}} {by_wts:>6} {in_fams:>7} {by_rot:>6}  {best}")
 
     def _family_rows(self, alpha: float) -> list[str]:
         """Every layer's families, ranked together (confirmed by weights first), with their weight verdicts."""
@@ -181,7 +199,8 @@ class ScanResult:
             for t in self.transforms:
                 fams = self.families.get(layer, {}).get(t) or []
                 scores = self.scores.get(layer, {}).get(t, [])
-                listed += [(f, scores[i] if i < len(scores) else None) for i, f in enumerate(fams)]
+                listed += [(f, scores[i] if i < len(scores) else None) for i, f in enumerate(fams)
+                           if f.explained_by is None]
         if not listed:
             return []
         equivariance = [sc.equivariance if sc is not None else None for _, sc in listed]
@@ -305,6 +324,7 @@ class ScanResult:
                 result.circuits += loaded
                 result.circuits_checked.append(t)
         _set_weight_support(result)
+        _explain_flips(result)
         return result
 
 
@@ -522,6 +542,7 @@ def scan(
         result.circuits_checked = [t for t in result.transforms if t in CIRCUIT_TRANSFORMS]
         result.circuits = _scan_circuits(model, result, cfg, root, resume, progress)
     _set_weight_support(result)
+    _explain_flips(result)
     return result
 
 
@@ -565,3 +586,18 @@ def _set_weight_support(result: ScanResult) -> None:
             for fam in fams:
                 fam.weight_checked = checked
                 fam.weight_support = best_weight_support(fam, result.circuits) if checked else None
+
+
+def _explain_flips(result: ScanResult) -> None:
+    """Set ``Family.explained_by`` of every flip pair (see :func:`~equifind.families.explain_flip_pairs`).
+
+    In a layer holding both flip and rotation families the pairs are checked against the
+    rotation families; elsewhere every flip pair gets None. Whatever the families held
+    before is replaced (``families.json`` of the flip stage may be written before the
+    rotation stage exists).
+    """
+    for layer, by_t in result.families.items():
+        flips = by_t.get("flip")
+        if flips is None:
+            continue
+        explain_flip_pairs(flips, by_t["rotation"] if result.explains_flips(layer) else [])

@@ -576,3 +576,63 @@ def test_googlenet_rotation_with_shuffled_variants_has_no_significant_family(goo
     shuffled = find_families(_shuffle_variants(resp, seed=0), n_null=80)
     assert sum(f.q_value <= 0.05 for f in shuffled) <= 1
     assert sum(f.q_value <= 0.05 for f in real) >= 3  # the control can fail: real structure is found
+
+
+# -- flip pairs a rotation family explains (issue 13, part 2) -------------------------------
+def _rot(units: list[int], angles: list[float], period: float = 360.0, layer: str = "x") -> Family:
+    return Family(layer, "rotation", units, angles, period, 0.9, 0.01)
+
+
+def _flip(u: int, v: int, layer: str = "x") -> Family:
+    return Family(layer, "flip", [u, v], [0.0, 1.0], 2.0, 0.95, 0.005, q_value=0.005)
+
+
+def test_explain_flip_pairs_marks_mirrored_members_of_one_rotation_family() -> None:
+    from equifind import explain_flip_pairs
+
+    rotations = [_rot([1, 2, 3, 4], [30.0, 60.0, 150.0, 200.0]), _rot([7, 8], [10.0, 75.0], period=90.0)]
+    mirrored = _flip(1, 3)  # 30 + 150 = 180 ≡ 0 (mod 180)
+    edge = _flip(4, 3)  # 200 + 150 = 350 ≡ -10 (mod 180): within the tolerance, pair order kept
+    quarter = _flip(7, 8)  # period 90: 10 + 75 = 85 ≡ -5 (mod 90)
+    not_mirrored = _flip(1, 2)  # 30 + 60 = 90: as far from mirrored as can be
+    apart = _flip(2, 7)  # members of two different families
+    outside = _flip(3, 20)  # 20 is in no family
+    flips = [mirrored, edge, quarter, not_mirrored, apart, outside]
+    apart.explained_by = {"transform": "rotation", "units": [0], "period": 360.0, "angles": [0.0, 0.0], "mismatch": 0.0}
+    assert explain_flip_pairs(flips, rotations) == 3
+    assert mirrored.explained_by == {"transform": "rotation", "units": [1, 2, 3, 4], "period": 360.0,
+                                     "angles": [30.0, 150.0], "mismatch": 0.0}  # fmt: skip
+    assert edge.explained_by["angles"] == [200.0, 150.0] and edge.explained_by["mismatch"] == pytest.approx(10.0)
+    assert quarter.explained_by["units"] == [7, 8] and quarter.explained_by["mismatch"] == pytest.approx(5.0)
+    assert not_mirrored.explained_by is None and apart.explained_by is None and outside.explained_by is None  # reset
+    assert explain_flip_pairs(flips, rotations, tolerance=5.0) == 2  # 10° off no longer counts
+    assert edge.explained_by is None and quarter.explained_by is not None
+    # explained pairs rank last, whatever their significance and score
+    order = rank_families(flips)
+    assert [flips[i] for i in order[-2:]] == [mirrored, quarter]
+
+
+def test_explain_flip_pairs_rejects_bad_input() -> None:
+    from equifind import explain_flip_pairs
+
+    with pytest.raises(ValueError, match=r"tolerance must be in \[0, 45\) degrees, got 45"):
+        explain_flip_pairs([_flip(1, 2)], [], tolerance=45)
+    with pytest.raises(ValueError, match="rotations must all be 'rotation' families, got transform 'flip'"):
+        explain_flip_pairs([_flip(1, 2)], [_flip(1, 2)])
+    with pytest.raises(ValueError, match="flips must all be 'flip' families, got transform 'rotation'"):
+        explain_flip_pairs([_rot([1, 2], [0.0, 180.0])], [])
+    with pytest.raises(ValueError, match=r"one layer, got layers \['x', 'y'\]"):
+        explain_flip_pairs([_flip(1, 2)], [_rot([1, 2], [0.0, 180.0], layer="y")])
+    with pytest.raises(ValueError, match="explained_by lacks"):
+        Family("x", "flip", [1, 2], [0.0, 1.0], 2.0, 0.9, 0.01, explained_by={"transform": "rotation"})
+
+
+def test_explained_by_survives_to_dict_and_old_dicts_load_with_none() -> None:
+    from equifind import explain_flip_pairs
+
+    pair = _flip(1, 3)
+    explain_flip_pairs([pair], [_rot([1, 2, 3], [30.0, 60.0, 150.0])])
+    back = Family.from_dict(json.loads(json.dumps(pair.to_dict())))
+    assert back == pair and back.explained_by is not None
+    old = {k: v for k, v in pair.to_dict().items() if k != "explained_by"}  # saved before issue 13
+    assert Family.from_dict(old).explained_by is None

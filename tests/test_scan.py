@@ -313,3 +313,39 @@ def test_the_summary_lists_families_confirmed_by_weights_first():
     assert second.startswith("b rotation: 6 units") and second.endswith("; not confirmed")
     row_b = next(line for line in text.splitlines() if line.startswith("b "))
     assert row_b.split()[7] == "1" and "2 units [8, 9]" in row_b  # the best family of the row: the confirmed one
+
+
+def _summary_rows(text: str) -> dict[str, list[str]]:
+    """transform -> the cells of its row in the summary table (one layer)."""
+    return {line.split()[1]: line.split() for line in text.splitlines()[3:] if line.startswith("a ")}
+
+
+def test_flip_pairs_explained_by_rotation_are_set_on_load_and_left_out_of_the_summary(tmp_path):
+    """A flip pair of two mirrored members of a rotation family (30° and 150°) is explained after
+    loading (families.json said nothing), not counted in the flip row ("by rot" 1) and not listed;
+    a pair at unmirrored angles (30° and 60°) stays a finding."""
+    rot = Family("a", "rotation", [1, 2, 3], [30.0, 60.0, 150.0], 360.0, 0.9, 0.005, q_value=0.005)
+    mirrored = Family("a", "flip", [1, 3], [0.0, 1.0], 2.0, 0.99, 0.005, q_value=0.005)
+    unmirrored = Family("a", "flip", [1, 2], [0.0, 1.0], 2.0, 0.8, 0.005, q_value=0.005)
+    gen = torch.Generator().manual_seed(0)
+    rot_resp = ef.Responses(torch.rand(4, 2, 8, generator=gen), torch.arange(8) * 45.0, layer="a", transform="rotation")
+    flip_resp = ef.Responses(torch.rand(4, 2, 2, generator=gen), torch.tensor([0.0, 1.0]), layer="a", transform="flip")
+    result = ScanResult("m", ["a"], ["rotation", "flip"], {"alpha": 0.05},
+                        families={"a": {"rotation": FamilyList([rot]), "flip": FamilyList([mirrored, unmirrored])}},
+                        scores={"a": {"rotation": [], "flip": []}},
+                        responses={"a": {"rotation": rot_resp, "flip": flip_resp}})  # fmt: skip
+    back = ScanResult.load(result.save(tmp_path))
+    flips = back.families["a"]["flip"]
+    assert flips[0].explained_by["units"] == [1, 2, 3] and flips[0].explained_by["angles"] == [30.0, 150.0]
+    assert flips[1].explained_by is None
+    text = back.summary()
+    rows = _summary_rows(text)
+    assert rows["flip"][5] == "1" and rows["flip"][6] == "1" and rows["flip"][9] == "1"  # fams, q≤0.05, by rot
+    assert rows["rotation"][9] == "-"
+    listed = _family_lines(text)
+    assert any("a flip: 2 units [1, 2]" in line for line in listed)
+    assert not any("[1, 3]" in line for line in listed)
+    # without the rotation stage nothing explains the pair
+    alone = ScanResult("m", ["a"], ["flip"], {"alpha": 0.05}, families={"a": {"flip": FamilyList([mirrored])}},
+                       scores={"a": {"flip": []}}, responses={"a": {"flip": flip_resp}})  # fmt: skip
+    assert ScanResult.load(alone.save(tmp_path / "alone")).families["a"]["flip"][0].explained_by is None

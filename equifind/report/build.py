@@ -184,7 +184,9 @@ def _legend(alpha: float) -> str:
         "Weights: \"confirmed by weights\" when a significant circuit from the layer below enters exactly the "
         "family's units (the best such circuit is named), \"not confirmed\" when the weights were checked and "
         "none does, \"weights not checked\" with circuits off, in the first scanned layer, or for a transform "
-        "circuits do not cover (hue_rotation). Families confirmed by weights are listed first."
+        "circuits do not cover (hue_rotation). Families confirmed by weights are listed first. A flip pair whose "
+        "two units are members of one rotation family at mirrored angles is \"explained by rotation\": the "
+        "rotation family already holds it, so it is listed last and not counted as a family."
     )
 
 
@@ -232,6 +234,12 @@ def _family_card(
         card.fields.append(("discovery score", _num(family.score)))
         card.fields.append(("discovery q / p", q_and_p(family.q_value, family.p_value, null_size(family, n_null))))
         card.fields.append(("weights", weight_verdict_text(family, circuit_n_null)))
+        if family.explained_by is not None:
+            e = family.explained_by
+            card.fields.append(("explained by", (
+                f"the {e['transform']} family {_units(layer, e['units'], _MAX_LISTED)} (period {_period(e['period'], e['transform'])}): "
+                f"its members at {', '.join(_param(a, e['transform']) for a in e['angles'])}, mirrored angles "
+                f"(sum off 0 by {e['mismatch']:.1f}°); not counted as a finding")))  # fmt: skip
     holes = score.holes if score is not None else family.holes  # type: ignore[union-attr]
     card.fields.append(("holes", ", ".join(_param(h, t) for h in holes) if holes else "none"))
     if family is not None and family.duplicates:
@@ -363,14 +371,18 @@ def _confirmed(fams: Sequence[Family]) -> str:
 def _summary_row(ctx: _ScanContext, layer: str, t: str, fams: Sequence[Family], paired: list[FamilyScore | None],
                  resp: Responses | None) -> list[str]:  # fmt: skip
     """One row of the summary table: counts, families at q ≤ alpha and confirmed by weights, the most
-    equivariant family's q (p)."""
+    equivariant family's q (p), and the flip pairs explained by rotation ("n/a" for other transforms), which
+    the other counts leave out."""
+    n_explained = sum(getattr(f, "explained_by", None) is not None for f in fams)
+    paired = [sc for f, sc in zip(fams, paired) if getattr(f, "explained_by", None) is None]
+    fams = [f for f in fams if getattr(f, "explained_by", None) is None]
     best = max((s for s in paired if s is not None), key=lambda s: s.equivariance, default=None)
     evidence = q_and_p(best.q_value, best.p_value, null_size(best, ctx.n_null)) if best else "n/a"
     return [
         layer, t, str(len(resp.units)) if resp is not None else "n/a",
         str(len(getattr(fams, "selective", []))), str(len(getattr(fams, "invariant", []))), str(len(fams)),
         str(sum(f.q_value <= ctx.alpha for f in fams)), _confirmed(fams), str(sum(len(f.units) for f in fams)),
-        _num(best.equivariance) if best else "n/a", evidence,
+        _num(best.equivariance) if best else "n/a", evidence, str(n_explained) if t == "flip" else "n/a",
     ]  # fmt: skip
 
 
@@ -380,9 +392,13 @@ def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: str, fam
     confirmed by weights first, then significant, larger, more equivariant)."""
     sub = Section(f"{layer} · {t}", f"layer-{slug(layer)}--{slug(t)}", level=3)
     invariant = list(getattr(fams, "invariant", []))
-    n_sig = sum(f.q_value <= ctx.alpha for f in fams)
+    findings = [f for f in fams if getattr(f, "explained_by", None) is None]
+    n_sig = sum(f.q_value <= ctx.alpha for f in findings)
+    explained = len(fams) - len(findings)
     sub.paragraphs.append(
-        f"{_count(len(fams), 'family', 'families')} ({n_sig} with discovery q ≤ {ctx.alpha:g}); "
+        f"{_count(len(findings), 'family', 'families')} ({n_sig} with discovery q ≤ {ctx.alpha:g}"
+        + (f"; besides, {_count(explained, 'flip pair')} explained by a rotation family of the layer, listed last"
+           if explained else "") + "); "
         f"{_count(len(getattr(fams, 'selective', [])), 'selective unit')}; {_count(len(invariant), 'invariant unit')}"
         + (f": {_units(layer, invariant, _MAX_LISTED)}" if invariant else ".")
     )
@@ -392,7 +408,8 @@ def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: str, fam
     for rank, i in enumerate(order):
         fam, sc = fams[i], paired[i]
         name = f"{slug(layer)}__{slug(t)}__f{i:02d}"
-        title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {_period(fam.period, t)}"
+        title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {_period(fam.period, t)}" + (
+            " (explained by rotation)" if getattr(fam, "explained_by", None) is not None else "")
         skip = None if ctx.max_families is None or rank < ctx.max_families else (
             f"only the first {ctx.max_families} families of {layer} · {t} are drawn "
             f"(confirmed by weights first, then discovery q ≤ {ctx.alpha:g}, then largest; "
@@ -441,7 +458,8 @@ def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circui
     summary = Section("Summary", "summary", paragraphs=[_legend(ctx.alpha)])
     summary.table = Table(["layer", "transform", "units probed", "selective", "invariant", "families",
                            f"families at discovery q ≤ {ctx.alpha:g}", "confirmed by weights", "units in families",
-                           "best equivariance", "its equivariance q (p)"], rows, {2, 3, 4, 5, 6, 7, 8, 9})  # fmt: skip
+                           "best equivariance", "its equivariance q (p)", "flip pairs explained by rotation"], rows,
+                          {2, 3, 4, 5, 6, 7, 8, 9, 11})  # fmt: skip
     summary_fn = getattr(res, "summary", None)
     if callable(summary_fn):
         summary.preformatted = str(summary_fn())
