@@ -105,9 +105,9 @@ class Family:
             confirmed". See :attr:`weight_verdict`.
         colour_index: hue and hue_rotation families: the members' mean
             ``Responses.colour_index`` (chromatic / (chromatic + achromatic) drive; about
-            0.37 for a linear colour-blind unit, 1 for a colour-opponent one); NaN where
+            0.37 for a linear colour-blind unit, 1 for a colour-opponent one); None where
             it was not measured (other transforms, responses without grey versions,
-            families saved before it existed).
+            families saved before it existed): None, not NaN, so that families compare equal.
     """
 
     layer: str
@@ -124,7 +124,7 @@ class Family:
     n_null: int = 0
     weight_support: dict[str, Any] | None = None
     weight_checked: bool = False
-    colour_index: float = math.nan
+    colour_index: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.units) != len(self.preferred):
@@ -171,7 +171,7 @@ class Family:
             q_value=float(data.get("q_value", math.nan)), n_null=int(data.get("n_null", 0)),
             weight_support=_support_from_dict(data.get("weight_support")),
             weight_checked=bool(data.get("weight_checked", False)) or data.get("weight_support") is not None,
-            colour_index=_float(data.get("colour_index")),
+            colour_index=None if data.get("colour_index") is None else float(data["colour_index"]),
         )  # fmt: skip
 
 
@@ -486,7 +486,7 @@ def _families(
             holes=holes(g.pos[:, -1].tolist(), g.period) if len(grid) == 1 else [],
             preferred_hue=[float(v) for v in g.pos[:, 0]] if len(grid) == 2 else None,
             duplicates=sorted((ids[a], ids[b]) for a, b in g.duplicates),
-            colour_index=math.nan if index is None else float(index[rows[g.rows]].mean()),
+            colour_index=None if index is None else float(index[rows[g.rows]].mean()),
         )  # fmt: skip
         out.append(fam)
     _fill_q(out)

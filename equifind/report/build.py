@@ -231,6 +231,9 @@ def _family_card(
     if family is not None:
         card.fields.append(("discovery score", _num(family.score)))
         card.fields.append(("discovery q / p", q_and_p(family.q_value, family.p_value, null_size(family, n_null))))
+        if family.colour_index is not None:
+            card.fields.append(("colour index", f"{_num(family.colour_index, '.2f')} (members' mean; colour / (colour + grey) "
+                                                "drive: 1 colour-opponent, ≈ 0.37 colour-blind)"))
         card.fields.append(("weights", weight_verdict_text(family, circuit_n_null)))
     holes = score.holes if score is not None else family.holes  # type: ignore[union-attr]
     card.fields.append(("holes", ", ".join(_param(h, t) for h in holes) if holes else "none"))
