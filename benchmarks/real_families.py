@@ -124,6 +124,49 @@ def flip_explained(flips: ef.FamilyList, rotations: ef.FamilyList, alpha: float 
             "significant_explained": sum(f.explained_by is not None for f in sig)}  # fmt: skip
 
 
+def colour_blind(model: ef.Model) -> ef.Model:
+    """A copy of googlenet_bvlc whose conv2d0 is colour-blind: each filter's weights over B, G, R replaced by their mean.
+
+    The BVLC preprocessing is BGR × 255 minus a per-channel mean, so equal weights make
+    conv2d0 (and everything after it) depend on R + G + B only: exactly colour-blind.
+    """
+    import copy
+
+    module = copy.deepcopy(model.module)
+    conv = module.conv2d0_pre_relu_conv
+    with torch.no_grad():
+        conv.weight.copy_(conv.weight.mean(dim=1, keepdim=True).expand_as(conv.weight))
+    return ef.load_model(module, name="googlenet_bvlc_colourblind", preprocess=model.preprocess,
+                         device=model.device)  # fmt: skip
+
+
+def colour_summary(resp: ef.Responses, fams: ef.FamilyList, alpha: float = ALPHA) -> dict[str, object]:
+    """The colour gate's figures for one layer's hue probe and its families.
+
+    Returns:
+        ``quartiles`` of ``resp.colour_index`` over the units that respond (min, 25%, 50%,
+        75%, max), ``passing`` (responding units at >= the default threshold), ``selective``,
+        ``achromatic`` (hue-selective units the gate removed), ``families`` and ``sizes`` at
+        q <= alpha, each one's ``colour_index``, and ``in_significant`` (units in those families,
+        duplicates included, as a fraction of the layer's units).
+    """
+    ci = resp.colour_index
+    if ci is None:
+        raise ValueError(f"{resp!r} has no achromatic responses (probe it with transform='hue')")
+    active = resp.responding()
+    live = ci[active & torch.isfinite(ci)]
+    q = torch.quantile(live, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])).tolist() if len(live) else []
+    sig = [f for f in fams if f.q_value <= alpha]
+    members = {u for f in sig for u in f.units} | {d for f in sig for d, _ in f.duplicates}
+    return {
+        "units": len(resp.units), "responding": int(active.sum()), "quartiles": [round(x, 3) for x in q],
+        "passing": int((active & (ci >= ef.DEFAULT_MIN_COLOUR_INDEX)).sum()), "selective": len(fams.selective),
+        "achromatic": len(fams.achromatic), "families": len(fams), "significant": len(sig),
+        "sizes": [len(f) for f in sig], "colour_index": [round(f.colour_index, 3) for f in sig],
+        "in_significant": len(members) / max(1, len(resp.units)),
+    }  # fmt: skip
+
+
 def pct(a: int, b: int) -> str:
     """``a`` as a percentage of ``b``."""
     return f"{100.0 * a / b:.0f}%" if b else "–"

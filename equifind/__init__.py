@@ -9,7 +9,7 @@
 from . import stimuli
 from .circuits import (CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels,
                        rotation_ceiling)
-from .families import Family, FamilyList, explain_flip_pairs, find_families
+from .families import DEFAULT_MIN_COLOUR_INDEX, Family, FamilyList, explain_flip_pairs, find_families
 from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_model
 from .natural import natural_scale
 from .probe import ProbeGeometry, probe, probe_geometry
@@ -48,7 +48,7 @@ __all__ = [
     # probe
     "probe", "probe_geometry", "ProbeGeometry", "Responses", "natural_scale",
     # families
-    "find_families", "Family", "FamilyList", "explain_flip_pairs",
+    "find_families", "Family", "FamilyList", "explain_flip_pairs", "DEFAULT_MIN_COLOUR_INDEX",
     # score
     "score_family", "score_responses", "FamilyScore",
     # circuits

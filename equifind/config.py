@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ._stats import DEFAULT_Q, check_null_size
+from .families import DEFAULT_MIN_COLOUR_INDEX
 
 __all__ = ["ScanConfig", "load_config"]
 
@@ -28,6 +29,8 @@ class ScanConfig:
         steps: transform grid size (hue_rotation: per axis, capped at 16).
         stimuli: "auto" or a list of generator names (see equifind.stimuli).
         min_selectivity, min_similarity, min_size: find_families thresholds.
+        min_colour_index: find_families' colour gate for hue and hue_rotation (the least
+            ``Responses.colour_index`` of a hue-family member; 0 turns it off).
         n_null: null draws for the families' discovery p-values and the scores'
             equivariance p-values (0: no null, p = 1; else its floor 1/(1 + n_null)
             must reach ``alpha``).
@@ -49,6 +52,7 @@ class ScanConfig:
     min_selectivity: float = 0.25
     min_similarity: float = 0.7
     min_size: int = 2
+    min_colour_index: float = DEFAULT_MIN_COLOUR_INDEX
     n_null: int = 200
     circuits: bool = True
     circuit_n_null: int = 200
@@ -63,6 +67,9 @@ class ScanConfig:
         if not isinstance(self.steps, int) or self.steps < 2:
             raise ValueError(f"steps must be an int ≥ 2, got {self.steps!r}")
         self._check_null_sizes()
+        mci = self.min_colour_index
+        if isinstance(mci, bool) or not isinstance(mci, (int, float)) or not 0.0 <= mci <= 1.0:
+            raise ValueError(f"min_colour_index must be a number in [0, 1], got {mci!r}")
         if not -1.0 <= self.circuit_min_score <= 1.0:
             raise ValueError(f"circuit_min_score must be in [-1, 1], got {self.circuit_min_score!r}")
 

@@ -44,7 +44,7 @@ from .responses import Responses
 __all__ = [
     "Family", "FamilyList", "find_families", "rank_families", "is_significant", "TRANSFORMS",
     "best_weight_support", "weight_verdict_text", "CONFIRMED", "NOT_CONFIRMED", "NOT_CHECKED",
-    "explain_flip_pairs", "MIRROR_TOLERANCE",
+    "explain_flip_pairs", "MIRROR_TOLERANCE", "DEFAULT_MIN_COLOUR_INDEX",
 ]  # fmt: skip
 
 #: Transforms that :func:`find_families` handles ("scale" has no period).
@@ -70,6 +70,8 @@ _LISTED_UNITS = 8  # source units written out in a verdict before "…"
 MIRROR_TOLERANCE = 22.5
 #: The keys every :attr:`Family.explained_by` holds.
 EXPLAINED_KEYS: tuple[str, ...] = ("transform", "units", "period", "angles", "mismatch")
+#: The default ``min_colour_index`` of :func:`find_families`: see its docstring and the README.
+DEFAULT_MIN_COLOUR_INDEX = 0.5
 
 
 @dataclass
@@ -124,6 +126,11 @@ class Family:
             min(period, 180)}``. None: not explained (or not checked). Explained pairs stay
             in the data but are left out of the scan's counts, summary and findings, and
             :func:`rank_families` ranks them last.
+        colour_index: hue and hue_rotation families: the members' mean
+            ``Responses.colour_index`` (chromatic / (chromatic + achromatic) drive; about
+            0.37 for a linear colour-blind unit, 1 for a colour-opponent one); None where
+            it was not measured (other transforms, responses without grey versions,
+            families saved before it existed): None, not NaN, so that families compare equal.
     """
 
     layer: str
@@ -141,6 +148,7 @@ class Family:
     weight_support: dict[str, Any] | None = None
     weight_checked: bool = False
     explained_by: dict[str, Any] | None = None
+    colour_index: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.units) != len(self.preferred):
@@ -189,6 +197,7 @@ class Family:
             weight_support=_support_from_dict(data.get("weight_support")),
             weight_checked=bool(data.get("weight_checked", False)) or data.get("weight_support") is not None,
             explained_by=data.get("explained_by"),
+            colour_index=None if data.get("colour_index") is None else float(data["colour_index"]),
         )  # fmt: skip
 
 
@@ -348,23 +357,34 @@ class FamilyList(list[Family]):
     Attributes:
         invariant: units that respond (see :func:`find_families`) but are not selective: flat across the transform (for flip: their
             responses are mirror-symmetric, and no partner mirrors them better). Inputs of invariant→equivariant circuits.
-        selective: every selective unit, in or out of a family. Units in neither
-            list barely respond.
+        selective: every selective unit, in or out of a family. Units in none of the
+            three lists barely respond.
+        achromatic: hue and hue_rotation only: units whose hue tuning is selective but
+            whose colour index is below ``min_colour_index`` (grey drives them about as
+            much as colour or more: luminance units that colour stimuli reach through
+            their R+G+B sum); they are in neither ``selective`` nor ``invariant`` and join
+            no family. Empty without achromatic data and for other transforms.
     """
 
-    def __init__(self, families: Iterable[Family] = (), *, invariant: Sequence[int] = (), selective: Sequence[int] = ()) -> None:
+    def __init__(
+        self, families: Iterable[Family] = (), *, invariant: Sequence[int] = (), selective: Sequence[int] = (),
+        achromatic: Sequence[int] = (),
+    ) -> None:  # fmt: skip
         super().__init__(families)
         self.invariant = [int(u) for u in invariant]
         self.selective = [int(u) for u in selective]
+        self.achromatic = [int(u) for u in achromatic]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict: ``families`` (list of dicts), ``invariant``, ``selective``."""
-        return {"families": [f.to_dict() for f in self], "invariant": list(self.invariant), "selective": list(self.selective)}
+        """A JSON-friendly dict: ``families`` (list of dicts), ``invariant``, ``selective``, ``achromatic``."""
+        return {"families": [f.to_dict() for f in self], "invariant": list(self.invariant),
+                "selective": list(self.selective), "achromatic": list(self.achromatic)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FamilyList:
-        """Rebuild from :meth:`to_dict`'s output."""
-        return cls((Family.from_dict(f) for f in data.get("families", [])), invariant=data.get("invariant", ()), selective=data.get("selective", ()))
+        """Rebuild from :meth:`to_dict`'s output (lists it lacks are empty)."""
+        return cls((Family.from_dict(f) for f in data.get("families", [])), invariant=data.get("invariant", ()),
+                   selective=data.get("selective", ()), achromatic=data.get("achromatic", ()))  # fmt: skip
 
 
 def rank_families(
@@ -425,6 +445,7 @@ def find_families(
     seed: int = 0,
     compare: Literal["variants", "tuning"] = "variants",
     progress: bool = False,
+    min_colour_index: float = DEFAULT_MIN_COLOUR_INDEX,
 ) -> FamilyList:
     """Find the families of transformed copies among a layer's units.
 
@@ -438,6 +459,17 @@ def find_families(
     least 1% of the layer's largest, and selectivity is the shape-only (max − min) /
     (|max| + |min|) (``Responses.selectivity``). Responding units that are not
     selective are ``invariant``.
+
+    Hue means colour. For "hue" and "hue_rotation", a selective unit also needs a
+    ``Responses.colour_index`` of at least ``min_colour_index``: its largest response
+    change (from the blank) to the colour stimuli against that to their grey versions
+    of equal RGB contrast (:func:`~equifind.stimuli.achromatic_versions`), which
+    :func:`~equifind.probe` measures for hue probes. A luminance unit answers hue-shifted
+    colour stimuli through its R+G+B sum with a perfectly hue-shifted cosine, so tuning
+    shapes alone cannot tell it from a colour unit; the grey versions can (index ≈ 0.37
+    for a linear colour-blind unit, 1 for an opponent one). Units below the threshold
+    go to ``FamilyList.achromatic``. Responses without grey versions (built from arrays,
+    or saved before they existed) are not gated.
 
     Significance, including the selection. A family is chosen by the same data that
     score it, so comparing it with random unit sets is not a test. Instead the whole
@@ -485,9 +517,13 @@ def find_families(
             tuning curves (``Responses.tunings()``). Both agree for one variant. Flip
             always compares all variants.
         progress: a progress bar over the surrogate runs.
+        min_colour_index: hue and hue_rotation: the least ``Responses.colour_index`` of a
+            selective unit (see "Hue means colour" above), in [0, 1]; 0 turns the gate
+            off. Default :data:`DEFAULT_MIN_COLOUR_INDEX`.
 
     Returns:
-        A :class:`FamilyList`, best score first, with ``.invariant`` and ``.selective``.
+        A :class:`FamilyList`, best score first, with ``.invariant``, ``.selective`` and
+        ``.achromatic``; each hue family's ``colour_index`` is its members' mean.
 
     Raises:
         ValueError: ``responses`` is not a Responses; an argument out of range; an
@@ -499,6 +535,8 @@ def find_families(
     _check_args(min_size, min_selectivity, min_similarity, min_response, n_null, seed, compare)
     if responses.transform not in TRANSFORMS:
         raise ValueError(f"find_families cannot handle transform {responses.transform!r}; valid: {list(TRANSFORMS)}")
+    if isinstance(min_colour_index, bool) or not isinstance(min_colour_index, (int, float)) or not 0.0 <= min_colour_index <= 1.0:
+        raise ValueError(f"min_colour_index must be a number in [0, 1], got {min_colour_index!r}")
     grid = _check_grid(responses)
     if not responses.units:
         return FamilyList()
@@ -506,12 +544,24 @@ def find_families(
     if responses.transform == "flip":
         return _flip_pairs(responses, active, min_size, min_selectivity, min_similarity, n_null, seed, progress)
     with threadpool_limits(limits=1, user_api="blas"):
-        return _families(responses, active, grid, min_size, min_selectivity, min_similarity, n_null, seed, compare, progress)
+        return _families(responses, active, grid, min_size, min_selectivity, min_similarity, n_null, seed, compare, progress,
+                         float(min_colour_index))  # fmt: skip
+
+
+def _colour_gate(responses: Responses, min_colour_index: float) -> tuple[Tensor | None, Tensor]:
+    """``(colour_index [units] or None, colour [units] bool)``: the units that pass the hue colour gate.
+
+    Every unit passes for rotation/flip and for responses without achromatic data.
+    """
+    index = responses.colour_index if responses.transform in ("hue", "hue_rotation") else None
+    if index is None:
+        return None, torch.ones(len(responses.units), dtype=torch.bool)
+    return index, index >= min_colour_index  # NaN (a unit nothing moves) fails
 
 
 def _families(
     responses: Responses, active: Tensor, grid: tuple[int, ...], min_size: int, min_selectivity: float,
-    min_similarity: float, n_null: int, seed: int, compare: str, progress: bool,
+    min_similarity: float, n_null: int, seed: int, compare: str, progress: bool, min_colour_index: float = 0.0,
 ) -> FamilyList:  # fmt: skip
     """:func:`find_families` for rotation, hue and hue_rotation, its arguments checked.
 
@@ -519,10 +569,15 @@ def _families(
     gain nothing from threads, and OpenBLAS's idle threads spinning between them beside
     torch's own slowed the null 2.4× on two cores.
     """
-    selective = active & (responses.selectivity >= min_selectivity)
+    shaped = active & (responses.selectivity >= min_selectivity)
+    index, colour = _colour_gate(responses, min_colour_index)
+    selective = shaped & colour
     rows = torch.nonzero(selective).flatten()
     ids = [responses.units[r] for r in rows.tolist()]
-    out = FamilyList(invariant=[responses.units[r] for r in torch.nonzero(active & ~selective).flatten().tolist()], selective=ids)
+    out = FamilyList(
+        invariant=[responses.units[r] for r in torch.nonzero(active & ~shaped).flatten().tolist()], selective=ids,
+        achromatic=[responses.units[r] for r in torch.nonzero(shaped & ~colour).flatten().tolist()],
+    )  # fmt: skip
     if len(rows) < 2:
         return out
     source = responses.values if compare == "variants" else responses.tunings()[:, None, :]
@@ -540,6 +595,7 @@ def _families(
             holes=holes(g.pos[:, -1].tolist(), g.period) if len(grid) == 1 else [],
             preferred_hue=[float(v) for v in g.pos[:, 0]] if len(grid) == 2 else None,
             duplicates=sorted((ids[a], ids[b]) for a, b in g.duplicates),
+            colour_index=None if index is None else float(index[rows[g.rows]].mean()),
         )  # fmt: skip
         out.append(fam)
     _fill_q(out)

@@ -94,6 +94,11 @@ def _frequencies(rf: int) -> tuple[float, ...]:
     return tuple(sorted({round(min(0.3, lo * k), 4) for k in (1, 2, 4)}))
 
 
+#: Orientations (degrees) of the colour edges and bars in the auto hue stimuli: a colour edge
+#: turned by 180° is the opposite-hue edge, and a bar the same bar, so [0, 180) suffices.
+HUE_ORIENTATIONS: tuple[float, ...] = (0.0, 60.0, 120.0)
+
+
 def auto_stimuli(transform: str, geometry: ProbeGeometry, *, device: torch.device | str | None = None, seed: int = 0) -> st.StimulusSet:
     """A sensible stimulus set for ``transform`` at a layer's receptive-field size.
 
@@ -103,8 +108,13 @@ def auto_stimuli(transform: str, geometry: ProbeGeometry, *, device: torch.devic
     polarity is the 180°-rotated edge, the grating of phase 270° the rotated 90° one).
 
     rotation and scale: gratings, edges, lines and curves at several sizes; hue and
-    hue_rotation: colour contrast and colour centre-surround of several sizes; flip:
-    curves and edges at several orientations, and photograph patches.
+    hue_rotation: :data:`HUE_ORIENTATIONS` colour-contrast edges and as many colour bars
+    (width about rf/6, on the opposite hue), so that colour-contrast units of any
+    orientation are driven within 30° of their preference, and three colour
+    centre-surrounds (radii rf/8, rf/5, rf/3): 9 variants, where there were 4 (one
+    vertical edge and the centre-surrounds) — a hue probe costs 2.25× the images it did
+    (a hue_rotation probe too); flip: curves and edges at several orientations, and
+    photograph patches.
     """
     s = geometry.canvas
     rf = geometry.rf_size
@@ -120,7 +130,8 @@ def auto_stimuli(transform: str, geometry: ProbeGeometry, *, device: torch.devic
         ]
     elif transform in ("hue", "hue_rotation"):
         sets = [
-            st.color_contrast(s, hues=(0.0,), **common),
+            st.color_contrast(s, hues=(0.0,), orientations=HUE_ORIENTATIONS, **common),
+            st.color_bar(s, hues=(0.0,), widths=(max(1.5, round(rf / 6)),), orientations=HUE_ORIENTATIONS, **common),
             st.center_surround(s, hues=(0.0,), radii=(rf / 8, rf / 5, rf / 3), **common),
         ]
     elif transform == "flip":
@@ -208,7 +219,10 @@ def probe(
             how. False leaves it None.
 
     Returns:
-        :class:`Responses` with ``values[unit, variant, step]``.
+        :class:`Responses` with ``values[unit, variant, step]``; for hue and hue_rotation also
+        ``achromatic`` (each unit's responses to the grey versions of the stimuli and to a
+        blank, 2V + 1 images more, or 2V·n + 1 for an n × n hue_rotation grid), from which
+        ``Responses.colour_index`` comes.
 
     Raises:
         KeyError: unknown layer, transform or stimulus name.
@@ -257,11 +271,16 @@ def probe(
                 out[v0 : v0 + len(variants), s0 : s0 + len(chunk)] = centre.view(len(variants), len(chunk), -1)
                 bar.update(len(variants) * len(chunk))
         bar.close()
+        achromatic = None
+        if transform in ("hue", "hue_rotation"):
+            achromatic, grey_meta = _achromatic(model, layer, rec, idx_units, base, params, render, k, batch_size, transform)
     values = out.permute(2, 0, 1).cpu()
     meta = {
         "model": model.name, "canvas": geometry.canvas, "center": list(geometry.center),
         "rf_size": geometry.rf_size, "supersample": k, "seed": seed, "steps": steps,
     }  # fmt: skip
+    if achromatic is not None:
+        meta["achromatic"] = grey_meta
     scale = None
     if natural:
         scale = natural_scale(model, layer, seed=seed, progress=progress)[unit_list]
@@ -269,5 +288,38 @@ def probe(
     shown = F.avg_pool2d(base, k) if k > 1 else base
     return Responses(
         values, params.cpu(), layer=layer, transform=transform, units=unit_list,
-        variants=stim.params, meta=meta, stimuli=shown.cpu(), natural_scale=scale,
+        variants=stim.params, meta=meta, stimuli=shown.cpu(), natural_scale=scale, achromatic=achromatic,
     )  # fmt: skip
+
+
+def _achromatic(
+    model: Model, layer: str, rec: object, idx_units: Tensor, base: Tensor, params: Tensor,
+    render: ProbeGeometry, k: int, batch_size: int, transform: str,
+) -> tuple[Tensor, dict]:  # fmt: skip
+    """The centre responses to the grey versions of the stimuli and to a blank, ``Tensor[units, G]`` (CPU).
+
+    ``base``: the stimuli with aperture, ``Tensor[V, 3, H, W]`` at the render resolution.
+    Columns: polarity (+, −) × variant × angle, then the blank; for "hue" one angle (none
+    applied), for hue_rotation every orientation of the grid (the grey versions are
+    rotated, since the colour ones are). Runs inside the probe's ``record``.
+    """
+    grey = st.achromatic_versions(base)  # [2V, 3, H, W]
+    if transform == "hue_rotation":
+        from .transforms import Rotation
+
+        angles = torch.unique(params[:, 1])
+        images = Rotation().apply_grid(grey, angles, center=render.center, downsample=k).flatten(0, 1)
+    else:
+        angles = None
+        images = F.avg_pool2d(grey, k) if k > 1 else grey
+    images = torch.cat([images, torch.full_like(images[:1], 0.5)])
+    out = []
+    for i in range(0, len(images), batch_size):
+        model.forward_preprocessed(model.preprocess(images[i : i + batch_size]))
+        out.append(rec[layer].index_select(1, idx_units))  # type: ignore[index]
+    meta = {
+        "columns": "polarity (+, -) x variant x angle, then the blank (grey canvas)",
+        "variants": len(base), "angles": None if angles is None else angles.cpu().tolist(),
+        "construction": "equifind.stimuli.achromatic_versions (RMS over 8 hues, grey axis)",
+    }  # fmt: skip
+    return torch.cat(out).T.contiguous().cpu(), meta

@@ -54,6 +54,13 @@ class Responses:
             receptive field (:func:`equifind.natural.natural_scale`; :func:`equifind.probe`
             fills it). None for responses measured elsewhere: "responding" and "selective" are
             then judged from the responses alone (see :meth:`responding`, :attr:`selectivity`).
+        achromatic: optional ``Tensor[units, G]`` (float32, CPU): hue and hue_rotation probes
+            only, each unit's responses to grey versions of the stimuli
+            (:func:`equifind.stimuli.achromatic_versions`: the same RGB contrast along the grey
+            axis, both polarities), run once, not over the hue grid; the last column is the
+            blank (the grey canvas). ``meta["achromatic"]`` describes the columns. None for
+            other probes and for responses measured elsewhere: then there is no
+            :attr:`colour_index` and family discovery applies no colour gate.
     """
 
     def __init__(
@@ -68,6 +75,7 @@ class Responses:
         meta: dict[str, Any] | None = None,
         stimuli: Tensor | None = None,
         natural_scale: Tensor | np.ndarray | Sequence[float] | None = None,
+        achromatic: Tensor | np.ndarray | None = None,
     ) -> None:
         values_t = _as_tensor(values, "values")
         params_t = _as_tensor(params, "params")
@@ -105,6 +113,16 @@ class Responses:
             if not bool(torch.isfinite(natural_scale).all()) or bool((natural_scale < 0).any()):
                 raise ValueError("natural_scale must be finite and >= 0 (a response percentile per unit)")
         self.natural_scale = natural_scale
+        if achromatic is not None:
+            achromatic = _as_tensor(achromatic, "achromatic")
+            if achromatic.dim() != 2 or achromatic.shape[0] != n_units or achromatic.shape[1] < 2:
+                raise ValueError(
+                    f"achromatic must be [{n_units} units, G >= 2] (grey versions, then the blank), "
+                    f"got shape {tuple(achromatic.shape)}"
+                )
+            if not bool(torch.isfinite(achromatic).all()):
+                raise ValueError(f"achromatic contains {int((~torch.isfinite(achromatic)).sum())} NaN or infinite entries")
+        self.achromatic = achromatic
 
     def __repr__(self) -> str:
         u, v, s = self.values.shape
@@ -186,6 +204,27 @@ class Responses:
         return torch.where(weak, torch.zeros_like(sel), sel)
 
     @property
+    def colour_index(self) -> Tensor | None:
+        """``Tensor[units]`` in [0, 1]: how much more colour than grey drives each unit; None without :attr:`achromatic`.
+
+        ``chromatic / (chromatic + achromatic)``, each a *drive*: the largest |response −
+        blank response| over the colour stimuli (every variant and step of ``values``)
+        resp. over their grey versions (the columns of :attr:`achromatic` but the last, the
+        blank). 1: grey leaves the unit at its blank response (colour-opponent); 0.5: colour
+        and grey drive it equally; about 0.37: a linear colour-blind unit (equal R, G, B
+        weights, see :func:`equifind.stimuli.achromatic_versions`); 0: colour does not move
+        it. NaN for a unit that neither moves. :func:`equifind.find_families` lets a unit
+        into hue families only at ``>= min_colour_index``.
+        """
+        if self.achromatic is None:
+            return None
+        blank = self.achromatic[:, -1]
+        chromatic = (self.values - blank[:, None, None]).abs().flatten(1).amax(dim=1)
+        grey = (self.achromatic[:, :-1] - blank[:, None]).abs().amax(dim=1)
+        total = chromatic + grey
+        return torch.where(total > 0, chromatic / total.clamp_min(1e-30), torch.full_like(total, math.nan))
+
+    @property
     def preferred(self) -> Tensor:
         """``Tensor[units]``: the parameter of each unit's peak, with sub-step precision.
 
@@ -215,6 +254,7 @@ class Responses:
             self.values[rows], self.params, layer=self.layer, transform=self.transform,
             units=list(units), variants=self.variants, meta=self.meta, stimuli=self.stimuli,
             natural_scale=None if self.natural_scale is None else self.natural_scale[rows],
+            achromatic=None if self.achromatic is None else self.achromatic[rows],
         )  # fmt: skip
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -237,6 +277,8 @@ class Responses:
                 arrays = {"values": self.values.numpy(), "params": self.params.numpy(), "meta": np.array(json.dumps(meta))}
                 if self.natural_scale is not None:
                     arrays["natural_scale"] = self.natural_scale.numpy()
+                if self.achromatic is not None:
+                    arrays["achromatic"] = self.achromatic.numpy()
                 if self.stimuli is not None:
                     arrays["stimuli"] = (self.stimuli.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
                 np.savez_compressed(f, **arrays)
@@ -258,8 +300,9 @@ class Responses:
             meta = json.loads(str(data["meta"]))
             stimuli = torch.from_numpy(data["stimuli"]).float() / 255 if "stimuli" in data else None
             natural = data["natural_scale"] if "natural_scale" in data else None
+            achromatic = data["achromatic"] if "achromatic" in data else None
             return cls(
                 data["values"], data["params"], layer=meta["layer"], transform=meta["transform"],
                 units=meta["units"], variants=meta["variants"], meta=meta.get("meta"), stimuli=stimuli,
-                natural_scale=natural,
+                natural_scale=natural, achromatic=achromatic,
             )  # fmt: skip

@@ -221,6 +221,8 @@ class ScanResult:
         fallback = self.config.get("n_null")
         text = (f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {f.period:g}, "
                 f"discovery {q_and_p(f.q_value, f.p_value, null_size(f, fallback))}")
+        if f.colour_index is not None:
+            text += f", colour index {f.colour_index:.2f}"
         if score is not None:
             text += (f", equivariance {score.equivariance:.2f} "
                      f"{q_and_p(score.q_value, score.p_value, null_size(score, fallback))}")
@@ -528,6 +530,7 @@ def scan(
                 fams = find_families(
                     resp, min_size=cfg.min_size, min_selectivity=cfg.min_selectivity,
                     min_similarity=cfg.min_similarity, n_null=cfg.n_null, seed=cfg.seed,
+                    min_colour_index=cfg.min_colour_index,
                 )  # fmt: skip
             with _timed(result.timings, f"{layer}/{t}/scores"):
                 scores = _set_q_values([_score(resp, f, cfg) for f in fams if t != "hue_rotation"], cfg.n_null)

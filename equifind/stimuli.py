@@ -24,7 +24,14 @@ positive = counter-clockwise as displayed):
     * high_low: vertical stripes, frequency ``hi`` on the left, ``lo`` on the
       right of a vertical boundary through the centre.
     * color_contrast: colour of hue ``h`` on the left, the opposite hue
-      ``h + 180`` on the right, equal luma, vertical boundary.
+      ``h + 180`` on the right, equal luma, vertical boundary; ``orientation``
+      rotates the boundary counter-clockwise (the left side stays on the
+      boundary's left as it turns).
+    * color_bar: a vertical bar of hue ``h`` on a surround of the opposite hue
+      ``h + 180`` (equal luma; opponent, not on grey, so that the bar and its
+      surround drive a colour-opponent unit the same way and the stimulus is
+      its own hue-shifted copy); ``orientation`` rotates the bar
+      counter-clockwise. A bar rotated by 180 degrees is the same bar.
     * center_surround: a disk of hue ``h`` and radius r in a surround of hue
       ``h + 180`` (rotation invariant).
     * circle: a ring of radius r (rotation invariant).
@@ -62,11 +69,13 @@ __all__ = [
     "curve",
     "high_low",
     "color_contrast",
+    "color_bar",
     "center_surround",
     "circle",
     "STIMULI",
     "get_stimulus",
     "from_images",
+    "achromatic_versions",
     "photo_patches",
     "PHOTOS",
 ]
@@ -540,10 +549,21 @@ def _check_colour(saturation: float, luma: float) -> None:
     _check_range("luma", [luma], 0.0, 1.0, open_low=False)
 
 
+def _across(dy: Tensor, dx: Tensor, orientation: Tensor) -> Tensor:
+    """Signed distance Tensor[N, H, W] across a boundary through the centre, vertical at orientation 0.
+
+    Orientation (degrees, Tensor[N, 1, 1]) turns the boundary counter-clockwise as displayed
+    (x right, y up = -row): the distance grows along ``(cos o, sin o)`` in display coordinates.
+    """
+    o = torch.deg2rad(orientation)
+    return dx * torch.cos(o) - dy * torch.sin(o)
+
+
 def color_contrast(
     size: Size,
     *,
     hues: Sequence[float] = _HUES,
+    orientations: Sequence[float] = (0.0,),
     saturation: float = 0.2,
     luma: float = 0.5,
     center: Center = None,
@@ -553,12 +573,15 @@ def color_contrast(
     """Colour contrast: hue ``h`` on the left, the opposite hue on the right.
 
     Both sides have luma ``luma`` and YIQ chroma ``+-saturation * (cos h,
-    sin h)``; the vertical boundary through the centre is a 1-px blend.
-    Values outside the RGB gamut are clipped.
+    sin h)``; the boundary through the centre is a 1-px blend, vertical at
+    orientation 0 and turned counter-clockwise by ``orientation`` degrees
+    (orientation 180 is the hue-180 stimulus). Values outside the RGB gamut
+    are clipped.
 
     Args:
         size: image side, or ``(H, W)``.
         hues: degrees in the YIQ chroma plane (see the module docstring).
+        orientations: boundary orientations in degrees (default vertical only).
         saturation: chroma radius in [0, 1]; <= 0.246 is in gamut for every
             hue at luma 0.5.
         luma: YIQ Y of both sides, in [0, 1].
@@ -567,20 +590,71 @@ def color_contrast(
         device: where to render; default CPU.
 
     Returns:
-        StimulusSet of ``len(hues)`` images; params keys kind, hue,
-        saturation, luma.
+        StimulusSet of ``len(hues) * len(orientations)`` images (hue slowest);
+        params keys kind, hue, orientation, saturation, luma.
 
     Raises:
         ValueError: for out-of-range parameters.
     """
     _check_colour(saturation, luma)
     dy, dx = _coords(size, center, device)
-    (h,) = _product(("hue",), (hues,), dx.device)
+    names, values = ("hue", "orientation"), (hues, orientations)
+    h, o = _product(names, values, dx.device)
     colour = _yiq_colour(luma, torch.full_like(h, saturation), h)  # [N, 3, 1, 1]
     grey = _yiq_colour(luma, torch.zeros_like(h), h)
-    side = (2 * _step(dx) - 1).expand(dy.shape[0], -1)[None, None]  # -1 left, +1 right: [1, 1, H, W]
+    side = (2 * _step(_across(dy, dx, o)) - 1).unsqueeze(1)  # -1 left, +1 right: [N, 1, H, W]
     images = grey - side * (colour - grey)
-    params = _table("color_contrast", ("hue",), (hues,), saturation=saturation, luma=luma)
+    params = _table("color_contrast", names, values, saturation=saturation, luma=luma)
+    return _finish(images, params, center, radius)
+
+
+def color_bar(
+    size: Size,
+    *,
+    hues: Sequence[float] = _HUES,
+    widths: Sequence[float] = (3.0,),
+    orientations: Sequence[float] = (0.0, 45.0, 90.0, 135.0),
+    saturation: float = 0.2,
+    luma: float = 0.5,
+    center: Center = None,
+    radius: float | None = None,
+    device: Device = None,
+) -> StimulusSet:
+    """Colour bar: a bar of hue ``h`` through the centre on a surround of the opposite hue.
+
+    Bar and surround have luma ``luma`` and YIQ chroma ``+-saturation * (cos h, sin h)``
+    (anti-aliased edges); the bar is vertical at orientation 0 and turned
+    counter-clockwise by ``orientation`` degrees. Hue-shifting the stimulus by ``d``
+    gives the bar of hue ``h + d``.
+
+    Args:
+        size: image side, or ``(H, W)``.
+        hues: degrees in the YIQ chroma plane.
+        widths: bar widths in pixels, > 0.
+        orientations: degrees; a bar and its 180°-turned copy are the same.
+        saturation: chroma radius in [0, 1].
+        luma: YIQ Y of bar and surround, in [0, 1].
+        center: ``(cy, cx)`` pixels; default the image centre.
+        radius: soft aperture radius in pixels, or None.
+        device: where to render; default CPU.
+
+    Returns:
+        StimulusSet of ``len(hues) * len(widths) * len(orientations)`` images (hue
+        slowest); params keys kind, hue, width, orientation, saturation, luma.
+
+    Raises:
+        ValueError: for out-of-range parameters.
+    """
+    _check_colour(saturation, luma)
+    _check_range("widths", widths, 0.0, math.inf)
+    dy, dx = _coords(size, center, device)
+    names, values = ("hue", "width", "orientation"), (hues, widths, orientations)
+    h, w, o = _product(names, values, dx.device)
+    colour = _yiq_colour(luma, torch.full_like(h, saturation), h)
+    grey = _yiq_colour(luma, torch.zeros_like(h), h)
+    inside = _band(_across(dy, dx, o), w).unsqueeze(1)  # [N, 1, H, W]
+    images = grey + (2 * inside - 1) * (colour - grey)
+    params = _table("color_bar", names, values, saturation=saturation, luma=luma)
     return _finish(images, params, center, radius)
 
 
@@ -628,6 +702,59 @@ def center_surround(
     return _finish(images, params, center, radius)
 
 
+# --------------------------------------------------------------------------- achromatic versions
+
+
+def achromatic_versions(images: Tensor, *, n_hues: int = 8) -> Tensor:
+    """Grey versions of colour stimuli with the same RGB contrast, on the network's own terms.
+
+    "Achromatic" here is the grey axis R = G = B, not constant NTSC luma: a unit whose
+    weights are equal over R, G, B (colour-blind) sees exactly the grey axis. Per pixel,
+    the stimulus' deviation from mid-grey is ``c(x) = image − 0.5`` (RGB); its grey
+    version is ``0.5 + sign(x) · a(x) · (1, 1, 1) / √3`` where
+
+    * ``a(x)`` is the RMS over ``n_hues`` evenly spaced hue rotations of ``|c_h(x)|``
+      (RGB norm; a YIQ hue rotation changes the RGB norm of a chroma vector, so the
+      grey version matches the colour stimulus' contrast averaged over the hue circle
+      the probe sweeps), and
+    * ``sign(x)`` is the sign of ``c(x)``'s projection on the image's main chroma
+      direction (the first principal direction of ``c`` over pixels): the two hues of a
+      colour edge, bar or centre-surround become its bright and dark parts.
+
+    A linear colour-blind unit (equal RGB weights ``m``) then answers a saturation-0.2
+    colour stimulus with amplitude at most ``0.2 · |(ΣI, ΣQ)| · m ≈ 0.35 m`` (the column
+    sums of ``YIQ_TO_RGB``) and its grey version with about ``√3 · a ≈ 0.6 m``: its
+    colour index (:attr:`equifind.Responses.colour_index`) is about 0.37; an opponent
+    unit (weights summing to 0 over R, G, B) does not answer the grey version at all.
+
+    Args:
+        images: Tensor[N, 3, H, W] in [0, 1] (grey background 0.5).
+        n_hues: hue rotations for the RMS, >= 3.
+
+    Returns:
+        Tensor[2N, 3, H, W] in [0, 1], on the images' device: the N "+" versions, then
+        the N "−" versions (``1 − +``); which polarity is "+" is arbitrary.
+
+    Raises:
+        ValueError: for images not [N, 3, H, W] or n_hues < 3.
+    """
+    from .transforms import Hue
+
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape [N, 3, H, W], got {list(images.shape)}")
+    if not isinstance(n_hues, int) or isinstance(n_hues, bool) or n_hues < 3:
+        raise ValueError(f"n_hues must be an int >= 3, got {n_hues!r}")
+    c = images.double() - 0.5
+    rot = Hue.matrix(torch.arange(n_hues, dtype=torch.float64) * (360.0 / n_hues)).to(c.device)  # [K, 3, 3]
+    norms = torch.stack([torch.einsum("ij,njhw->nihw", m, c).pow(2).sum(1) for m in rot])  # [K, N, H, W]
+    a = norms.mean(0).sqrt()
+    flat = c.flatten(2)  # [N, 3, P]
+    direction = torch.linalg.eigh(flat @ flat.transpose(1, 2))[1][..., -1]  # [N, 3]
+    sign = torch.sign(torch.einsum("ni,nihw->nhw", direction, c))
+    grey = (sign * a / math.sqrt(3.0)).unsqueeze(1).expand(-1, 3, -1, -1)
+    return torch.cat([0.5 + grey, 0.5 - grey]).clamp(0.0, 1.0).to(images.dtype)
+
+
 # --------------------------------------------------------------------------- registry
 
 STIMULI: dict[str, Callable[..., StimulusSet]] = {
@@ -638,6 +765,7 @@ STIMULI: dict[str, Callable[..., StimulusSet]] = {
     "curve": curve,
     "high_low": high_low,
     "color_contrast": color_contrast,
+    "color_bar": color_bar,
     "center_surround": center_surround,
     "circle": circle,
 }

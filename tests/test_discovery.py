@@ -200,10 +200,10 @@ def test_hue_luminance_units_not_selective(hue_case: tuple[Planted, ef.FamilyLis
     noise's colour part makes them weakly hue-tuned on the noisy net, yet they join no family.
 
     Random units are in no significant family, and in no family with a planted unit.
-    With only four auto hue stimuli (one colour contrast, three centred colour
-    centre-surrounds), a random RGB filter's hue tuning is a rectified cosine like any
-    linear colour unit's, so two random units can match by chance (seen: units 8 and 18
-    of the clean net, score 0.79, p = 0.42): such a family is not significant.
+    A random RGB filter's hue tuning is a rectified cosine like any linear colour
+    unit's, so two random units can match by chance (seen with the four old auto hue
+    stimuli: units 8 and 18 of the clean net, score 0.79, p = 0.42): such a family is
+    not significant.
     """
     p, fams, noise = hue_case
     grey = set(grey_units(p))
@@ -215,18 +215,29 @@ def test_hue_luminance_units_not_selective(hue_case: tuple[Planted, ef.FamilyLis
             assert set(fam.units) <= set(p.random) and fam.p_value > 0.05, fam
 
 
-def test_equal_rgb_filters_are_hue_tuned() -> None:
-    """Why ``luma_planted``: ``planted_layer``'s ``(R+G+B)/3`` filters respond to hue at constant luma.
+def test_equal_rgb_filters_are_not_hue_families() -> None:
+    """``planted_layer``'s ``(R+G+B)/3`` filters answer hue at constant luma, yet join no hue family.
 
-    YIQ hue rotation keeps Y, not R+G+B, so these filters' hue responses are selective
-    (the isotropic units become members of, or duplicates in, hue families), while the
-    same filters luma-weighted do not respond to the isoluminant hue stimuli at all.
+    YIQ hue rotation keeps Y, not R+G+B, so these colour-blind filters answer the hue
+    stimuli with perfectly hue-shifted cosines (tuning selectivity > 0.9), which shape
+    comparison alone cannot tell from a colour unit. Their grey versions of the stimuli
+    drive them more than the colour ones: colour index ≈ 0.37 (the linear colour-blind
+    value), below ``min_colour_index``, so they are ``achromatic``, in no family, while the
+    colour centre-surround units (index 1) still form their family. The same filters
+    luma-weighted do not respond to the isoluminant hue stimuli at all.
     """
     p = planted_layer()
     resp = ef.probe(model_of(p), LAYER, transform="hue", steps=STEPS, progress=False, natural=False)
     assert float(resp.selectivity[p.invariant].min()) > 0.9
+    index = resp.colour_index
+    assert index is not None
+    assert float(index[p.invariant].max()) < 0.4 and float(index[p.hues].min()) > 0.99
     fams = ef.find_families(resp)
-    assert set(p.invariant) <= in_families(fams)
+    assert not set(p.invariant) & in_families(fams)
+    assert set(p.invariant) <= set(fams.achromatic)
+    assert sorted(fams[family_of(fams, p.hues[0])].units) == sorted(p.hues)
+    ungated = ef.find_families(resp, min_colour_index=0.0)  # the control: without the gate they are hue-tuned
+    assert set(p.invariant) <= set(ungated.selective) and not ungated.achromatic
     q = luma_planted()
     resp_q = ef.probe(model_of(q), LAYER, transform="hue", steps=STEPS, progress=False)
     assert float(resp_q.values[grey_units(q)].abs().max()) < 1e-5
@@ -234,11 +245,12 @@ def test_equal_rgb_filters_are_hue_tuned() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="weakness: for hue, every linear colour unit has a rectified-cosine tuning, and the 4 auto hue "
-    "stimuli (1 colour contrast, 3 concentric centre-surrounds) cannot tell a random RGB filter from a colour "
-    "centre-surround one: in luma_planted(seed=5) random unit 21 (peak 5.5% of the layer's) joins the hue "
-    "family at 284.5° with similarity ≥ 0.7 (seed 1: unit 6). A richer hue stimulus set (oriented colour "
-    "contrasts) fixes seeds 1–3 of 0–5, not 5.",
+    reason="weakness: for hue, every linear colour unit has a rectified-cosine tuning, and a random RGB filter "
+    "is partly a colour unit (colour index 0.46-0.65 in luma_planted(seed=5), above min_colour_index 0.5 "
+    "where real conv2d0's colour units start): random unit 21 (colour index 0.65, peak 5.7% of the layer's) "
+    "still matches the planted hue units at similarity 0.79 over the 9 auto hue stimuli (oriented colour edges "
+    "and bars included) and joins their family. Across seeds 0-7 the best random-to-hue similarity stays "
+    "0.5-0.9 for every stimulus design tried (4 or 3 orientations, bars on grey, wider bars).",
 )
 def test_hue_random_unit_not_absorbed_seed5() -> None:
     """Known weakness (see the xfail reason): a random unit is absorbed into the hue family."""

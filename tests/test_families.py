@@ -636,3 +636,56 @@ def test_explained_by_survives_to_dict_and_old_dicts_load_with_none() -> None:
     assert back == pair and back.explained_by is not None
     old = {k: v for k, v in pair.to_dict().items() if k != "explained_by"}  # saved before issue 13
     assert Family.from_dict(old).explained_by is None
+# -- hue means colour: the colour gate -----------------------------------------------
+import equifind as ef  # noqa: E402
+
+def _hue_with_grey(grey_drive: float) -> tuple[Planted, ef.Responses]:
+    """Two planted hue families; the second's members answer grey ``grey_drive`` × their colour drive."""
+    p = planted_1d([Spec([0.0, 60.0, 120.0, 180.0, 240.0, 300.0]), Spec([30.0, 90.0, 150.0, 210.0, 270.0, 330.0], kappa=1.0)],
+                   transform="hue", steps=36, variants=4, seed=3)  # fmt: skip
+    r = p.responses
+    peak = r.values.abs().flatten(1).amax(1)
+    grey = torch.zeros(len(r.units), 3)  # +, -, blank (0)
+    second = [r.row(u) for u in p.families[1]]
+    grey[second, 0] = grey_drive * peak[second]
+    achromatic = ef.Responses(r.values, r.params, layer=r.layer, transform="hue", units=r.units, achromatic=grey)
+    return p, achromatic
+
+
+def test_colour_gate_keeps_colour_units_out_of_grey_ones() -> None:
+    """Units that grey drives more than colour (index < 0.5) join no hue family and are listed as achromatic."""
+    p, r = _hue_with_grey(2.0)  # colour index 1/3
+    fams = ef.find_families(r, n_null=20)
+    found = {frozenset(f.units) for f in fams}
+    assert frozenset(p.families[0]) in found and not any(set(f.units) & set(p.families[1]) for f in fams)
+    assert sorted(fams.achromatic) == sorted(p.families[1]) and not set(fams.achromatic) & set(fams.selective)
+    colour = next(f for f in fams if set(f.units) == set(p.families[0]))
+    assert colour.colour_index == 1.0
+    open_gate = ef.find_families(r, n_null=20, min_colour_index=0.0)  # control: the gate is what removed them
+    assert frozenset(p.families[1]) in {frozenset(f.units) for f in open_gate} and not open_gate.achromatic
+    back = ef.FamilyList.from_dict(json.loads(json.dumps(fams.to_dict())))
+    assert back.achromatic == fams.achromatic and back[0].colour_index == fams[0].colour_index
+
+
+def test_colour_gate_passes_weak_grey_and_needs_grey_data() -> None:
+    """Grey at half the colour drive (index 2/3) passes; responses without grey versions are not gated."""
+    p, r = _hue_with_grey(0.5)
+    fams = ef.find_families(r, n_null=0)
+    assert {frozenset(f.units) for f in fams} >= {frozenset(p.families[0]), frozenset(p.families[1])}
+    assert all(abs(f.colour_index - (1.0 if set(f.units) == set(p.families[0]) else 2 / 3)) < 1e-6 for f in fams)
+    plain = ef.find_families(p.responses, n_null=0)
+    assert not plain.achromatic and all(f.colour_index is None for f in plain)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "0.5", True])
+def test_min_colour_index_out_of_range(bad: object) -> None:
+    p, r = _hue_with_grey(0.5)
+    with pytest.raises(ValueError, match="min_colour_index must be a number in"):
+        ef.find_families(r, min_colour_index=bad)  # type: ignore[arg-type]
+
+
+def test_family_dict_without_colour_index_loads_nan() -> None:
+    old = {"layer": "l", "transform": "hue", "units": [1, 2], "preferred": [0.0, 90.0], "period": 360.0,
+           "score": 0.9, "p_value": 0.01}  # fmt: skip
+    assert ef.Family.from_dict(old).colour_index is None
+    assert ef.FamilyList.from_dict({"families": [old]}).achromatic == []

@@ -100,3 +100,35 @@ def test_stimuli_roundtrip_as_8_bit(tmp_path):
     assert float((back.stimuli - stim).abs().max()) <= 0.5 / 255 + 1e-6
     with pytest.raises(ValueError, match="stimuli must be"):
         ef.Responses(np.ones((1, 2, 4)), np.arange(4), layer="l", transform="rotation", stimuli=torch.rand(3, 3, 5, 5))
+
+
+def _with_grey() -> ef.Responses:
+    """Three units: an opponent one (grey leaves it at its blank), a colour-blind-like one, one nothing moves."""
+    values = torch.tensor([[[1.0, 3.0, 1.0, -1.0]], [[1.0, 1.4, 1.0, 0.6]], [[0.5, 0.5, 0.5, 0.5]]])
+    achromatic = torch.tensor([[1.0, 1.0, 1.0], [2.0, 0.0, 1.0], [0.5, 0.5, 0.5]])  # +, -, blank
+    return ef.Responses(values, [0.0, 90.0, 180.0, 270.0], layer="l", transform="hue", achromatic=achromatic,
+                        meta={"achromatic": {"columns": "+, -, blank"}})  # fmt: skip
+
+
+def test_colour_index():
+    ci = _with_grey().colour_index
+    assert ci is not None
+    assert float(ci[0]) == 1.0 and abs(float(ci[1]) - 0.4 / 1.4) < 1e-6 and math.isnan(float(ci[2]))
+    assert ef.Responses(torch.zeros(2, 1, 4), [0.0, 90.0, 180.0, 270.0], layer="l", transform="hue").colour_index is None
+
+
+def test_achromatic_save_load_subset(tmp_path):
+    r = _with_grey()
+    back = ef.Responses.load(r.save(tmp_path / "r"))
+    torch.testing.assert_close(back.achromatic, r.achromatic)
+    assert back.meta["achromatic"] == {"columns": "+, -, blank"}
+    sub = r.subset([2, 0])
+    torch.testing.assert_close(sub.achromatic, r.achromatic[[2, 0]])
+    torch.testing.assert_close(sub.colour_index[1:], r.colour_index[:1])
+
+
+@pytest.mark.parametrize("bad, match", [(torch.zeros(2, 3), r"achromatic must be \[3 units"), (torch.zeros(3, 1), "G >= 2"),
+                                        (torch.full((3, 2), math.nan), "NaN")])  # fmt: skip
+def test_bad_achromatic(bad, match):
+    with pytest.raises(ValueError, match=match):
+        ef.Responses(torch.zeros(3, 1, 4), [0.0, 90.0, 180.0, 270.0], layer="l", transform="hue", achromatic=bad)

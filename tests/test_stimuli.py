@@ -299,3 +299,47 @@ def test_photo_patches_deterministic():
     assert all(p["kind"] == "photo" and p["photo"] in PHOTOS for p in a.params)
     with pytest.raises(ValueError, match="n must be"):
         photo_patches(SIZE, n=0)
+
+
+# --------------------------------------------------------------------------- oriented colour stimuli, grey versions
+from equifind.stimuli import achromatic_versions, color_bar  # noqa: E402
+
+
+@pytest.mark.parametrize("h, d", [(0.0, 90.0), (45.0, 200.0)])
+def test_hue_shift_of_color_bar_is_hue_parameter(h, d):
+    shifted = Hue().apply(color_bar(SIZE, hues=(h,), orientations=(30.0,)).images, d)
+    torch.testing.assert_close(shifted, color_bar(SIZE, hues=(h + d,), orientations=(30.0,)).images, atol=1e-5, rtol=0)
+
+
+def test_color_contrast_turned_by_180_is_the_opposite_hue():
+    turned = color_contrast(SIZE + 1, hues=(20.0,), orientations=(180.0,)).images  # odd size: the centre is a pixel
+    opposite = color_contrast(SIZE + 1, hues=(200.0,)).images
+    torch.testing.assert_close(turned, opposite, atol=1e-4, rtol=0)
+
+
+def test_color_bar_is_vertical_at_0_and_horizontal_at_90():
+    s = color_bar(SIZE + 1, hues=(0.0,), widths=(3.0,), orientations=(0.0, 90.0))
+    c = SIZE // 2
+    v, h = s.images[0], s.images[1]
+    assert torch.allclose(v[:, 0, c], v[:, -1, c]) and not torch.allclose(v[:, c, 0], v[:, c, c])
+    assert torch.allclose(h[:, c, 0], h[:, c, -1]) and not torch.allclose(h[:, 0, c], h[:, c, c])
+    assert s.params[1] == {"kind": "color_bar", "hue": 0.0, "width": 3.0, "orientation": 90.0, "saturation": 0.2, "luma": 0.5}
+
+
+def test_achromatic_versions_are_grey_with_the_hue_averaged_contrast():
+    colour = torch.cat([color_contrast(SIZE, hues=(0.0,)).images, center_surround(SIZE, hues=(90.0,), radii=(5.0,)).images])
+    grey = achromatic_versions(colour, n_hues=8)
+    assert grey.shape == (4, 3, SIZE, SIZE)
+    assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])  # R = G = B
+    torch.testing.assert_close(grey[2:], 1.0 - grey[:2])  # the two polarities
+    rms = torch.stack([(Hue().apply(colour, float(h)) - 0.5).pow(2).sum(1) for h in range(0, 360, 45)]).mean(0).sqrt()
+    torch.testing.assert_close((grey[:2] - 0.5).pow(2).sum(1).sqrt(), rms, atol=1e-4, rtol=0)
+    dev = grey[0, 0] - 0.5  # the colour edge's two sides become its bright and dark sides
+    assert float(dev[:, 0].mean()) * float(dev[:, -1].mean()) < 0
+
+
+def test_achromatic_versions_bad_input():
+    with pytest.raises(ValueError, match="n_hues"):
+        achromatic_versions(torch.full((1, 3, 8, 8), 0.5), n_hues=2)
+    with pytest.raises(ValueError, match=r"\[N, 3, H, W\]"):
+        achromatic_versions(torch.full((3, 8, 8), 0.5))

@@ -233,6 +233,9 @@ def _family_card(
     if family is not None:
         card.fields.append(("discovery score", _num(family.score)))
         card.fields.append(("discovery q / p", q_and_p(family.q_value, family.p_value, null_size(family, n_null))))
+        if family.colour_index is not None:
+            card.fields.append(("colour index", f"{_num(family.colour_index, '.2f')} (members' mean; colour / (colour + grey) "
+                                                "drive: 1 colour-opponent, ≈ 0.37 colour-blind)"))
         card.fields.append(("weights", weight_verdict_text(family, circuit_n_null)))
         if family.explained_by is not None:
             e = family.explained_by
