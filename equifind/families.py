@@ -51,6 +51,7 @@ __all__ = [
 TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "hue_rotation")
 _MIN_CONSISTENCY = 0.8  # a member's similarity-weighted mean cos(shift residual) (cos 37°)
 _MIN_DIRECTED = 4  # fewest members whose consistent shifts over 360° override a 180°/90° period (see _prune)
+_COHESION_MARGIN = 0.15  # a member whose median similarity is this far below the group's median is an outlier
 _MERGE_MARGIN = 0.05  # groups merge when alike across as within, up to this (see _merge)
 _DUPLICATE_STEPS = 0.5  # members whose preferred params are closer (grid steps) are duplicates
 _TIE_DECIMALS = 9  # scores equal to this many decimals are ties, broken by position
@@ -1168,7 +1169,10 @@ def _prune(
     """Drop inconsistent or weakly similar members of ``group`` (in place), worst first.
 
     A member stays if its consistency is >= 0.8 and its median similarity to the
-    others >= ``min_similarity``. The period is :func:`_symmetry`'s, except that a group of
+    others is >= ``min_similarity`` and, in groups of three or more, no more than 0.15
+    below the median of all members' (an outlier is much less like the others than they
+    are like each other: a random colour filter at 0.79 beside exact hue-shifted copies at
+    1.00). The period is :func:`_symmetry`'s, except that a group of
     >= 4 members whose tuning energy says 180° or 90° gets period 360 when the odd
     harmonics (``odd``, their correlation at each pair's shift, from :meth:`_Links.block`)
     are shared (median >= ``min_similarity``) and every member is consistent over the
@@ -1201,7 +1205,9 @@ def _prune(
             return chars, period, torch.from_numpy(theta), dropped
         off = sub[~np.eye(len(group), dtype=bool)].reshape(len(group), len(group) - 1) if len(group) > 1 else sub
         others = np.median(off, axis=1) if len(group) > 2 else off.min(axis=1)
-        bad = (member < _MIN_CONSISTENCY) | (others < min_similarity)
+        # An outlier: much less like the others than they are like each other (cohesion).
+        floor = max(min_similarity, float(np.median(others)) - _COHESION_MARGIN) if len(group) > 2 else min_similarity
+        bad = (member < _MIN_CONSISTENCY) | (others < floor)
         if not bad.any():
             return chars, period, torch.from_numpy(theta), dropped
         # Rounded: members that are equally bad up to float error (the two of a pair always
