@@ -19,7 +19,10 @@ Writes the section "families on googlenet_bvlc" of benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -42,7 +45,6 @@ OLD_NULL: dict[tuple[str, str], tuple[int, int]] = {
     ("mixed3a", "rotation"): (19, 19), ("mixed3a", "hue"): (26, 26), ("mixed3a", "flip"): (21, 21),
     ("mixed3b", "rotation"): (43, 43), ("mixed3b", "hue"): (24, 19), ("mixed3b", "flip"): (45, 45),
 }  # fmt: skip
-STRONG = 0.25  # a hue-family member "responds to colour" if its peak to the hue stimuli is >= this x its rotation peak
 
 #: The Circuits thread's taxonomy of Lucid's InceptionV1 (Olah et al., "An Overview of Early
 #: Vision in InceptionV1", Distill 2020): layer -> (units in the layer, {category: units}),
@@ -79,7 +81,7 @@ class Row:
     largest_p: float
     t_probe: float
     t_families: float
-    strong: int = -1  # hue only: members whose hue-stimulus peak is >= STRONG x their rotation-stimulus peak
+    colour_units: int = -1  # hue only: units with colour index >= the default min_colour_index
     moved: list[int] = field(default_factory=list)  # q <= 0.05 counts at SIMILARITIES, when they move
 
 
@@ -101,17 +103,81 @@ def run(model: ef.Model, layer: str, transform: str) -> tuple[Row, ef.Responses,
     return row, resp, fams
 
 
-def colour_strength(rotation: ef.Responses, hue: ef.Responses, fams: ef.FamilyList) -> int:
-    """Members of hue families whose peak response to the hue stimuli is >= STRONG x their peak to the rotation ones.
+@contextlib.contextmanager
+def previous_discovery() -> Iterator[None]:
+    """Discovery as it was before issue 13 (main at ff6a7c5): Louvain weighted by the plain
+    similarity, the period from tuning energy alone, no outlier rule and no merging."""
+    from equifind import families as F
 
-    The hue stimuli are isoluminant, so a luminance unit (a grey Gabor) answers them only
-    weakly — but its weak answer is still hue-tuned, and ``find_families`` does not look at
-    magnitudes beyond 1% of the layer's largest response.
-    """
-    peak_rot = rotation.values.flatten(1).amax(1)
-    peak_hue = hue.values.flatten(1).amax(1)
-    members = [u for f in fams for u in f.units]
-    return sum(float(peak_hue[hue.row(u)]) >= STRONG * float(peak_rot[rotation.row(u)]) for u in members)
+    saved = (F._merge, F._MIN_DIRECTED, F._COHESION_MARGIN, F._Links.edges)
+    edges = F._Links.edges
+
+    def plain(self: F._Links, threshold: float) -> tuple[torch.Tensor, ...]:
+        iu, iv, sim, _ = edges(self, threshold)
+        return iu, iv, sim, sim
+
+    F._merge = lambda groups, *args: groups  # type: ignore[assignment]
+    F._MIN_DIRECTED, F._COHESION_MARGIN, F._Links.edges = 10**9, math.inf, plain  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        F._merge, F._MIN_DIRECTED, F._COHESION_MARGIN, F._Links.edges = saved  # type: ignore[method-assign]
+
+
+def size_line(fams: ef.FamilyList) -> str:
+    """Families at q ≤ 0.05: how many, mean and largest size, and how many of 2, 3–4, 5–9 and ≥ 10 members."""
+    sizes = [len(f) for f in fams if f.q_value <= ALPHA]
+    if not sizes:
+        return "0"
+    bins = [sum(lo <= n <= hi for n in sizes) for lo, hi in ((2, 2), (3, 4), (5, 9), (10, 10**9))]
+    return f"{len(sizes)}: mean {sum(sizes) / len(sizes):.1f}, max {max(sizes)}; {' / '.join(map(str, bins))}"
+
+
+def sizes_table(found: dict[tuple[str, str], ef.FamilyList], before: dict[tuple[str, str], ef.FamilyList]) -> str:
+    """Family sizes at q ≤ 0.05 per layer and transform, with the previous discovery and now."""
+    lines = ["| layer | transform | before (ff6a7c5): families at q ≤ 0.05: mean, max; 2 / 3–4 / 5–9 / ≥ 10 members "
+             "| now | units in them, before → now |", "|---|---|---|---|---|"]  # fmt: skip
+    for (layer, transform), fams in found.items():
+        if (layer, transform) not in before:
+            continue
+        old = before[(layer, transform)]
+        n_old, n_new = (sum(len(f) for f in x if f.q_value <= ALPHA) for x in (old, fams))
+        lines.append(f"| `{layer}` | {transform} | {size_line(old)} | {size_line(fams)} | {n_old} → {n_new} |")
+    return "\n".join(lines)
+
+
+def flip_table(found: dict[tuple[str, str], ef.FamilyList]) -> str:
+    """Per layer: flip pairs, and how many one rotation family explains (all, and at q ≤ 0.05)."""
+    lines = ["| layer | flip pairs (q ≤ 0.05) | explained by a rotation family (of those at q ≤ 0.05) | left as findings at q ≤ 0.05 |",
+             "|---|---:|---:|---:|"]  # fmt: skip
+    for (layer, transform), flips in found.items():
+        if transform != "flip" or (layer, "rotation") not in found:
+            continue
+        e = flip_explained(flips, found[(layer, "rotation")])
+        lines.append(f"| `{layer}` | {e['pairs']} ({e['significant']}) | {e['explained']} ({e['significant_explained']}) "
+                     f"| {e['significant'] - e['significant_explained']} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def colour_table(found: dict[tuple[str, str], ef.FamilyList], cache: dict[tuple[str, str], ef.Responses],
+                 blind: tuple[ef.Responses, ef.FamilyList] | None) -> str:  # fmt: skip
+    """The colour gate per layer (and the colour-blind conv2d0): colour index quartiles over responding
+    units, units passing, hue-selective units the gate removed, hue families at q ≤ 0.05."""
+    lines = ["| layer | colour index of responding units: min / 25% / 50% / 75% / max | colour units (index ≥ "
+             f"{ef.DEFAULT_MIN_COLOUR_INDEX:g}) | selective, removed by the gate | hue families at q ≤ 0.05 (sizes; their colour index) "
+             "| units in them |", "|---|---|---:|---:|---|---:|"]  # fmt: skip
+    items = [(f"`{layer}`", cache[(layer, t)], fams) for (layer, t), fams in found.items() if t == "hue"]
+    if blind is not None:
+        items.append(("`conv2d0` colour-blind (RGB weights → their mean)", *blind))
+    for name, resp, fams in items:
+        c = colour_summary(resp, fams)
+        lines.append(
+            f"| {name} | {' / '.join(f'{x:.2f}' for x in c['quartiles'])} | {c['passing']} of {c['units']} "
+            f"({pct(c['passing'], c['units'])}) | {c['selective']}, {c['achromatic']} | {c['significant']} "
+            f"({', '.join(map(str, c['sizes'])) or '–'}; {', '.join(f'{x:.2f}' for x in c['colour_index']) or '–'}) "
+            f"| {100 * c['in_significant']:.0f}% |"
+        )
+    return "\n".join(lines)
 
 
 def flip_explained(flips: ef.FamilyList, rotations: ef.FamilyList, alpha: float = ALPHA) -> dict[str, int]:
@@ -209,7 +275,7 @@ def comparison(rows: list[Row]) -> str:
     by = {(r.layer, r.transform): r for r in rows}
     head = (
         "| layer | Circuits taxonomy of Lucid's InceptionV1 (units of layer) | oriented categories → rotation | found: units in rotation families (q ≤ 0.05) "
-        "| colour categories → hue | found: units in hue families (q ≤ 0.05) | … of them answering colour at ≥ 25% of their rotation peak |\n"
+        f"| colour categories → hue | found: units in hue families (q ≤ 0.05) | colour units (colour index ≥ {ef.DEFAULT_MIN_COLOUR_INDEX:g}) |\n"
         "|---|---|---:|---:|---:|---:|---:|"
     )
     lines = [head]
@@ -224,7 +290,7 @@ def comparison(rows: list[Row]) -> str:
             cells.append(pct(n, total) if n else "0% (none listed)")
             cells.append(f"{pct(r.in_families, r.units)} ({pct(r.in_significant, r.units)})" if r else "–")
         hue = by[(layer, "hue")]
-        cells.append(f"{hue.strong} ({pct(hue.strong, hue.units)})")
+        cells.append(f"{hue.colour_units} ({pct(hue.colour_units, hue.units)})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -324,20 +390,31 @@ def main() -> None:
     model = ef.load_model("googlenet_bvlc", weights=weights_path("bvlc_googlenet.pth"), device=device)
     rows: list[Row] = []
     cache: dict[tuple[str, str], ef.Responses] = {}
+    found: dict[tuple[str, str], ef.FamilyList] = {}
     t_all = time.perf_counter()
     for layer in args.layers:
-        responses: dict[str, ef.Responses] = {}
         for transform in TRANSFORMS:
-            row, responses[transform], fams = run(model, layer, transform)
-            cache[(layer, transform)] = responses[transform]
+            row, cache[(layer, transform)], found[(layer, transform)] = run(model, layer, transform)
             if transform == "hue":
-                row.strong = colour_strength(responses["rotation"], responses["hue"], fams)
+                ci = cache[(layer, transform)].colour_index
+                row.colour_units = int((ci >= ef.DEFAULT_MIN_COLOUR_INDEX).sum()) if ci is not None else -1
             rows.append(row)
             print(f"{layer:8s} {transform:8s} sel {row.selective:3d}/{row.units:3d} inv {row.invariant:3d} "
                   f"fams {row.families:3d} ({row.significant:3d} sig) in fams {row.in_families:3d} ({row.in_significant:3d}) "
                   f"largest {len(row.largest_units):3d} period {row.largest_period:g} "
                   f"probe {row.t_probe:.1f}s ff {row.t_families:.2f}s", flush=True)  # fmt: skip
     total = time.perf_counter() - t_all
+    before: dict[tuple[str, str], ef.FamilyList] = {}
+    with previous_discovery():
+        for (layer, transform), resp in cache.items():
+            if transform != "flip":
+                before[(layer, transform)] = ef.find_families(resp)
+    blind = None
+    if "conv2d0" in args.layers:
+        resp = ef.probe(colour_blind(model), "conv2d0", transform="hue", progress=False)
+        blind = (resp, ef.find_families(resp))
+    sizes, flips, colours = sizes_table(found, before), flip_table(found), colour_table(found, cache, blind)
+    print(sizes, flips, colours, sep="\n\n", flush=True)
     sens, moved = sensitivity(cache, rows)
     again = larger_null(cache, moved)
     ctrl = control(cache)
@@ -375,6 +452,26 @@ which keeps every tuning curve and destroys what units share; the right answer i
 Largest rotation and hue families at q ≤ 0.05, all members (ordered by preferred parameter):
 
 {largest}
+
+**Family sizes before and after the fixes of issue 13.** "Before" re-runs the previous discovery (main at
+ff6a7c5: Louvain weighted by the plain similarity, the period from tuning energy alone, no outlier rule,
+no merging of groups) on the same responses (for hue: the new stimuli and the colour gate included):
+
+{sizes}
+
+**Flip pairs that a rotation family explains** (`ef.explain_flip_pairs`: both units members of one rotation
+family at mirrored angles, θ_u + θ_v ≡ 0 mod 180° within {ef.families.MIRROR_TOLERANCE:g}°); they stay in the data,
+out of the counts:
+
+{flips}
+
+**Hue means colour.** Each unit's colour index (`Responses.colour_index`: its drive by the colour stimuli
+over its drive by grey versions of equal RGB contrast plus the colour drive; about 0.37 for a linear
+colour-blind unit) and the gate of `find_families` (min_colour_index {ef.DEFAULT_MIN_COLOUR_INDEX:g}: colour moves
+the unit at least as much as grey). The control: conv2d0 made colour-blind, where the right answer is
+no hue family:
+
+{colours}
 
 **Against the Circuits thread's taxonomy.** The Circuits thread classified the units of Lucid's
 InceptionV1 by hand (Olah et al., "An Overview of Early Vision in InceptionV1", Distill 2020);

@@ -20,15 +20,15 @@ against ``v(flip x)`` that mirror each other better than either mirrors itself.
 
 from __future__ import annotations
 
-import itertools
+import functools
 import math
 import random
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import igraph
 import numpy as np
@@ -674,7 +674,7 @@ def _settle(
         pruning dropped.
     """
     grid, sim, shift = setting.grid, block.sim, block.shift
-    chars, period, theta, rest = _prune(group, spectra[idx], sim, shift, grid, setting.min_size, setting.min_similarity, block.odd)
+    chars, period, theta, rest = _prune(group, spectra[idx], sim, shift, grid, setting.min_size, setting.min_similarity, lambda: block.odd)
     if len(group) < setting.min_size:
         return None, rest
     pos = _anchor(theta, chars, anchors[idx[group]], setting)
@@ -688,38 +688,55 @@ def _settle(
 
 
 def _merge(groups: list[_Group], links: _Links, spectra: np.ndarray, anchors: Tensor, setting: _Setting) -> list[_Group]:
-    """Merge groups that are one family, most similar pair first, until none merges.
+    """Merge groups that are one family, most alike pair first, until none merges.
 
-    Community detection maximises modularity, and so splits a dense group whose
+    Community detection maximises modularity, and so can split a dense group whose
     similarities vary smoothly across it: rotated copies whose tuning carries a second
-    peak at +180° of varying strength (an echo of 0.2 of the peak in one member, 0.9 in
-    another) came out as two families, split by echo strength. Two groups merge when the
-    median similarity between their members is at least ``min_similarity`` and their union
-    settles as a whole (:func:`_settle`: every member cycle-consistent, consistency >= 0.8,
-    and its median similarity to the others >= ``min_similarity``; pruning drops no one).
-    So a split stays only where the members' responses across stimulus variants differ:
-    two families with other preferred stimuli are less similar than ``min_similarity``,
-    and their union fails. The null runs the same merging, so p-values include it.
+    peak at +180° of varying height (0.2 of the peak in one member, 0.9 in another) came
+    out as two families, split by echo height. Two groups merge when
+
+    * their members are as alike across the groups as within each: the median echo-blind
+      similarity across (:meth:`_Links._alike`) is at least the smaller of the two
+      within-group medians minus 0.05, and at least half of the pairs across have plain
+      similarity >= ``min_similarity`` (a member whose similarities to most of a union fall
+      below it is pruned anyway, so this mostly saves futile tries), and
+    * their union settles as one family (:func:`_settle`: every member cycle-consistent,
+      its median similarity to the others >= ``min_similarity``, no outlier; pruning drops
+      no one).
+
+    A pair that failed is not tried again. So a split stays where the members' responses
+    across stimulus variants differ: they are less alike across than within. The null runs
+    the same merging, so p-values include it.
     """
     if len(groups) < 2:
         return groups
     rows = np.asarray([r for g in groups for r in g.rows], dtype=np.int64)
     block = links.block(rows)
-    alike = block.alike
     where = {int(r): i for i, r in enumerate(rows.tolist())}
+    failed: set[tuple[int, int]] = set()  # pairs of groups (by id) whose union did not settle
+    linked = (block.sim >= setting.min_similarity).astype(np.float64)
     while len(groups) >= 2:
         local = [np.asarray([where[r] for r in g.rows], dtype=np.int64) for g in groups]
-        within = [_median_off_diagonal(alike[np.ix_(rs, rs)]) for rs in local]
+        within = [_median_off_diagonal(block.alike[np.ix_(rs, rs)]) for rs in local]
+        member = np.zeros((len(rows), len(groups)))
+        for j, rs in enumerate(local):
+            member[rs, j] = 1.0
+        sizes = member.sum(0)
+        # At least half of the pairs across linked (plain similarity >= min_similarity), for all pairs of groups at once.
+        enough = member.T @ linked @ member >= 0.5 * np.outer(sizes, sizes)
         pairs = []
-        for a, b in itertools.combinations(range(len(groups)), 2):
-            cross = float(np.median(alike[np.ix_(local[a], local[b])]))
+        for a, b in zip(*np.nonzero(np.triu(enough, 1))):
+            if (id(groups[a]), id(groups[b])) in failed:
+                continue
+            cross = float(np.median(block.alike[np.ix_(local[a], local[b])]))
             if cross >= min(within[a], within[b]) - _MERGE_MARGIN:
                 pairs.append((-round(cross, _TIE_DECIMALS), a, b))
         for _, a, b in sorted(pairs):
             union = np.concatenate([local[a], local[b]])
-            sub = _Block(*(None if x is None else x[np.ix_(union, union)] for x in block))
+            sub = block.subset(union)
             group, rest = _settle(list(range(len(union))), union, sub, spectra[rows], anchors[torch.from_numpy(rows)], setting)
             if group is None or rest:
+                failed.add((id(groups[a]), id(groups[b])))
                 continue
             merged = _Group(
                 rows[group.rows].tolist(), group.pos, group.period, group.score,
@@ -1045,20 +1062,51 @@ class _Links:
         sim, shift = value.clamp(-1.0, 1.0).double(), shift.double()
         sim.fill_diagonal_(1.0)
         shift[torch.arange(len(idx)), torch.arange(len(idx))] = 0.0
-        if len(self.grid) != 1:
-            return _Block(sim.numpy(), shift.numpy(), sim.numpy(), None)
-        alike, odd = self._alike(cross, shift, index[:, None], index[None, :])
-        alike = torch.maximum(alike, sim)  # as in __init__
-        return _Block(sim.numpy(), shift.numpy(), alike.fill_diagonal_(1.0).numpy(), odd.fill_diagonal_(1.0).numpy())
+        return _Block(self, index, sim.numpy(), shift.numpy(), cross)
 
 
-class _Block(NamedTuple):
-    """Similarities among a set of m units (:meth:`_Links.block`)."""
+class _Block:
+    """Similarities among a set of m units (:meth:`_Links.block`); the echo-blind ones
+    (:meth:`_Links._alike`) are computed when first asked for.
 
-    sim: np.ndarray  # [m, m] best-shift correlation
-    shift: np.ndarray  # [m, m, d] that shift, grid steps
-    alike: np.ndarray  # [m, m] echo-blind similarity at that shift (2-D grids: sim)
-    odd: np.ndarray | None  # [m, m] correlation of the odd harmonics at that shift (2-D grids: None)
+    Attributes:
+        sim: ``[m, m]`` best-shift correlation. shift: ``[m, m, d]`` that shift, grid steps.
+    """
+
+    def __init__(self, links: _Links, index: Tensor, sim: np.ndarray, shift: np.ndarray, cross: Tensor) -> None:
+        self.links, self.index, self.sim, self.shift, self.cross = links, index, sim, shift, cross
+
+    @functools.cached_property
+    def _echo(self) -> tuple[np.ndarray, np.ndarray | None]:
+        if len(self.links.grid) != 1:
+            return self.sim, None
+        i = self.index
+        alike, odd = self.links._alike(self.cross, torch.from_numpy(self.shift), i[:, None], i[None, :])
+        alike = np.maximum(alike.numpy(), self.sim)  # as in _Links.__init__
+        np.fill_diagonal(alike, 1.0)
+        odd = odd.numpy().copy()
+        np.fill_diagonal(odd, 1.0)
+        return alike, odd
+
+    @property
+    def alike(self) -> np.ndarray:
+        """``[m, m]`` echo-blind similarity at each pair's shift (2-D grids: ``sim``)."""
+        return self._echo[0]
+
+    @property
+    def odd(self) -> np.ndarray | None:
+        """``[m, m]`` correlation of the odd harmonics at each pair's shift (2-D grids: None)."""
+        return self._echo[1]
+
+    def subset(self, positions: np.ndarray) -> _Block:
+        """The block of the units at ``positions`` (of this block's m)."""
+        p = torch.from_numpy(positions)
+        out = _Block(self.links, self.index[p], self.sim[np.ix_(positions, positions)],
+                     self.shift[np.ix_(positions, positions)], self.cross[:, p][:, :, p])  # fmt: skip
+        if "_echo" in self.__dict__:
+            alike, odd = self._echo
+            out._echo = (alike[np.ix_(positions, positions)], None if odd is None else odd[np.ix_(positions, positions)])
+        return out
 
 
 # -- communities, consistency, families --------------------------------------------
@@ -1164,7 +1212,7 @@ def _symmetry(spectra: np.ndarray, grid: tuple[int, ...], min_similarity: float)
 
 def _prune(
     group: list[int], spectra: Tensor | np.ndarray, sim: Tensor | np.ndarray, shift: Tensor | np.ndarray,
-    grid: tuple[int, ...], min_size: int, min_similarity: float, odd: np.ndarray | None = None,
+    grid: tuple[int, ...], min_size: int, min_similarity: float, odd: Callable[[], np.ndarray | None] | None = None,
 ) -> tuple[list[tuple[int, ...]], float, Tensor, list[int]]:  # fmt: skip
     """Drop inconsistent or weakly similar members of ``group`` (in place), worst first.
 
@@ -1174,7 +1222,7 @@ def _prune(
     are like each other: a random colour filter at 0.79 beside exact hue-shifted copies at
     1.00). The period is :func:`_symmetry`'s, except that a group of
     >= 4 members whose tuning energy says 180° or 90° gets period 360 when the odd
-    harmonics (``odd``, their correlation at each pair's shift, from :meth:`_Links.block`)
+    harmonics (``odd()``, their correlation at each pair's shift, :attr:`_Block.odd`)
     are shared (median >= ``min_similarity``) and every member is consistent over the
     whole turn: a weaker second peak at +180° (an echo) then resolves each member's
     direction, and its 180°-rotated copy is another member, not a duplicate. Each round drops the worse half of the members
@@ -1191,13 +1239,13 @@ def _prune(
         idx = np.asarray(group, dtype=np.int64)
         sub, sub_shift = sim[np.ix_(idx, idx)], shift[np.ix_(idx, idx)]
         theta, member, _ = _consistency(sub, sub_shift, grid, chars)
-        if odd is not None and chars[0][0] > 1 and len(group) >= _MIN_DIRECTED:
+        if odd is not None and chars[0][0] > 1 and len(group) >= _MIN_DIRECTED and (odd_sim := odd()) is not None:
             # The tuning energy says period 360/k. But when the odd harmonics, which break
             # that symmetry, are shared too (median correlation >= min_similarity) and the
             # shifts agree over the whole turn, the members' direction is resolved (an echo
             # at +180°, not a symmetry): period 360, members 180° apart are members, not
             # duplicates. Odd parts that are noise correlate near 0, so a true line family stays 180.
-            if _median_off_diagonal(odd[np.ix_(idx, idx)]) >= min_similarity:
+            if _median_off_diagonal(odd_sim[np.ix_(idx, idx)]) >= min_similarity:
                 theta_1, member_1, _ = _consistency(sub, sub_shift, grid, [(1,)])
                 if float(member_1.min()) >= _MIN_CONSISTENCY:
                     chars, period, theta, member = [(1,)], 360.0, theta_1, member_1
