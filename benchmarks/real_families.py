@@ -12,8 +12,10 @@ what the p floor of 200 decided), and a negative control: conv2d2 and mixed3a wi
 each unit's variants shuffled (the stimulus pairing between units destroyed), which
 should give at most one family at q ≤ 0.05 per layer and transform. Beside the table, the
 proportions of the Circuits thread's hand-made taxonomy of *Lucid's* InceptionV1 (a
-differently trained network: only proportions are comparable, not unit numbers).
-Writes the section "families on googlenet_bvlc" of benchmarks/RESULTS.md.
+differently trained network: only proportions are comparable, not unit numbers). Then
+what issue 13 changed: family sizes with the previous discovery and now, the flip pairs
+a rotation family explains, and the colour gate (colour index per layer, and conv2d0
+made colour-blind as the control). Writes the section "families on googlenet_bvlc" of benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -972,6 +972,12 @@ def _cross_peak(cross: Tensor, fshape: torch.Size, grid: tuple[int, ...]) -> tup
     return value, torch.remainder(position + sizes / 2, sizes) - sizes / 2
 
 
+def _multiplicity(n_freq: int, n: int, dtype: torch.dtype) -> Tensor:
+    """``[n_freq]``: how often each ``rfft`` frequency of an ``n``-point signal occurs in the full spectrum."""
+    k = torch.arange(n_freq)
+    return torch.where((k == 0) | (2 * k == n), 1.0, 2.0).to(dtype)
+
+
 class _Links:
     """The pair similarities one discovery run needs, computed where they can matter.
 
@@ -1027,16 +1033,21 @@ class _Links:
             of the odd parts alone (what tells a direction from its opposite), ``[...]`` each.
         """
         n = self.grid[0]
-        k = torch.arange(cross.shape[0], dtype=torch.float64).reshape(-1, *([1] * (cross.dim() - 1)))
-        multiplicity = torch.where((k == 0) | (2 * k == n), 1.0, 2.0)
-        turn = torch.polar(torch.ones_like(k), 2 * math.pi * k * shift[..., 0].double() / n)
-        part = multiplicity * (cross.to(torch.complex128) * turn).real
-        eu, ew = self.energy[:, u].double() * multiplicity, self.energy[:, w].double() * multiplicity
-        odd = (k % 2 == 1).flatten()
-        num = [part[p].sum(0) for p in (odd, ~odd)]
-        den = [(eu[p].sum(0) * ew[p].sum(0)).sqrt() for p in (odd, ~odd)]
-        alike = (num[0] + num[1]) / (den[0] + den[1]).clamp_min(1e-30)
-        return alike.clamp(-1.0, 1.0), (num[0] / den[0].clamp_min(1e-30)).clamp(-1.0, 1.0)
+        dtype = cross.real.dtype  # float32 in the null's runs
+        k = torch.arange(cross.shape[0], dtype=dtype).reshape(-1, *([1] * (cross.dim() - 1)))
+        angle = (2 * math.pi / n) * k * shift[..., 0].to(dtype)
+        part = _multiplicity(cross.shape[0], n, dtype).reshape(k.shape) * (cross.real * angle.cos() - cross.imag * angle.sin())
+        odd_energy, even_energy = self.parity_energy
+        den_odd = (odd_energy[u] * odd_energy[w]).sqrt()
+        den = den_odd + (even_energy[u] * even_energy[w]).sqrt()
+        alike = part.sum(0).double() / den.clamp_min(1e-30)
+        return alike.clamp(-1.0, 1.0), (part[1::2].sum(0).double() / den_odd.clamp_min(1e-30)).clamp(-1.0, 1.0)
+
+    @functools.cached_property
+    def parity_energy(self) -> tuple[Tensor, Tensor]:
+        """1-D grids: each unit's energy in the odd and in the even harmonics, ``Tensor[U]`` each (float64)."""
+        weighted = self.energy.double() * _multiplicity(len(self.energy), self.grid[0], torch.float64)[:, None]
+        return weighted[1::2].sum(0), weighted[0::2].sum(0)
 
     def _bound_weights(self) -> Tensor:
         """``[F]``: each rfftn frequency's multiplicity in the full spectrum times its
