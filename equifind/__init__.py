@@ -6,7 +6,7 @@
 >>> fams = ef.find_families(resp)
 """
 
-from . import stimuli
+from . import controls, stimuli
 from .circuits import (CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels,
                        rotation_ceiling)
 from .families import DEFAULT_MIN_COLOUR_INDEX, Family, FamilyList, explain_flip_pairs, find_families
@@ -42,6 +42,8 @@ __all__ = [
     "record", "record_batched", "Recording",
     # transforms
     "Transform", "Rotation", "Hue", "Flip", "Scale", "HueRotation", "get_transform",
+    # negative controls
+    "controls",
     # stimuli
     "stimuli", "StimulusSet", "grating", "gabor", "edge", "line", "curve", "high_low",
     "color_contrast", "center_surround", "circle",

@@ -532,16 +532,6 @@ def test_warns_when_the_p_floor_not_the_data_limits_q() -> None:
         find_families(few.responses, n_null=200)  # 3 families at the floor 0.005 <= 3 x 0.05/3
 
 
-def _shuffle_variants(resp: Responses, seed: int) -> Responses:
-    """Each unit's variants permuted independently: the stimulus pairing between units destroyed."""
-    g = torch.Generator().manual_seed(seed)
-    n, v, _ = resp.values.shape
-    perm = torch.rand(n, v, generator=g).argsort(dim=1)
-    values = resp.values[torch.arange(n)[:, None], perm]
-    return Responses(values, resp.params, layer=resp.layer, transform=resp.transform, units=resp.units,
-                     natural_scale=resp.natural_scale)  # fmt: skip
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_same_families_with_one_and_two_threads(seed: int) -> None:
     """Identical members, p, q and duplicates, and angles equal to 1e-9°, with 1 and 2 torch threads.
@@ -576,7 +566,7 @@ def test_googlenet_rotation_with_shuffled_variants_has_no_significant_family(goo
     # n_null = 80: with 40, 9 of conv2d2's 19 families sit at the floor 1/41, just above the
     # 9 x 0.05/19 that BH needs (find_families warns): the floor, not the data, decided.
     real = find_families(resp, n_null=80)
-    shuffled = find_families(_shuffle_variants(resp, seed=0), n_null=80)
+    shuffled = find_families(ef.controls.shuffle_variants(resp, seed=0), n_null=80)
     assert sum(f.q_value <= 0.05 for f in shuffled) <= 1
     assert sum(f.q_value <= 0.05 for f in real) >= 3  # the control can fail: real structure is found
 
