@@ -192,22 +192,6 @@ def flip_explained(flips: ef.FamilyList, rotations: ef.FamilyList, alpha: float 
             "significant_explained": sum(f.explained_by is not None for f in sig)}  # fmt: skip
 
 
-def colour_blind(model: ef.Model) -> ef.Model:
-    """A copy of googlenet_bvlc whose conv2d0 is colour-blind: each filter's weights over B, G, R replaced by their mean.
-
-    The BVLC preprocessing is BGR × 255 minus a per-channel mean, so equal weights make
-    conv2d0 (and everything after it) depend on R + G + B only: exactly colour-blind.
-    """
-    import copy
-
-    module = copy.deepcopy(model.module)
-    conv = module.conv2d0_pre_relu_conv
-    with torch.no_grad():
-        conv.weight.copy_(conv.weight.mean(dim=1, keepdim=True).expand_as(conv.weight))
-    return ef.load_model(module, name="googlenet_bvlc_colourblind", preprocess=model.preprocess,
-                         device=model.device)  # fmt: skip
-
-
 def colour_summary(resp: ef.Responses, fams: ef.FamilyList, alpha: float = ALPHA) -> dict[str, object]:
     """The colour gate's figures for one layer's hue probe and its families.
 
@@ -356,15 +340,6 @@ the floor, Benjamini–Hochberg calls those f significant on their own only if 0
 {again}"""
 
 
-def shuffled_variants(resp: ef.Responses, seed: int = 0) -> ef.Responses:
-    """Each unit's stimulus variants permuted independently (seeded): nothing shared between units survives."""
-    g = torch.Generator().manual_seed(seed)
-    n, v, _ = resp.values.shape
-    perm = torch.rand(n, v, generator=g).argsort(dim=1)
-    return ef.Responses(resp.values[torch.arange(n)[:, None], perm], resp.params, layer=resp.layer,
-                        transform=resp.transform, units=resp.units, natural_scale=resp.natural_scale)  # fmt: skip
-
-
 def control(cache: dict[tuple[str, str], ef.Responses]) -> str:
     """The negative control: shuffled variants, real and shuffled counts side by side."""
     lines = ["| layer | transform | real: families (q ≤ 0.05) | variants shuffled: families (q ≤ 0.05) |", "|---|---|---:|---:|"]
@@ -374,7 +349,9 @@ def control(cache: dict[tuple[str, str], ef.Responses]) -> str:
                 continue
             resp = cache[(layer, transform)]
             real = ef.find_families(resp)
-            shuf = ef.find_families(shuffled_variants(resp))
+            shuffled = ef.controls.shuffle_variants(resp)
+            shuffled.achromatic = None  # the colour gate off: the control tests the discovery null alone
+            shuf = ef.find_families(shuffled)
             counts = [(len(f), sum(x.q_value <= ALPHA for x in f)) for f in (real, shuf)]
             lines.append(f"| `{layer}` | {transform} | {counts[0][0]} ({counts[0][1]}) | {counts[1][0]} ({counts[1][1]}) |")
             print("control", layer, transform, counts, flush=True)
@@ -413,7 +390,7 @@ def main() -> None:
                 before[(layer, transform)] = ef.find_families(resp)
     blind = None
     if "conv2d0" in args.layers:
-        resp = ef.probe(colour_blind(model), "conv2d0", transform="hue", progress=False)
+        resp = ef.probe(ef.controls.colour_blind(model), "conv2d0", transform="hue", progress=False)
         blind = (resp, ef.find_families(resp))
     sizes, flips, colours = sizes_table(found, before), flip_table(found), colour_table(found, cache, blind)
     print(sizes, flips, colours, sep="\n\n", flush=True)
@@ -447,7 +424,8 @@ for three values of `min_similarity` (the similarity that links two units), the 
 {moved_text(moved, again)}
 
 **Negative control: variants shuffled.** Each unit's stimulus variants permuted independently (seed 0),
-which keeps every tuning curve and destroys what units share; the right answer is "nothing here":
+which keeps every tuning curve and destroys what units share (`ef.controls.shuffle_variants`; hue without
+the colour gate, so that the discovery null alone is tested); the right answer is "nothing here":
 
 {ctrl}
 
