@@ -22,7 +22,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 import equifind as ef
-from planted import Planted, centred, e2cnn_layer, planted_layer
+from planted import E2Layer, Planted, centred, e2cnn_layer, planted_layer
 from planted_deep import grey_units, luma_planted
 
 STEPS = 36
@@ -299,6 +299,23 @@ def test_flip_bars_paired_with_their_mirror_images(flip_case: tuple[Planted, ef.
 
 
 # -- e2cnn networks -----------------------------------------------------------------
+def e2cnn_families(n: int, **layer: int) -> tuple[E2Layer, ef.FamilyList]:
+    """An e2cnn C_n layer (``e2cnn_layer(n, **layer)``) and its rotation families on 32 steps."""
+    e2 = e2cnn_layer(n=n, **layer)
+    model = ef.load_model(e2.net, preprocess=centred, name=f"e2cnn_c{n}", device="cpu")
+    return e2, discover(model, model.layers[-1], "rotation", steps=32)
+
+
+def field_ari(e2: E2Layer, fams: ef.FamilyList) -> float:
+    """Adjusted Rand index of the families (duplicates counted as members) against the regular
+    fields, over the regular units; a unit in no family gets a label of its own."""
+    truth = {u: i for i, field in enumerate(e2.fields) for u in field}
+    found = {u: j for j, fam in enumerate(fams) for u in fam.units}
+    found |= {d: j for j, fam in enumerate(fams) for d, _ in fam.duplicates}
+    regular = sorted(truth)
+    return float(adjusted_rand_score([truth[u] for u in regular], [found.get(u, -1 - u) for u in regular]))
+
+
 E2_CASES = [(4, 1), (8, 1), (4, 2), (8, 2)]
 
 
@@ -310,15 +327,9 @@ def test_e2cnn_fields_are_families(n: int, depth: int) -> None:
     tuning curves are only approximately shifted copies. Seen: ARI 1.0 in all four cases,
     every family a whole field with its members 360°/N apart.
     """
-    e2 = e2cnn_layer(n=n, regular=4, trivial=2, depth=depth, seed=0)
-    model = ef.load_model(e2.net, preprocess=centred, name=f"e2cnn_c{n}", device="cpu")
-    fams = discover(model, model.layers[-1], "rotation", steps=32)
+    e2, fams = e2cnn_families(n, regular=4, trivial=2, depth=depth, seed=0)
     truth = {u: i for i, field in enumerate(e2.fields) for u in field}
-    found = {u: j for j, fam in enumerate(fams) for u in fam.units}
-    found |= {d: j for j, fam in enumerate(fams) for d, _ in fam.duplicates}
-    regular = sorted(truth)
-    labels = [found.get(u, -1 - u) for u in regular]  # a unique label for units in no family
-    ari = adjusted_rand_score([truth[u] for u in regular], labels)
+    ari = field_ari(e2, fams)
     assert ari >= 0.9, (ari, [f.units for f in fams], e2.fields)
     for fam in fams:
         field = e2.fields[truth[fam.units[0]]]
@@ -342,14 +353,9 @@ def test_e2cnn_every_regular_field_is_one_whole_family(n: int, depth: int) -> No
     "duplicate" (C8 seed 3: four families of 4 members + 4 duplicates; C16 seed 2: a field
     split 4 + 12).
     """
-    e2 = e2cnn_layer(n=n, regular=6, trivial=8, depth=depth, seed=3)
-    model = ef.load_model(e2.net, preprocess=centred, name=f"e2cnn_c{n}", device="cpu")
-    fams = discover(model, model.layers[-1], "rotation", steps=32)
+    e2, fams = e2cnn_families(n, regular=6, trivial=8, depth=depth, seed=3)
     truth = {u: i for i, field in enumerate(e2.fields) for u in field}
-    found = {u: j for j, fam in enumerate(fams) for u in fam.units}
-    found |= {d: j for j, fam in enumerate(fams) for d, _ in fam.duplicates}
-    regular = sorted(truth)
-    ari = adjusted_rand_score([truth[u] for u in regular], [found.get(u, -1 - u) for u in regular])
+    ari = field_ari(e2, fams)
     assert ari >= 0.95, (ari, [f.units for f in fams], e2.fields)
     assert sorted(sorted(f.units) for f in fams) == sorted(sorted(f) for f in e2.fields)
     assert all(is_cyclic_rotation(f.units, e2.fields[truth[f.units[0]]]) and f.q_value <= 0.05 for f in fams)
