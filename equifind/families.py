@@ -713,7 +713,7 @@ def _merge(groups: list[_Group], links: _Links, spectra: np.ndarray, anchors: Te
     rows = np.asarray([r for g in groups for r in g.rows], dtype=np.int64)
     block = links.block(rows)
     where = {int(r): i for i, r in enumerate(rows.tolist())}
-    failed: set[tuple[int, int]] = set()  # pairs of groups (by id) whose union did not settle
+    failed: set[frozenset[tuple[int, ...]]] = set()  # pairs of groups (their rows) whose union did not settle
     linked = (block.sim >= setting.min_similarity).astype(np.float64)
     while len(groups) >= 2:
         local = [np.asarray([where[r] for r in g.rows], dtype=np.int64) for g in groups]
@@ -726,7 +726,7 @@ def _merge(groups: list[_Group], links: _Links, spectra: np.ndarray, anchors: Te
         enough = member.T @ linked @ member >= 0.5 * np.outer(sizes, sizes)
         pairs = []
         for a, b in zip(*np.nonzero(np.triu(enough, 1))):
-            if (id(groups[a]), id(groups[b])) in failed:
+            if frozenset((tuple(groups[a].rows), tuple(groups[b].rows))) in failed:
                 continue
             cross = float(np.median(block.alike[np.ix_(local[a], local[b])]))
             if cross >= min(within[a], within[b]) - _MERGE_MARGIN:
@@ -736,7 +736,7 @@ def _merge(groups: list[_Group], links: _Links, spectra: np.ndarray, anchors: Te
             sub = block.subset(union)
             group, rest = _settle(list(range(len(union))), union, sub, spectra[rows], anchors[torch.from_numpy(rows)], setting)
             if group is None or rest:
-                failed.add((id(groups[a]), id(groups[b])))
+                failed.add(frozenset((tuple(groups[a].rows), tuple(groups[b].rows))))
                 continue
             merged = _Group(
                 rows[group.rows].tolist(), group.pos, group.period, group.score,
