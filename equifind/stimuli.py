@@ -549,6 +549,15 @@ def _check_colour(saturation: float, luma: float) -> None:
     _check_range("luma", [luma], 0.0, 1.0, open_low=False)
 
 
+def _opponent(luma: float, saturation: float, hue: Tensor, which: Tensor) -> Tensor:
+    """Images ``Tensor[N, 3, H, W]`` of two opponent colours at equal luma: hue ``hue`` (degrees,
+    ``Tensor[N]``) where ``which`` (``Tensor[N or 1, 1, H, W]``) is +1, the opposite hue where it
+    is −1, and blends in between (the YIQ chroma ``which · saturation · (cos h, sin h)``)."""
+    colour = _yiq_colour(luma, torch.full_like(hue, saturation), hue)  # [N, 3, 1, 1]
+    grey = _yiq_colour(luma, torch.zeros_like(hue), hue)
+    return grey + which * (colour - grey)
+
+
 def _across(dy: Tensor, dx: Tensor, orientation: Tensor) -> Tensor:
     """Signed distance Tensor[N, H, W] across a boundary through the centre, vertical at orientation 0.
 
@@ -600,10 +609,8 @@ def color_contrast(
     dy, dx = _coords(size, center, device)
     names, values = ("hue", "orientation"), (hues, orientations)
     h, o = _product(names, values, dx.device)
-    colour = _yiq_colour(luma, torch.full_like(h, saturation), h)  # [N, 3, 1, 1]
-    grey = _yiq_colour(luma, torch.zeros_like(h), h)
     side = (2 * _step(_across(dy, dx, o)) - 1).unsqueeze(1)  # -1 left, +1 right: [N, 1, H, W]
-    images = grey - side * (colour - grey)
+    images = _opponent(luma, saturation, h, -side)  # hue h on the left
     params = _table("color_contrast", names, values, saturation=saturation, luma=luma)
     return _finish(images, params, center, radius)
 
@@ -650,10 +657,8 @@ def color_bar(
     dy, dx = _coords(size, center, device)
     names, values = ("hue", "width", "orientation"), (hues, widths, orientations)
     h, w, o = _product(names, values, dx.device)
-    colour = _yiq_colour(luma, torch.full_like(h, saturation), h)
-    grey = _yiq_colour(luma, torch.zeros_like(h), h)
     inside = _band(_across(dy, dx, o), w).unsqueeze(1)  # [N, 1, H, W]
-    images = grey + (2 * inside - 1) * (colour - grey)
+    images = _opponent(luma, saturation, h, 2 * inside - 1)
     params = _table("color_bar", names, values, saturation=saturation, luma=luma)
     return _finish(images, params, center, radius)
 
@@ -694,10 +699,8 @@ def center_surround(
     dy, dx = _coords(size, center, device)
     names, values = ("hue", "disk_radius"), (hues, radii)
     h, r = _product(names, values, dx.device)
-    colour = _yiq_colour(luma, torch.full_like(h, saturation), h)
-    grey = _yiq_colour(luma, torch.zeros_like(h), h)
     inside = _step(r - torch.sqrt(dx**2 + dy**2)).unsqueeze(1)  # [N, 1, H, W]
-    images = grey + (2 * inside - 1) * (colour - grey)
+    images = _opponent(luma, saturation, h, 2 * inside - 1)
     params = _table("center_surround", names, values, saturation=saturation, luma=luma)
     return _finish(images, params, center, radius)
 
