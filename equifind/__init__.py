@@ -6,12 +6,13 @@
 >>> fams = ef.find_families(resp)
 """
 
-from . import controls, stimuli
+from . import controls, heldout, stimuli
 from .circuits import (CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels,
                        rotation_ceiling)
 from .families import DEFAULT_MIN_COLOUR_INDEX, Family, FamilyList, explain_flip_pairs, find_families
 from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_model
-from .natural import natural_scale
+from .heldout import HeldoutSource, validate_families
+from .natural import natural_scale, top_patches
 from .probe import ProbeGeometry, probe, probe_geometry
 from .record import Recording, record, record_batched
 from .responses import Responses
@@ -48,11 +49,13 @@ __all__ = [
     "stimuli", "StimulusSet", "grating", "gabor", "edge", "line", "curve", "high_low",
     "color_contrast", "center_surround", "circle",
     # probe
-    "probe", "probe_geometry", "ProbeGeometry", "Responses", "natural_scale",
+    "probe", "probe_geometry", "ProbeGeometry", "Responses", "natural_scale", "top_patches",
     # families
     "find_families", "Family", "FamilyList", "explain_flip_pairs", "DEFAULT_MIN_COLOUR_INDEX",
     # score
     "score_family", "score_responses", "FamilyScore",
+    # held-out validation
+    "heldout", "validate_families", "HeldoutSource",
     # circuits
     "expanded_weights", "circuit_symmetry", "find_circuits", "CircuitScore", "Units", "rotate_kernels",
     "rotation_ceiling",

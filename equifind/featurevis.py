@@ -13,12 +13,47 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .models.base import Model
 from .record import record
 from .stimuli import StimulusSet
 
 __all__ = ["feature_visualizations"]
+
+
+class _RedirectedReLU(torch.autograd.Function):
+    """ReLU whose gradient, for an image that no gradient reaches, is redirected (Lucid's
+    ``redirected_relu_grad``): a unit driven below zero at initialisation would otherwise
+    never move, since plain ReLU passes no gradient there. Per batch element: where the
+    plain ReLU gradient is all zero, gradients that push the input up pass through
+    (those that push it further down are dropped); elsewhere the gradient is ReLU's."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x.clamp_min(0.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        relu_grad = torch.where(x < 0, torch.zeros_like(grad), grad)
+        redirected = torch.where((x < 0) & (grad > 0), torch.zeros_like(grad), grad)  # grad > 0: pushes x down
+        alive = relu_grad.flatten(1).norm(dim=1) > 0
+        return torch.where(alive.view(-1, *[1] * (grad.dim() - 1)), relu_grad, redirected)
+
+
+class _RedirectedReLUs(torch.overrides.TorchFunctionMode):
+    """Inside this mode every ReLU call (``F.relu``, ``torch.relu``, ``nn.ReLU``, in place or not)
+    is :class:`_RedirectedReLU`: the forward values are unchanged (in-place calls return a new
+    tensor, which is what their callers use)."""
+
+    _RELUS = frozenset({F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_})
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func in self._RELUS:
+            return _RedirectedReLU.apply(args[0])
+        return func(*args, **(kwargs or {}))
 
 
 @contextlib.contextmanager
@@ -100,11 +135,12 @@ def feature_visualizations(
     rows = torch.arange(batch, device=model.device)
     idx = torch.tensor(unit_list, device=model.device)
     was_training = model.module.training
-    with _seeded(seed):
-        params, image_f = param.image(size, batch=batch)
-        optimizer = torch.optim.Adam(params, lr=lr)
-        augment = T.compose(_robustness_transforms(size))
-        with torch.enable_grad():
+    model.module.eval()
+    try:
+        with _seeded(seed), _RedirectedReLUs(), torch.enable_grad():
+            params, image_f = param.image(size, batch=batch)
+            optimizer = torch.optim.Adam(params, lr=lr)
+            augment = T.compose(_robustness_transforms(size))
             for _ in tqdm(range(steps), desc=f"feature vis {layer}", disable=not progress, leave=False):
                 optimizer.zero_grad()
                 x = augment(image_f()).to(model.device).clamp(0.0, 1.0)
@@ -113,8 +149,9 @@ def feature_visualizations(
                 loss = -rec[layer][rows, idx].sum()
                 loss.backward()
                 optimizer.step()
-        images = image_f().detach().to(model.device).clamp(0.0, 1.0)
-    model.module.train(was_training)
+            images = image_f().detach().to(model.device).clamp(0.0, 1.0)
+    finally:
+        model.module.train(was_training)
     with torch.no_grad(), record(model, [layer], at="center") as rec:
         model(images)
     final = rec[layer][rows, idx].tolist()

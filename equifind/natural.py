@@ -23,7 +23,7 @@ from torch import Tensor
 from .models.base import Model, ReceptiveField
 from .record import record
 
-__all__ = ["PHOTOGRAPHS", "photographs", "natural_patches", "natural_scale", "clear_cache"]
+__all__ = ["PHOTOGRAPHS", "photographs", "natural_patches", "natural_scale", "top_patches", "clear_cache"]
 
 #: The colour photographs of natural scenes bundled with scikit-image (no download):
 #: an astronaut portrait, a cat, a coffee cup, a rocket launch, a motorcycle. The
@@ -141,12 +141,18 @@ class _Plan:
             None to read the map's centre only.
         crops_per_patch: crops per requested patch (more for centre-only reading, so
             that both plans cost about the same number of input pixels).
+        stride: the unit lattice's (row, column) stride in input pixels.
+        centre: the (row, column) map position of a canvas-sized image's centre unit: the
+            canvas-sized window whose centre unit is map position (r, c) of a crop has its
+            top-left corner at ``((r − centre[0])·stride[0], (c − centre[1])·stride[1])``.
     """
 
     crop: int
     rows: range | None = None
     cols: range | None = None
     crops_per_patch: int = 1
+    stride: tuple[int, int] = (0, 0)
+    centre: tuple[int, int] = (0, 0)
 
     def window(self, map_h: int, map_w: int) -> tuple[slice, slice]:
         """The (rows, cols) slices to read on a ``map_h × map_w`` activation map."""
@@ -203,14 +209,27 @@ def _plan(model: Model, layer: str, canvas: int) -> _Plan:
     rows, cols = _inside(lattices[0], crop), _inside(lattices[1], crop)
     if not rows or not cols:
         return centre_only
-    return _Plan(crop, rows, cols)
+    return _Plan(crop, rows, cols, stride=(lattices[0][0], lattices[1][0]), centre=a.unit)
 
 
 # --------------------------------------------------------------------------- cache
 
-_CacheKey = tuple[str, float, int, int]
+_CacheKey = tuple[str, int, int]  # layer, n_patches, seed
 _Fingerprint = tuple[tuple[int, ...], tuple[float, ...]]
-_CACHE: weakref.WeakKeyDictionary[Model, dict[_CacheKey, tuple[_Fingerprint, Tensor]]] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class _Sampled:
+    """A layer's responses to the natural crops: ``samples`` ``Tensor[C, crops × positions]``
+    (signed, float32, CPU), sample ``i`` being crop ``i // P``, position ``i % P`` of the
+    plan's window (``P`` positions, row-major)."""
+
+    plan: _Plan
+    samples: Tensor
+    window: tuple[range, range]
+
+
+_CACHE: weakref.WeakKeyDictionary[Model, dict[_CacheKey, tuple[_Fingerprint, _Sampled]]] = weakref.WeakKeyDictionary()
 
 
 def _fingerprint(model: Model) -> _Fingerprint:
@@ -228,7 +247,7 @@ def _fingerprint(model: Model) -> _Fingerprint:
 
 
 def clear_cache(model: Model | None = None) -> None:
-    """Forget cached natural scales: of ``model``, or of every model (default)."""
+    """Forget cached natural-image responses (scales and top patches): of ``model``, or of every model (default)."""
     if model is None:
         _CACHE.clear()
     else:
@@ -267,8 +286,8 @@ def _percentile(samples: Tensor, percentile: float) -> Tensor:
     return torch.lerp(below, above, pos - lo)
 
 
-def _samples(model: Model, layer: str, plan: _Plan, n_patches: int, seed: int, progress: bool) -> Tensor:
-    """``Tensor[C, crops × positions]``: |response| of the layer's units at the plan's positions."""
+def _samples(model: Model, layer: str, plan: _Plan, n_patches: int, seed: int, progress: bool) -> _Sampled:
+    """The layer's responses (signed) to the plan's crops at the plan's positions."""
     from tqdm.auto import tqdm
 
     dev = model.device
@@ -276,17 +295,34 @@ def _samples(model: Model, layer: str, plan: _Plan, n_patches: int, seed: int, p
     patches = natural_patches(plan.crop, n_crops, seed=seed)
     batch = max(1, min(256, (64 << 20) // (3 * 4 * plan.crop**2)))
     chunks: list[Tensor] = []
+    window = (range(0), range(0))
     with torch.no_grad(), record(model, [layer], at="map") as rec:
         bar = tqdm(total=n_crops, desc=f"natural scale {layer}", unit="patch", disable=not progress, leave=False)
         for i in range(0, n_crops, batch):
             model.forward_preprocessed(model.preprocess(patches[i : i + batch].to(dev)))
             act = rec[layer]
             rows, cols = plan.window(*act.shape[-2:])
+            window = (range(rows.start, rows.stop), range(cols.start, cols.stop))
             act = act[:, :, rows, cols]
-            chunks.append(act.transpose(0, 1).reshape(act.shape[1], -1).abs())
+            chunks.append(act.transpose(0, 1).reshape(act.shape[1], -1).float().cpu())
             bar.update(act.shape[0])
         bar.close()
-    return torch.cat(chunks, dim=1)
+    return _Sampled(plan, torch.cat(chunks, dim=1), window)
+
+
+def _sampled(model: Model, layer: str, n_patches: int, seed: int, progress: bool) -> _Sampled:
+    """The cached :class:`_Sampled` of (model, layer, n_patches, seed), measured when missing or stale."""
+    from .probe import probe_geometry  # probe builds on this module: import late
+
+    key = (layer, n_patches, int(seed))
+    fingerprint = _fingerprint(model)
+    cached = _CACHE.get(model, {}).get(key)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    plan = _plan(model, layer, probe_geometry(model, layer).canvas)
+    sampled = _samples(model, layer, plan, n_patches, int(seed), progress)
+    _CACHE.setdefault(model, {})[key] = (fingerprint, sampled)
+    return sampled
 
 
 def natural_scale(
@@ -316,11 +352,12 @@ def natural_scale(
     fields, fall back to the centre unit of ``4 × n_patches`` canvas-sized crops
     (the same input pixels; 256 samples by default). Samples are |response|: for ReLU
     layers the response itself; a unit driven negative gets a scale from its
-    magnitude, as :attr:`Responses.peak` does. Memory: ``units × samples`` floats
-    on the model's device (62 MB for mixed3b).
+    magnitude, as :attr:`Responses.peak` does. The samples are kept in memory
+    (``units × samples`` floats on the CPU, 65 MB for mixed3b), since
+    :func:`top_patches` picks its crops from the same responses.
 
-    Results are cached per model (weakly: the cache does not keep a model alive) and
-    per (layer, percentile, n_patches, seed), and re-measured when a cheap
+    Responses are cached per model (weakly: the cache does not keep a model alive) and
+    per (layer, n_patches, seed), and re-measured when a cheap
     fingerprint of the model's parameters and buffers changes (weights edited in
     place); :func:`clear_cache` forgets them.
 
@@ -339,19 +376,96 @@ def natural_scale(
         KeyError: unknown layer.
         ValueError: ``percentile`` outside (0, 100], ``n_patches`` < 1, or ``model`` not a :class:`Model`.
     """
-    from .probe import probe_geometry  # probe builds on this module: import late
-
     if not isinstance(model, Model):
         raise ValueError(f"natural_scale() needs an equifind.Model (see ef.load_model), got {type(model).__name__}")
     percentile = _check_scale_args(percentile, n_patches)
     model.check_layer(layer)
-    key = (layer, percentile, n_patches, int(seed))
-    fingerprint = _fingerprint(model)
-    cached = _CACHE.get(model, {}).get(key)
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1].clone()
-    plan = _plan(model, layer, probe_geometry(model, layer).canvas)
-    samples = _samples(model, layer, plan, n_patches, int(seed), progress)
-    scale = _percentile(samples, percentile).float().cpu()
-    _CACHE.setdefault(model, {})[key] = (fingerprint, scale)
-    return scale.clone()
+    sampled = _sampled(model, layer, n_patches, seed, progress)
+    return _percentile(sampled.samples.abs(), percentile)
+
+
+# --------------------------------------------------------------------------- top patches
+
+
+def _window_corners(sampled: _Sampled, canvas: int) -> tuple[Tensor, Tensor]:
+    """``(top, left)`` ``Tensor[P]``: the corner, in crop pixels, of the canvas-sized window whose
+    centre unit is each sampled map position; −1 where that window leaves the crop."""
+    plan = sampled.plan
+    rows, cols = sampled.window
+    if plan.rows is None or plan.cols is None:  # centre-only: the crop is the canvas
+        return torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long)
+    r = torch.tensor(list(rows)).repeat_interleave(len(cols))
+    c = torch.tensor(list(cols)).repeat(len(rows))
+    top, left = (r - plan.centre[0]) * plan.stride[0], (c - plan.centre[1]) * plan.stride[1]
+    fits = (top >= 0) & (left >= 0) & (top <= plan.crop - canvas) & (left <= plan.crop - canvas)
+    return torch.where(fits, top, -1), torch.where(fits, left, -1)
+
+
+def top_patches(
+    model: Model,
+    layer: str,
+    units: Sequence[int],
+    k: int = 4,
+    *,
+    n_patches: int = DEFAULT_N_PATCHES,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Each unit's ``k`` top-activating natural patches, at the layer's probe canvas.
+
+    The candidates are exactly the samples of :func:`natural_scale` (same crops, same
+    cache): every map position of every crop, i.e. the canvas-sized window of the crop
+    that has that position's unit at its centre. A unit's patches are its ``k`` largest
+    responses with at most one window per crop (so that neighbouring positions of one
+    crop do not fill the list) among the windows inside the crop. By translation
+    equivariance the centre unit of a returned patch responds as the sample did (to
+    float rounding).
+
+    Args:
+        model: the model.
+        layer: a layer name.
+        units: unit indices.
+        k: patches per unit, >= 1.
+        n_patches: crops, as in :func:`natural_scale` (the same value shares its cache).
+        seed: seed of the crops.
+        progress: show a progress bar while measuring.
+
+    Returns:
+        ``(images, responses)``: ``Tensor[len(units), k, 3, canvas, canvas]`` float32 RGB in
+        [0, 1] (CPU), and ``Tensor[len(units), k]``, each patch's sampled response (descending).
+
+    Raises:
+        KeyError: unknown layer. IndexError: a unit outside the layer.
+        ValueError: bad ``k`` or ``n_patches``, or fewer than ``k`` crops with a window inside.
+    """
+    from .probe import probe_geometry
+
+    if not isinstance(model, Model):
+        raise ValueError(f"top_patches() needs an equifind.Model (see ef.load_model), got {type(model).__name__}")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be an int >= 1 (patches per unit), got {k!r}")
+    _check_scale_args(100.0, n_patches)
+    unit_list = model.check_units(layer, units)
+    canvas = probe_geometry(model, layer).canvas
+    sampled = _sampled(model, layer, n_patches, seed, progress)
+    plan, samples = sampled.plan, sampled.samples
+    top, left = _window_corners(sampled, canvas)
+    positions = len(top)
+    n_crops = samples.shape[1] // positions
+    if n_crops < k:
+        raise ValueError(f"{n_crops} natural crops cannot give {k} patches per unit; raise n_patches")
+    # best window of each crop, per unit: [units, crops]
+    per_crop = samples[unit_list].view(len(unit_list), n_crops, positions)
+    per_crop = per_crop.masked_fill((top < 0)[None, None, :], -math.inf)
+    best, where = per_crop.max(dim=2)
+    values, crops = best.topk(k, dim=1)
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"fewer than {k} crops of {layer} hold a whole canvas-sized window; raise n_patches")
+    images = natural_patches(plan.crop, n_crops, seed=seed)
+    pos = where.gather(1, crops)
+    out = torch.empty(len(unit_list), k, 3, canvas, canvas)
+    for i in range(len(unit_list)):
+        for j in range(k):
+            y, x = int(top[pos[i, j]]), int(left[pos[i, j]])
+            out[i, j] = images[crops[i, j], :, y : y + canvas, x : x + canvas]
+    return out, values

@@ -203,7 +203,10 @@ def probe(
         transform: "rotation", "hue", "flip", "scale" or "hue_rotation".
         stimuli: "auto" (a set chosen per transform, see :func:`auto_stimuli`), a
             generator name or list of names/callables from :mod:`equifind.stimuli`,
-            a ``StimulusSet``, or an image tensor ``Tensor[N, 3, H, W]`` in [0, 1].
+            a ``StimulusSet``, or an image tensor ``Tensor[N, 3, H, W]`` in [0, 1]. Images
+            given at the render size ``probe_geometry(...).scaled().canvas`` (when the
+            geometry supersamples) are transformed there and reduced to the canvas, as the
+            auto stimuli are; others are used at the canvas size.
         steps: transform grid size (for hue_rotation, per axis: steps² parameters;
             flip always has 2).
         units: unit indices to keep (default all).
@@ -238,8 +241,11 @@ def probe(
     if dev != model.device:
         raise ValueError(f"device={dev} differs from the model's device {model.device}; move the model with model.to()")
     geometry = probe_geometry(model, layer)
-    if isinstance(stimuli, (Tensor, st.StimulusSet)):  # given at canvas size: no supersampling
-        geometry = ProbeGeometry(geometry.layer, geometry.canvas, geometry.center, geometry.rf_size, geometry.radius, 1)
+    if isinstance(stimuli, (Tensor, st.StimulusSet)):
+        given = stimuli.images if isinstance(stimuli, st.StimulusSet) else stimuli
+        if not (geometry.supersample > 1 and given.dim() == 4 and given.shape[-1] == given.shape[-2] == geometry.scaled().canvas):
+            # given at canvas size: no supersampling (at the render size canvas × supersample, they are supersampled)
+            geometry = ProbeGeometry(geometry.layer, geometry.canvas, geometry.center, geometry.rf_size, geometry.radius, 1)
     render = geometry.scaled()
     k = geometry.supersample
     stim = _stimulus_set(stimuli, transform, render, dev, seed)

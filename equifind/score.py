@@ -24,7 +24,8 @@ from torch import Tensor
 
 from ._checks import unknown_name
 from ._circle import coverage, harmonic_period, holes
-from ._stats import format_p, permutation_p
+from ._stats import DEFAULT_Q, format_p, permutation_p
+from .heldout import HeldoutSource, check_sources, validate_families
 from .models.base import Model
 from .probe import StimuliSpec, auto_stimuli, probe, probe_geometry
 from .responses import Responses
@@ -64,6 +65,9 @@ class FamilyScore:
         q_value: Benjamini–Hochberg q of ``p_value``: over the families of one layer and
             transform in a scan; for a single :func:`score_family` call, q = p.
         n_null: the random sets behind ``p_value``.
+        heldout: the held-out tests (:mod:`equifind.heldout`), source ("feature_vis",
+            "patches", and "combined" when both ran) -> :class:`~equifind.heldout.HeldoutSource`;
+            empty when the family was not validated.
     """
 
     layer: str
@@ -83,6 +87,40 @@ class FamilyScore:
     meta: dict[str, Any] = field(default_factory=dict)
     q_value: float = math.nan
     n_null: int = 0
+    heldout: dict[str, HeldoutSource] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.heldout = {k: v if isinstance(v, HeldoutSource) else HeldoutSource.from_dict(v) for k, v in self.heldout.items()}
+
+    def _heldout_main(self) -> HeldoutSource | None:
+        """The held-out test that decides: the combined one, or the only source."""
+        if "combined" in self.heldout:
+            return self.heldout["combined"]
+        return next(iter(self.heldout.values()), None)
+
+    @property
+    def heldout_equivariance(self) -> float:
+        """The held-out equivariance (combined over the sources, or the only one); NaN if not validated."""
+        main = self._heldout_main()
+        return main.equivariance if main is not None else math.nan
+
+    @property
+    def heldout_p_value(self) -> float:
+        """The p-value of :attr:`heldout_equivariance` (random unit sets scored the same way); NaN if not validated."""
+        main = self._heldout_main()
+        return main.p_value if main is not None else math.nan
+
+    @property
+    def heldout_q_value(self) -> float:
+        """The BH q of :attr:`heldout_p_value` (over a scan's validated families); NaN if not validated."""
+        main = self._heldout_main()
+        return main.q_value if main is not None else math.nan
+
+    def held_out(self, alpha: float = DEFAULT_Q) -> bool | None:
+        """True when the held-out test is significant (q ≤ ``alpha``), False when it "did not
+        hold out", None when the family was not validated."""
+        q = self.heldout_q_value
+        return None if math.isnan(q) else bool(q <= alpha)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (unit keys of ``preferred`` become strings)."""
@@ -98,6 +136,20 @@ class FamilyScore:
             f"(period {self.period:g}): equivariance {self.equivariance:.3f} "
             f"(random sets {self.null_mean:.3f}; equivariance test {test}), invariance {self.invariance:.3f}, "
             f"coverage {self.coverage:.2f}" + (f", holes at {[round(h, 1) for h in self.holes]}" if self.holes else "")
+            + self._heldout_text()
+        )
+
+    def _heldout_text(self) -> str:
+        main = self._heldout_main()
+        if main is None:
+            return ""
+        verdict = "held out" if self.held_out() else "did not hold out"
+        per = ", ".join(
+            f"{k} {v.equivariance:.3f} ({format_p(v.p_value, v.n_null)})" for k, v in self.heldout.items() if k != "combined"
+        )
+        return (
+            f"; held-out equivariance {main.equivariance:.3f} ({format_p(main.q_value, main.n_null, 'q')}, "
+            f"{verdict}; {per})"
         )
 
 
@@ -317,6 +369,7 @@ def score_family(
     feature_vis: bool = False,
     progress: bool = False,
     period: float | None = None,
+    validate: Sequence[str] | str = (),
 ) -> FamilyScore:
     """Score how truly ``units`` of ``layer`` form one equivariant family.
 
@@ -337,6 +390,11 @@ def score_family(
         feature_vis: add each member's feature visualisation (lucent) to the stimuli.
         progress: show progress bars.
         period: the family's period if known (see :func:`score_responses`).
+        validate: held-out sources to validate the family on, never used for the score
+            above: "feature_vis" (each member's feature visualization), "patches" (its top
+            natural patches), or both (:mod:`equifind.heldout`, with its defaults; ``seed``
+            and ``n_null`` as here). Fills :attr:`FamilyScore.heldout` (and so
+            ``heldout_equivariance``, ``heldout_p_value``; q = p for one family).
 
     Returns:
         A :class:`FamilyScore`.
@@ -353,5 +411,11 @@ def score_family(
         raise ValueError(f"a family needs at least 2 distinct units, got {list(units)}")
     if feature_vis:
         stimuli = _with_feature_visualizations(model, layer, unit_list, transform, stimuli, seed, progress)
+    sources = check_sources(validate) if validate else ()
     resp = probe(model, layer, transform, stimuli=stimuli, steps=steps, seed=seed, progress=progress)
-    return score_responses(resp, unit_list, n_null=n_null, seed=seed, period=period)
+    score = score_responses(resp, unit_list, n_null=n_null, seed=seed, period=period)
+    if sources:
+        (score.heldout,) = validate_families(
+            model, resp, [unit_list], periods=[score.period], sources=sources, n_null=n_null, seed=seed, progress=progress
+        )
+    return score
