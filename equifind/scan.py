@@ -178,12 +178,15 @@ class ScanResult:
         """
         alpha = float(self.config.get("alpha", DEFAULT_Q))
         sig = f"q≤{alpha:g}"
+        held = f" {'held out':>8}" if self._validating() else ""
         head = (f"{'layer':<10} {'transform':<12} {'units':>5} {'select.':>7} {'invar.':>6} {'fams':>4} {sig:>7} "
-                f"{'by wts':>6} {'in fams':>7} {'by rot':>6}  best family")
+                f"{'by wts':>6} {'in fams':>7} {'by rot':>6}{held}  best family")
         rows = [f"equifind scan of {self.model}; significant: discovery q ≤ {alpha:g} "
                 "(Benjamini–Hochberg over the families of each layer and transform); by wts: families "
                 "confirmed by weights (-: weights not checked); by rot: flip pairs explained by a rotation "
-                "family (mirrored members of it), not counted as families",
+                "family (mirrored members of it), not counted as families"
+                + (f"; held out: validated families whose held-out equivariance has q ≤ {alpha:g} (BH over every "
+                   "validated family of the scan), of those validated (-: not validated)" if held else ""),
                 head, "-" * len(head)]  # fmt: skip
         for layer in self.layers:
             for t in self.transforms:
@@ -214,8 +217,18 @@ class ScanResult:
         by_wts = str(sum(f.weight_support is not None for f in fams)) if self.weights_checked(layer, t) else "-"
         by_rot = str(len(all_fams) - len(fams)) if t == "flip" and self.explains_flips(layer) else "-"
         in_fams = sum(len(f) for f in fams)
+        held = f" {self._held_out_count(all_scores, alpha, t):>8}" if self._validating() else ""
         return (f"{layer:<10} {t:<12} {n_units:>5} {len(all_fams.selective):>7} {len(all_fams.invariant):>6} "
-                f"{len(fams):>4} {n_sig:>{len(sig)}} {by_wts:>6} {in_fams:>7} {by_rot:>6}  {best}")
+                f"{len(fams):>4} {n_sig:>{len(sig)}} {by_wts:>6} {in_fams:>7} {by_rot:>6}{held}  {best}")
+
+    def _validating(self) -> bool:
+        """Whether the scan validated families on held-out stimuli (the summary's "held out" column)."""
+        return bool(self.config.get("validate_sources"))
+
+    def _held_out_count(self, scores: Sequence[FamilyScore], alpha: float, t: str) -> str:
+        """``"2/3"``: of a layer and transform's validated families, those that held out; "-" if not validated."""
+        verdicts = [sc.held_out(alpha) for sc in scores if sc.heldout]
+        return f"{sum(bool(v) for v in verdicts)}/{len(verdicts)}" if self.validated(t) else "-"
 
     def _family_rows(self, alpha: float) -> list[str]:
         """Every layer's families, ranked together (confirmed by weights first), with their weight verdicts."""
@@ -251,6 +264,7 @@ class ScanResult:
         if score is not None:
             text += (f", equivariance {score.equivariance:.2f} "
                      f"{q_and_p(score.q_value, score.p_value, null_size(score, fallback))}")
+            text += _heldout_text(score, float(self.config.get("alpha", DEFAULT_Q)))
         return text
 
     def _circuit_rows(self, alpha: float) -> list[str]:
@@ -366,6 +380,17 @@ class ScanResult:
 
 def _stage_dir(root: Path, layer: str, transform: str) -> Path:
     return root / "stages" / layer.replace("/", "_") / transform
+
+
+def _heldout_text(score: FamilyScore, alpha: float) -> str:
+    """``", held-out equivariance 0.97 q ≤ 0.032 (p ≤ 0.032): held out"`` ("did not hold out" when q > alpha);
+    empty for a family not validated."""
+    verdict = score.held_out(alpha)
+    if verdict is None:
+        return ""
+    main = score.heldout.get("combined") or next(iter(score.heldout.values()))
+    evidence = q_and_p(main.q_value, main.p_value, main.n_null or None)
+    return f", held-out equivariance {main.equivariance:.2f} {evidence}: {'held out' if verdict else 'did not hold out'}"
 
 
 def _gain_text(circuit: Any) -> str:
