@@ -60,12 +60,13 @@ def _cmd_scan(args: argparse.Namespace) -> None:
     from .scan import scan
 
     cfg = load_config(args.config)
+    cfg = cfg.replace(steps=args.steps, validate_sources=_sources(args.validate), validate_top=args.validate_top)
     model = _load(args)
     layers = args.layers or (list(cfg.layers) if cfg.layers else None)
     if not layers:
         raise ValueError("no layers to scan: give --layers or a --config that lists them")
     result = scan(
-        model, layers=layers, transforms=args.transforms, config=cfg.replace(steps=args.steps),
+        model, layers=layers, transforms=args.transforms, config=cfg,
         out=args.out, resume=not args.no_resume, seed=args.seed, progress=not args.quiet,
     )  # fmt: skip
     if result.model == "inceptionv1":  # the Circuits thread's labels number its units
@@ -77,6 +78,15 @@ def _cmd_scan(args: argparse.Namespace) -> None:
 
         out = report(result, args.out, formats=tuple(args.formats), progress=not args.quiet)
         print(f"\nreport: {_page(out, args.formats)}")
+
+
+def _sources(text: str | None) -> tuple[str, ...] | None:
+    """``--validate``'s comma-separated sources (None: the config's; "" or "none": off); checked by ScanConfig."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("", "none"):
+        return ()
+    return tuple(s.strip() for s in text.split(","))
 
 
 def _cmd_score(args: argparse.Namespace) -> None:
@@ -145,6 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file with layers, steps and thresholds (see configs/)")
     p.add_argument("--steps", type=int, help="transform grid size (default: the config's, 64)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--validate", metavar="SOURCES",
+                   help="validate the best families of each layer and transform on held-out stimuli: comma-separated "
+                        "feature_vis (each unit's feature visualization), patches (its top natural patches); "
+                        "'none' turns it off (default: the config's [validate] sources)")
+    p.add_argument("--validate-top", type=int, metavar="N",
+                   help="families validated per layer and transform (default: the config's, 3)")
     p.add_argument("--no-resume", action="store_true", help="recompute stages already in --out")
     p.add_argument("--no-report", action="store_true", help="skip the figures and index.html")
     p.add_argument("--formats", nargs="+", choices=formats, default=["png", "svg", "html"])

@@ -12,10 +12,13 @@ from typing import Any
 
 from ._stats import DEFAULT_Q, check_null_size
 from .families import DEFAULT_MIN_COLOUR_INDEX
+from .heldout import DEFAULT_FV_STEPS, DEFAULT_PATCHES, DEFAULT_POOL, DEFAULT_STEPS, SOURCES
 
 __all__ = ["ScanConfig", "load_config"]
 
 TRANSFORM_NAMES = ("rotation", "hue", "flip", "hue_rotation")
+#: ``[validate]`` keys of a TOML config -> the flat ScanConfig field.
+_VALIDATE_KEYS = {k: f"validate_{k}" for k in ("sources", "top", "steps", "pool", "patches", "fv_steps")}
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,14 @@ class ScanConfig:
         circuit_min_score: and with a symmetry score of at least this (the kernel
             null is weak: a faint but real bias passes it at scores near 0.1).
         seed: seed of every random choice.
+        validate_sources: held-out sources (:data:`equifind.heldout.SOURCES`: "feature_vis",
+            "patches") the best families of each layer and transform (rotation, hue, flip) are
+            validated on (:mod:`equifind.heldout`); empty (the default): no validation.
+        validate_top: families validated per layer and transform (≥ 1).
+        validate_steps: the held-out probe's transform grid (≥ 4).
+        validate_pool: random responding units in each validated family's null pool (≥ 1).
+        validate_patches: top natural patches per unit (≥ 1).
+        validate_fv_steps: feature-visualization steps (≥ 1).
     """
 
     model: str | None = None
@@ -59,6 +70,12 @@ class ScanConfig:
     alpha: float = DEFAULT_Q
     circuit_min_score: float = 0.5
     seed: int = 0
+    validate_sources: tuple[str, ...] = ()
+    validate_top: int = 3
+    validate_steps: int = DEFAULT_STEPS
+    validate_pool: int = DEFAULT_POOL
+    validate_patches: int = DEFAULT_PATCHES
+    validate_fv_steps: int = DEFAULT_FV_STEPS
 
     def __post_init__(self) -> None:
         bad = [t for t in self.transforms if t not in TRANSFORM_NAMES]
@@ -72,6 +89,28 @@ class ScanConfig:
             raise ValueError(f"min_colour_index must be a number in [0, 1], got {mci!r}")
         if not -1.0 <= self.circuit_min_score <= 1.0:
             raise ValueError(f"circuit_min_score must be in [-1, 1], got {self.circuit_min_score!r}")
+        self._check_validate()
+
+    def _check_validate(self) -> None:
+        """The ``[validate]`` settings: known sources without repeats, and ints within their ranges."""
+        sources = self.validate_sources
+        if isinstance(sources, str) or not isinstance(sources, (tuple, list)):
+            raise ValueError(
+                f"validate_sources ([validate] sources) must be a list of {list(SOURCES)} (empty: off), got {sources!r}"
+            )
+        bad = [s for s in sources if s not in SOURCES]
+        if bad or len(set(sources)) != len(sources):
+            raise ValueError(
+                f"validate_sources ([validate] sources) must be distinct values of {list(SOURCES)} (empty: off), "
+                f"got {list(sources)!r}"
+            )
+        object.__setattr__(self, "validate_sources", tuple(s for s in SOURCES if s in sources))  # one canonical order
+        if sources:  # the held-out tests draw n_null random unit sets per family
+            check_null_size(self.n_null, self.alpha, "n_null")
+        for name, least in (("top", 1), ("steps", 4), ("pool", 1), ("patches", 1), ("fv_steps", 1)):
+            value = getattr(self, f"validate_{name}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"validate_{name} ([validate] {name}) must be an int ≥ {least}, got {value!r}")
 
     def _check_null_sizes(self) -> None:
         """``n_null`` 0 (no null) or enough to reach ``alpha``; ``circuit_n_null`` enough when circuits are on."""
@@ -88,16 +127,19 @@ class ScanConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScanConfig:
-        """Build from a flat dict or TOML tables ``[probe]``, ``[families]``, ``[circuits]``.
+        """Build from a flat dict or TOML tables ``[probe]``, ``[families]``, ``[circuits]``, ``[validate]``.
+
+        ``[circuits]`` keys ``enabled``, ``n_null``, ``min_score`` are the fields ``circuits``,
+        ``circuit_n_null``, ``circuit_min_score``; ``[validate]`` key ``k`` is ``validate_k``.
 
         Raises:
             ValueError: unknown keys (named, with the valid ones).
         """
         flat: dict[str, Any] = {}
         for key, value in data.items():
-            if isinstance(value, dict) and key in ("probe", "families", "circuits", "scan"):
+            if isinstance(value, dict) and key in ("probe", "families", "circuits", "scan", "validate"):
                 for k, v in value.items():
-                    flat[{"enabled": "circuits", "n_null": "circuit_n_null", "min_score": "circuit_min_score"}.get(k, k) if key == "circuits" else k] = v
+                    flat[_flat_key(key, k)] = v
             else:
                 flat[key] = value
         names = {f.name for f in fields(cls)}
@@ -107,6 +149,8 @@ class ScanConfig:
         for key in ("layers", "transforms"):
             if key in flat:
                 flat[key] = tuple(flat[key])
+        if isinstance(flat.get("validate_sources"), list):
+            flat["validate_sources"] = tuple(flat["validate_sources"])
         if isinstance(flat.get("stimuli"), list):
             flat["stimuli"] = tuple(flat["stimuli"])
         return cls(**flat)
@@ -128,6 +172,17 @@ class ScanConfig:
         for key in ("model", "layers", "transforms"):
             data.pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _flat_key(table: str, key: str) -> str:
+    """The ScanConfig field of ``key`` in TOML table ``table``."""
+    if table == "circuits":
+        return {"enabled": "circuits", "n_null": "circuit_n_null", "min_score": "circuit_min_score"}.get(key, key)
+    if table == "validate":
+        if key not in _VALIDATE_KEYS:
+            raise ValueError(f"unknown key {key!r} in [validate]; valid: {sorted(_VALIDATE_KEYS)}")
+        return _VALIDATE_KEYS[key]
+    return key
 
 
 def load_config(source: str | os.PathLike | dict[str, Any] | ScanConfig | None) -> ScanConfig:

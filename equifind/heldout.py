@@ -94,10 +94,10 @@ class HeldoutSource:
         n_null: the random sets behind ``p_value``.
         q_value: Benjamini–Hochberg q of ``p_value`` over the families validated together
             (a scan: every validated family of the scan); a single family: q = p.
-        order: the members in family order (the order of ``pairs`` and ``answers``): by
-            position, the first unit given first.
-        positions: each member's position in that order, relative to the first member, as
-            measured on the discovery responses (degrees; flip: 0 and 1), mod the period.
+        members: the family order of ``pairs`` and ``answers``: the units sorted by their
+            discovery positions relative to the first unit given (empty in results saved before).
+        positions: each member's discovery position relative to member 0 (mod the period), in
+            the transform's units (flip: 0 and 1); ``answers`` moved member 0's image by these.
     """
 
     source: str
@@ -110,7 +110,7 @@ class HeldoutSource:
     n_stimuli: int
     n_null: int
     q_value: float = math.nan
-    order: list[int] = field(default_factory=list)
+    members: list[int] = field(default_factory=list)
     positions: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -412,7 +412,7 @@ def validate_families(
             result[source] = _source_result(
                 source, float(stat[0]), null, pairs[0], _answers(hr, members, pref), n * len(_variants_of(hr)[members[0]])
             )
-            result[source].order, result[source].positions = list(members), pref.tolist()
+            result[source].members, result[source].positions = list(members), (pref - pref[0]).remainder(period).tolist()
         if len(srcs) > 1:
             stat = sum(s[0] for s in stats.values()) / len(srcs)
             null = torch.stack([s[1] for s in stats.values()]).mean(0)
@@ -421,7 +421,7 @@ def validate_families(
             result["combined"] = _source_result(
                 "combined", stat, null, pairs, first.answers, sum(r.n_stimuli for r in result.values())
             )
-            result["combined"].order, result["combined"].positions = list(members), pref.tolist()
+            result["combined"].members, result["combined"].positions = list(first.members), list(first.positions)
         out.append(result)
     return out
 

@@ -7,7 +7,21 @@ writes), so an interrupted scan resumes where it stopped:
     out/stages/<layer>/<transform>/responses.npz    probe
     out/stages/<layer>/<transform>/families.json    find_families
     out/stages/<layer>/<transform>/scores.json      score of each family
+    out/stages/<layer>/<transform>/heldout.json     held-out validation (with ``validate_sources``)
+    out/stages/<layer>/<transform>/heldout.npz      its units' held-out images (uint8)
     out/stages/circuits/<transform>.json + .npz     circuits between consecutive layers
+
+Held-out validation (``ScanConfig.validate_sources`` non-empty; rotation, hue and flip):
+once a layer's transforms are scored, the best ``validate_top`` families of each
+(:func:`_pick_for_validation`) are tested by one :func:`~equifind.heldout.validate_families`
+call per transform; the held-out images are made once per layer, for every transform's
+families and null pool together (one batch, so that a resumed scan whose other transforms
+were already validated makes exactly the same images). ``heldout.json`` holds each validated
+family's results (``{"families": [{"units": Family.units, "heldout": {source: ...}}]}``) and
+``heldout.npz`` the images (key ``<source>/<unit>``, ``uint8 [k, 3, H, W]``) the report draws.
+The held-out q-values are Benjamini–Hochberg over every validated family of the scan, one list
+per source key ("feature_vis", "patches", "combined"), computed whenever a scan is run,
+resumed or loaded (the q saved in ``heldout.json`` is not read).
 
 After the circuits, every family gets its weight verdict (``Family.weight_support``,
 ``Family.weight_checked``), computed from the circuits whenever a scan is run,
@@ -42,6 +56,8 @@ from ._stats import DEFAULT_Q, bh_q
 from .config import ScanConfig, load_config
 from .families import (Family, FamilyList, best_weight_support, explain_flip_pairs, find_families, rank_families,
                        weight_verdict_text)
+from .heldout import TRANSFORMS as HELDOUT_TRANSFORMS
+from .heldout import HeldoutSource, HeldoutStimuli, _pool_sample, validate_families
 from .models.base import Model
 from .probe import probe
 from .responses import Responses
@@ -112,7 +128,10 @@ class ScanResult:
             confirmed"); the others' weights were not checked.
         matches: filled by :meth:`compare`.
         timings: seconds per stage, keyed "layer/transform/stage" and "circuits/transform"
-            of the stages this call computed (stages read back when resuming have none).
+            of the stages this call computed (stages read back when resuming have none); the
+            held-out images of a layer are "layer/heldout/images".
+        heldout_images: layer -> transform -> source -> unit -> ``uint8 ndarray [k, 3, H, W]``:
+            the held-out images of the units of the validated families (``FamilyScore.heldout``).
     """
 
     model: str
@@ -126,11 +145,17 @@ class ScanResult:
     circuits_checked: list[str] = field(default_factory=list)
     matches: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    heldout_images: dict[str, dict[str, dict[str, dict[int, np.ndarray]]]] = field(default_factory=dict)
 
     @property
     def invariant(self) -> dict[str, dict[str, list[int]]]:
         """layer -> transform -> units that respond but do not change with the transform."""
         return {l: {t: list(f.invariant) for t, f in by_t.items()} for l, by_t in self.families.items()}
+
+    def validated(self, transform: str) -> bool:
+        """Whether the scan validates ``transform``'s best families on held-out stimuli (config
+        ``validate_sources`` set and a transform :mod:`~equifind.heldout` supports)."""
+        return bool(self.config.get("validate_sources")) and transform in HELDOUT_TRANSFORMS
 
     def weights_checked(self, layer: str, transform: str) -> bool:
         """Whether the weights into ``layer``'s ``transform`` families were checked: circuits of the
@@ -153,12 +178,15 @@ class ScanResult:
         """
         alpha = float(self.config.get("alpha", DEFAULT_Q))
         sig = f"q≤{alpha:g}"
+        held = f" {'held out':>8}" if self._validating() else ""
         head = (f"{'layer':<10} {'transform':<12} {'units':>5} {'select.':>7} {'invar.':>6} {'fams':>4} {sig:>7} "
-                f"{'by wts':>6} {'in fams':>7} {'by rot':>6}  best family")
+                f"{'by wts':>6} {'in fams':>7} {'by rot':>6}{held}  best family")
         rows = [f"equifind scan of {self.model}; significant: discovery q ≤ {alpha:g} "
                 "(Benjamini–Hochberg over the families of each layer and transform); by wts: families "
                 "confirmed by weights (-: weights not checked); by rot: flip pairs explained by a rotation "
-                "family (mirrored members of it), not counted as families",
+                "family (mirrored members of it), not counted as families"
+                + (f"; held out: validated families whose held-out equivariance has q ≤ {alpha:g} (BH over every "
+                   "validated family of the scan), of those validated (-: not validated)" if held else ""),
                 head, "-" * len(head)]  # fmt: skip
         for layer in self.layers:
             for t in self.transforms:
@@ -189,8 +217,18 @@ class ScanResult:
         by_wts = str(sum(f.weight_support is not None for f in fams)) if self.weights_checked(layer, t) else "-"
         by_rot = str(len(all_fams) - len(fams)) if t == "flip" and self.explains_flips(layer) else "-"
         in_fams = sum(len(f) for f in fams)
+        held = f" {self._held_out_count(all_scores, alpha, t):>8}" if self._validating() else ""
         return (f"{layer:<10} {t:<12} {n_units:>5} {len(all_fams.selective):>7} {len(all_fams.invariant):>6} "
-                f"{len(fams):>4} {n_sig:>{len(sig)}} {by_wts:>6} {in_fams:>7} {by_rot:>6}  {best}")
+                f"{len(fams):>4} {n_sig:>{len(sig)}} {by_wts:>6} {in_fams:>7} {by_rot:>6}{held}  {best}")
+
+    def _validating(self) -> bool:
+        """Whether the scan validated families on held-out stimuli (the summary's "held out" column)."""
+        return bool(self.config.get("validate_sources"))
+
+    def _held_out_count(self, scores: Sequence[FamilyScore], alpha: float, t: str) -> str:
+        """``"2/3"``: of a layer and transform's validated families, those that held out; "-" if not validated."""
+        verdicts = [sc.held_out(alpha) for sc in scores if sc.heldout]
+        return f"{sum(bool(v) for v in verdicts)}/{len(verdicts)}" if self.validated(t) else "-"
 
     def _family_rows(self, alpha: float) -> list[str]:
         """Every layer's families, ranked together (confirmed by weights first), with their weight verdicts."""
@@ -226,6 +264,7 @@ class ScanResult:
         if score is not None:
             text += (f", equivariance {score.equivariance:.2f} "
                      f"{q_and_p(score.q_value, score.p_value, null_size(score, fallback))}")
+            text += _heldout_text(score, float(self.config.get("alpha", DEFAULT_Q)))
         return text
 
     def _circuit_rows(self, alpha: float) -> list[str]:
@@ -287,6 +326,8 @@ class ScanResult:
         for layer, by_t in self.families.items():
             for t in by_t:
                 _save_stage(out, layer, t, self.responses[layer][t], self.families[layer][t], self.scores[layer][t])
+                if self.validated(t):
+                    _save_heldout(out, layer, t, self.scores[layer][t], self.heldout_images.get(layer, {}).get(t, {}))
         _save_circuits(out, self.circuits, self.circuits_checked)
         _write_json(out / "scan.json", self._manifest())
         return out
@@ -320,6 +361,10 @@ class ScanResult:
                     result.responses.setdefault(layer, {})[t] = resp
                     result.families.setdefault(layer, {})[t] = fams
                     result.scores.setdefault(layer, {})[t] = scores
+                    held = _load_heldout(root, layer, t) if result.validated(t) else None
+                    if held is not None:
+                        _attach_heldout(result, layer, t, *held)
+        _set_heldout_q_values(result)
         for t in result.transforms:
             loaded = _load_circuits(root, t)
             if loaded is not None:
@@ -335,6 +380,17 @@ class ScanResult:
 
 def _stage_dir(root: Path, layer: str, transform: str) -> Path:
     return root / "stages" / layer.replace("/", "_") / transform
+
+
+def _heldout_text(score: FamilyScore, alpha: float) -> str:
+    """``", held-out equivariance 0.97 q ≤ 0.032 (p ≤ 0.032): held out"`` ("did not hold out" when q > alpha);
+    empty for a family not validated."""
+    verdict = score.held_out(alpha)
+    if verdict is None:
+        return ""
+    main = score.heldout.get("combined") or next(iter(score.heldout.values()))
+    evidence = q_and_p(main.q_value, main.p_value, main.n_null or None)
+    return f", held-out equivariance {main.equivariance:.2f} {evidence}: {'held out' if verdict else 'did not hold out'}"
 
 
 def _gain_text(circuit: Any) -> str:
@@ -541,6 +597,9 @@ def scan(
         result.responses.setdefault(layer, {})[t] = resp
         result.families.setdefault(layer, {})[t] = fams
         result.scores.setdefault(layer, {})[t] = scores
+        if cfg.validate_sources and t == cfg.transforms[-1]:  # the layer's last stage: validate its families
+            _scan_heldout(model, result, cfg, layer, root, resume, progress)
+    _set_heldout_q_values(result)
     if cfg.circuits and len(names) > 1:
         result.circuits_checked = [t for t in result.transforms if t in CIRCUIT_TRANSFORMS]
         result.circuits = _scan_circuits(model, result, cfg, root, resume, progress)
@@ -571,6 +630,141 @@ def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, root: Path
                 _save_circuits(root, loaded, [t])
         found += loaded
     return sorted(found, key=lambda c: -c.score)
+
+
+# -- held-out validation ----------------------------------------------------------------
+
+
+Heldout = dict[str, HeldoutSource]  # source -> a family's held-out test
+HeldoutImages = dict[str, dict[int, np.ndarray]]  # source -> unit -> uint8 [k, 3, H, W]
+
+
+def _pick_for_validation(fams: Sequence[Family], scores: Sequence[FamilyScore], top: int, alpha: float) -> list[int]:
+    """Indices of the (at most ``top``) families of one layer and transform to validate on held-out stimuli.
+
+    Significant families (discovery q ≤ ``alpha``) first, then larger ones, then smaller discovery q, then
+    smaller equivariance q, then the given order. Families without a finite equivariance score (unscored)
+    and flip pairs explained by a rotation family (``Family.explained_by``, as far as it is set) are skipped.
+    """
+    def key(i: int) -> tuple[bool, int, float, float, int]:
+        f, sc = fams[i], scores[i]
+        q = f.q_value if math.isfinite(f.q_value) else math.inf
+        eq_q = sc.q_value if math.isfinite(sc.q_value) else math.inf
+        return (not f.q_value <= alpha, -len(f.units), q, eq_q, i)
+
+    ok = [i for i, f in enumerate(fams) if i < len(scores) and math.isfinite(scores[i].equivariance)
+          and f.explained_by is None]  # fmt: skip
+    return sorted(ok, key=key)[:top]
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """``Tensor[k, 3, H, W]`` in [0, 1] -> ``uint8 ndarray [k, 3, H, W]``."""
+    return (images.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def _scan_heldout(model: Model, result: ScanResult, cfg: ScanConfig, layer: str, root: Path | None, resume: bool,
+                  progress: bool) -> None:  # fmt: skip
+    """Validate the best families of ``layer``'s transforms (stage ``heldout``), read back where finished.
+
+    The images of every transform's families and null pool are made in one batch (see the module doc),
+    whenever any transform's stage is missing, so the images never depend on which stages were finished.
+    """
+    by_t = result.families.get(layer, {})
+    ts = [t for t in result.transforms if t in HELDOUT_TRANSFORMS and t in by_t]
+    if "flip" in ts and "rotation" in by_t:
+        explain_flip_pairs(by_t["flip"], by_t["rotation"])  # skip the pairs a rotation family explains
+    picks = {t: [by_t[t][i] for i in _pick_for_validation(by_t[t], result.scores[layer][t], cfg.validate_top, cfg.alpha)]
+             for t in ts}  # fmt: skip
+    done = {t: _load_heldout(root, layer, t) if root is not None and resume else None for t in ts}
+    todo = [t for t in ts if done[t] is None]
+    stimuli = HeldoutStimuli(model, layer, seed=cfg.seed, patches=cfg.validate_patches, fv_steps=cfg.validate_fv_steps,
+                             progress=progress)  # fmt: skip
+    if any(picks[t] for t in todo):
+        units: set[int] = set()
+        for t in ts:
+            if picks[t]:
+                units |= {u for f in picks[t] for u in f.units}
+                units |= set(_pool_sample(result.responses[layer][t], cfg.validate_pool, cfg.seed))
+        with _timed(result.timings, f"{layer}/heldout/images"):
+            stimuli.ensure(sorted(units), cfg.validate_sources)
+    for t in todo:
+        fams = picks[t]
+        tests: list[Heldout] = []
+        if fams:
+            with _timed(result.timings, f"{layer}/{t}/heldout"):
+                tests = validate_families(
+                    model, result.responses[layer][t], [f.units for f in fams], periods=[f.period for f in fams],
+                    sources=cfg.validate_sources, steps=cfg.validate_steps, n_null=cfg.n_null, pool=cfg.validate_pool,
+                    seed=cfg.seed, stimuli=stimuli, progress=progress,
+                )  # fmt: skip
+        members = sorted({u for f in fams for u in f.units})
+        images = {s: {u: _to_uint8(stimuli.images[s][u]) for u in members} for s in cfg.validate_sources}
+        entries = [(list(f.units), test) for f, test in zip(fams, tests)]
+        if root is not None:
+            _save_heldout_stage(root, layer, t, entries, images)
+        done[t] = (entries, images)
+    for t in ts:
+        _attach_heldout(result, layer, t, *done[t])  # type: ignore[misc]
+
+
+def _attach_heldout(result: ScanResult, layer: str, t: str, entries: list[tuple[list[int], Heldout]],
+                    images: HeldoutImages) -> None:  # fmt: skip
+    """Give each validated family's score its held-out tests (matched by units); keep the images."""
+    by_units = {tuple(sorted(units)): test for units, test in entries}
+    for sc in result.scores.get(layer, {}).get(t, []):
+        sc.heldout = dict(by_units.get(tuple(sorted(sc.units)), {}))
+    result.heldout_images.setdefault(layer, {})[t] = images
+
+
+def _set_heldout_q_values(result: ScanResult) -> None:
+    """Benjamini–Hochberg q of every validated family's held-out p, over all validated families of the scan,
+    one list per source key ("feature_vis", "patches", "combined")."""
+    by_key: dict[str, list[HeldoutSource]] = {}
+    for layer in result.layers:
+        for t in result.transforms:
+            for sc in result.scores.get(layer, {}).get(t, []):
+                for key, test in sc.heldout.items():
+                    by_key.setdefault(key, []).append(test)
+    for tests in by_key.values():
+        for test, q in zip(tests, bh_q([test.p_value for test in tests])):
+            test.q_value = q
+
+
+def _save_heldout(root: Path, layer: str, t: str, scores: Sequence[FamilyScore], images: HeldoutImages) -> None:
+    """Write the held-out stage of validated ``scores`` (:meth:`ScanResult.save`)."""
+    _save_heldout_stage(root, layer, t, [(list(sc.units), sc.heldout) for sc in scores if sc.heldout], images)
+
+
+def _save_heldout_stage(root: Path, layer: str, t: str, entries: list[tuple[list[int], Heldout]],
+                        images: HeldoutImages) -> None:  # fmt: skip
+    """``heldout.npz`` (the images), then ``heldout.json`` (the results; written last, it marks the stage done)."""
+    d = _stage_dir(root, layer, t)
+    arrays = {f"{source}_{u}": img for source, by_unit in images.items() for u, img in by_unit.items()}
+
+    def write_npz(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    _write_atomic(d / "heldout.npz", write_npz)
+    _write_json(d / "heldout.json", {"families": [
+        {"units": [int(u) for u in units], "heldout": {k: v.to_dict() for k, v in test.items()}} for units, test in entries
+    ]})  # fmt: skip
+
+
+def _load_heldout(root: Path, layer: str, t: str) -> tuple[list[tuple[list[int], Heldout]], HeldoutImages] | None:
+    """The held-out stage of ``layer`` and ``t``: ``(entries, images)``, or None when it is not finished."""
+    d = _stage_dir(root, layer, t)
+    if not ((d / "heldout.json").is_file() and (d / "heldout.npz").is_file()):
+        return None
+    data = json.loads((d / "heldout.json").read_text())
+    entries = [([int(u) for u in e["units"]], {k: HeldoutSource.from_dict(v) for k, v in e["heldout"].items()})
+               for e in data["families"]]  # fmt: skip
+    images: HeldoutImages = {}
+    with np.load(d / "heldout.npz") as arrays:
+        for key in arrays.files:
+            source, unit = key.rsplit("_", 1)
+            images.setdefault(source, {})[int(unit)] = arrays[key]
+    return entries, images
 
 
 # -- weight verdicts --------------------------------------------------------------------

@@ -102,3 +102,21 @@ def test_scan_prints_the_families_confirmed_by_weights_first(capsys, tmp_path, m
     assert len(families) == 2
     assert families[0].startswith("  3 rotation: 4 units") and "; confirmed by weights (equivariant→equivariant, from 2[" in families[0]
     assert families[1].startswith("  2 rotation: 4 units") and families[1].endswith("; weights not checked")
+
+
+@pytest.mark.parametrize("flags, match", [(["--validate", "feature_vis,bogus"], "got ['feature_vis', 'bogus']"),
+                                          (["--validate-top", "0"], "validate_top ([validate] top) must be an int ≥ 1")])
+def test_bad_validate_flags_are_one_line(capsys, tmp_path, flags, match):
+    code, _, err = run(capsys, "scan", "googlenet_bvlc", "--layers", "conv2d0", "--out", str(tmp_path), *flags)
+    assert code == 1 and match in err and err.strip().count("\n") == 0 and "Traceback" not in err
+
+
+def test_validate_flags_override_the_config():
+    from equifind.cli import _parser, _sources
+    from equifind.config import ScanConfig
+
+    args = _parser().parse_args(["scan", "m", "--out", "o", "--validate", "patches, feature_vis", "--validate-top", "2"])
+    cfg = ScanConfig(validate_top=5).replace(validate_sources=_sources(args.validate), validate_top=args.validate_top)
+    assert cfg.validate_sources == ("feature_vis", "patches") and cfg.validate_top == 2
+    assert ScanConfig(validate_sources=("patches",)).replace(validate_sources=_sources("none")).validate_sources == ()
+    assert _sources(None) is None

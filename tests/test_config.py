@@ -65,3 +65,31 @@ def test_alpha_is_the_q_threshold_and_null_sizes_must_reach_it():
         ScanConfig(alpha=0)
     with pytest.raises(ValueError, match="n_null must be an int ≥ 0, got -1"):
         ScanConfig(n_null=-1)
+
+
+def test_the_validate_table():
+    cfg = ScanConfig.from_dict({"validate": {"sources": ["patches", "feature_vis"], "top": 2, "fv_steps": 8}})
+    assert cfg.validate_sources == ("feature_vis", "patches") and cfg.validate_top == 2 and cfg.validate_fv_steps == 8
+    assert ScanConfig().validate_sources == () and ScanConfig().validate_top == 3
+    assert load_config(CONFIGS / "googlenet_bvlc_early.toml").validate_sources == ()  # shipped off
+    assert ScanConfig.from_dict(cfg.to_dict()) == cfg
+    base = ScanConfig().fingerprint()
+    for change in ({"validate_sources": ("patches",)}, {"validate_top": 1}, {"validate_fv_steps": 8},
+                   {"validate_pool": 4}, {"validate_patches": 2}, {"validate_steps": 16}):  # fmt: skip
+        assert ScanConfig(**change).fingerprint() != base
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [({"validate": {"sources": ["fv"]}}, r"validate_sources \(\[validate\] sources\) must be distinct values of "
+                                         r"\['feature_vis', 'patches'\].*got \['fv'\]"),
+     ({"validate": {"sources": "patches"}}, r"must be a list of .*got 'patches'"),
+     ({"validate": {"sources": ["patches", "patches"]}}, "distinct"),
+     ({"validate": {"top": 0}}, r"validate_top \(\[validate\] top\) must be an int ≥ 1, got 0"),
+     ({"validate": {"top": 1.5}}, "validate_top"), ({"validate": {"steps": 2}}, "validate_steps"),
+     ({"validate": {"topp": 1}}, r"unknown key 'topp' in \[validate\]"),
+     ({"validate": {"sources": ["patches"]}, "n_null": 0}, "n_null=0 cannot reach significance")],
+)  # fmt: skip
+def test_bad_validate_settings(data, match):
+    with pytest.raises(ValueError, match=match):
+        ScanConfig.from_dict(data)

@@ -349,3 +349,81 @@ def test_flip_pairs_explained_by_rotation_are_set_on_load_and_left_out_of_the_su
     alone = ScanResult("m", ["a"], ["flip"], {"alpha": 0.05}, families={"a": {"flip": FamilyList([mirrored])}},
                        scores={"a": {"flip": []}}, responses={"a": {"flip": flip_resp}})  # fmt: skip
     assert ScanResult.load(alone.save(tmp_path / "alone")).families["a"]["flip"][0].explained_by is None
+
+
+# -- held-out validation ----------------------------------------------------------------------
+VALIDATE_CONFIG = {**CONFIG, "validate_sources": ["feature_vis", "patches"], "validate_top": 1, "validate_fv_steps": 8,
+                   "validate_steps": 8}  # fmt: skip
+
+
+def _heldout_json(result: ScanResult) -> str:
+    """Every score's held-out tests as JSON (NaN-safe to compare)."""
+    return json.dumps({f"{layer}/{t}": [s.heldout and {k: v.to_dict() for k, v in s.heldout.items()} for s in scores]
+                       for layer, by_t in result.scores.items() for t, scores in by_t.items()})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def validated(planted, tmp_path_factory):
+    """``(ScanResult, out)``: the planted layer scanned for rotation and hue, the best family of each validated."""
+    _, model = planted
+    out = tmp_path_factory.mktemp("validated")
+    return scan(model, ["1"], transforms=["rotation", "hue"], config=VALIDATE_CONFIG, out=out, progress=False), out
+
+
+def test_the_best_family_of_each_transform_is_validated_with_q_values(validated):
+    from equifind._stats import bh_q
+
+    result, out = validated
+    tested = []
+    for t in ("rotation", "hue"):
+        scores = result.scores["1"][t]
+        done = [s for s in scores if s.heldout]
+        assert len(done) == 1 and set(done[0].heldout) == {"feature_vis", "patches", "combined"}
+        fams = result.families["1"][t]
+        assert set(done[0].units) == set(max(fams, key=len).units)  # all significant here: the largest first
+        assert sorted(done[0].heldout["combined"].members) == sorted(done[0].units)
+        assert done[0].held_out() is True and math.isfinite(done[0].heldout_q_value)
+        assert (out / "stages" / "1" / t / "heldout.json").is_file() and (out / "stages" / "1" / t / "heldout.npz").is_file()
+        assert set(result.heldout_images["1"][t]["feature_vis"]) == set(done[0].units)
+        tested += done
+    for key in ("feature_vis", "patches", "combined"):  # BH over every validated family of the scan
+        assert [s.heldout[key].q_value for s in tested] == pytest.approx(bh_q([s.heldout[key].p_value for s in tested]))
+    text = result.summary()
+    assert "held out" in text.splitlines()[1] and "held-out equivariance" in text and ": held out" in text
+    rows = [line.split() for line in text.splitlines()[3:5]]
+    assert [row[10] for row in rows] == ["1/1", "1/1"]
+
+
+def test_validation_survives_save_load_and_a_resume_does_not_recompute_it(validated, planted, tmp_path, monkeypatch):
+    result, out = validated
+    back = ScanResult.load(out)
+    assert _heldout_json(back) == _heldout_json(result) and back.summary() == result.summary()
+    result.save(tmp_path / "saved")
+    assert _heldout_json(ScanResult.load(tmp_path / "saved")) == _heldout_json(result)
+    _, model = planted
+    calls = []
+    real = scan_module.validate_families
+    monkeypatch.setattr(scan_module, "validate_families", lambda *a, **kw: calls.append(a[1].transform) or real(*a, **kw))
+    again = scan(model, ["1"], transforms=["rotation", "hue"], config=VALIDATE_CONFIG, out=out, progress=False)
+    assert calls == [] and _heldout_json(again) == _heldout_json(result)
+    (out / "stages" / "1" / "hue" / "heldout.json").unlink()  # interrupted before the hue stage finished
+    resumed = scan(model, ["1"], transforms=["rotation", "hue"], config=VALIDATE_CONFIG, out=out, progress=False)
+    assert calls == ["hue"] and _heldout_json(resumed) == _heldout_json(result)
+
+
+def test_the_report_draws_the_heldout_figures_of_validated_families(validated, tmp_path):
+    from equifind.report import report
+
+    result, _ = validated
+    out = report(result, tmp_path / "report", formats=("png", "html"))
+    drawn = sorted(p.name for p in (out / "figures").glob("*heldout*"))
+    assert len(drawn) == 4 and all(p.endswith(".png") for p in drawn)
+    assert {name.split("__")[-1] for name in drawn} == {"heldout_pairs.png", "heldout_answers.png"}
+    page = (out / "index.html").read_text()
+    assert "held-out verdict" in page and "held out (held-out q ≤ 0.05)" in page
+
+
+def test_unvalidated_scans_have_no_heldout_column(planted):
+    _, model = planted
+    result = scan(model, ["1"], transforms=["flip"], config=CONFIG, progress=False)
+    assert "held out" not in result.summary() and not any(s.heldout for s in result.scores["1"]["flip"])

@@ -7,7 +7,10 @@
 
 from ._files import IMAGE_FORMATS, REPORT_FORMATS, save_figure
 from .build import report
-from .figures import equivariance_matrix, hue_orientation_map, hue_rgb, polar_tuning, stimulus_strip, tuning_heatmap
+from .figures import (
+    equivariance_matrix, heldout_answers, heldout_pairs, hue_orientation_map, hue_rgb, polar_tuning, stimulus_strip,
+    tuning_heatmap,
+)  # fmt: skip
 from .html import render_page
 from .weights import weight_diagram, weight_mosaic
 
@@ -18,6 +21,8 @@ __all__ = [
     "stimulus_strip",
     "equivariance_matrix",
     "hue_orientation_map",
+    "heldout_answers",
+    "heldout_pairs",
     "weight_diagram",
     "weight_mosaic",
     "hue_rgb",

@@ -186,7 +186,11 @@ def _legend(alpha: float) -> str:
         "none does, \"weights not checked\" with circuits off, in the first scanned layer, or for a transform "
         "circuits do not cover (hue_rotation). Families confirmed by weights are listed first. A flip pair whose "
         "two units are members of one rotation family at mirrored angles is \"explained by rotation\": the "
-        "rotation family already holds it, so it is listed last and not counted as a family."
+        "rotation family already holds it, so it is listed last and not counted as a family. Held-out: the best "
+        "families of a layer and transform, tested on stimuli never used for discovery (each member's feature "
+        "visualization, its top natural patches) against random unit sets scored the same way; q by "
+        "Benjamini–Hochberg over every validated family of the scan, per source; \"held out\" when the "
+        f"combined (or only) source's q ≤ {alpha:g}, \"did not hold out\" otherwise."
     )
 
 
@@ -204,10 +208,11 @@ def _matched(matches: Sequence[dict[str, Any]], layer: str, transform: str, unit
 def _family_card(
     builder: _Builder, family: Family | None, score: FamilyScore | None, responses: Responses | None,
     matches: Sequence[dict[str, Any]], name: str, title: str, draw: str | None = None, *, n_null: int | None = None,
-    circuit_n_null: int | None = None,
+    circuit_n_null: int | None = None, alpha: float = DEFAULT_Q, heldout_images: F.HeldoutImages | None = None,
 ) -> Card:  # fmt: skip
     """A family's card; ``draw``: why it has no figures (None: draw them); ``n_null`` and ``circuit_n_null``: the
-    null draws of family and circuit tests whose result does not say its own (older files)."""
+    null draws of family and circuit tests whose result does not say its own (older files); ``alpha``: the
+    held-out verdict's threshold; ``heldout_images``: the layer and transform's held-out images (scan)."""
     main: Family | FamilyScore = family if family is not None else score  # type: ignore[assignment]
     layer, t = main.layer, main.transform
     units = list(family.units) if family is not None else list(score.order)  # type: ignore[union-attr]
@@ -228,6 +233,7 @@ def _family_card(
                                                   f"mean {_num(score.null_mean)}"))
         card.fields.append(("invariance score", _num(score.invariance)))
         card.fields.append(("coverage", _num(score.coverage, ".2f")))
+        card.fields += _heldout_fields(score, alpha)
     else:
         card.fields.append(("equivariance score", "not scored"))
     if family is not None:
@@ -250,6 +256,7 @@ def _family_card(
     card.fields.append(("matched labels", _matched(matches, layer, t, units)))
     if draw is None:
         _family_figures(builder, card, main, family, responses, name)
+        _heldout_figures(builder, card, score, heldout_images or {}, name)
     else:
         card.notes.append(f"No figures: {draw}.")
     return card
@@ -282,6 +289,34 @@ def _family_figures(
     if t == "hue_rotation" and (responses is not None or (family is not None and family.preferred_hue is not None)):
         builder.figure(card, f"{name}__hue_orientation", "preferred hue × orientation",
                        lambda: F.hue_orientation_map(main, responses))  # fmt: skip
+
+
+def _heldout_fields(score: FamilyScore, alpha: float) -> list[tuple[str, str]]:
+    """The card's held-out fields: each source's equivariance, q (p) and null mean, and the verdict; none when
+    the family was not validated."""
+    verdict = score.held_out(alpha)
+    if not score.heldout:
+        return []
+    per = "; ".join(
+        f"{key} {_num(test.equivariance)} {q_and_p(test.q_value, test.p_value, test.n_null or None)}, random sets "
+        f"{_num(test.null_mean)}" for key, test in score.heldout.items()
+    )
+    text = ("n/a (no q-value)" if verdict is None else
+            f"{'held out' if verdict else 'did not hold out'} (held-out q {'≤' if verdict else '>'} {alpha:g})")
+    return [("held-out equivariance", per), ("held-out verdict", text)]
+
+
+def _heldout_figures(builder: _Builder, card: Card, score: FamilyScore | None, images: F.HeldoutImages, name: str) -> None:
+    """The held-out figures of a validated family: the pair matrix, and the answers where its images are known."""
+    if score is None or not score.heldout or not builder.images:
+        return
+    builder.figure(card, f"{name}__heldout_pairs", "held-out equivariance of each member pair, per source",
+                   lambda: F.heldout_pairs(score))  # fmt: skip
+    if any(s in score.heldout and images.get(s) for s in ("feature_vis", "patches")):
+        builder.figure(card, f"{name}__heldout_answers", "held-out images: member 0's moved to each member's position, "
+                       "and the member that answers it", lambda: F.heldout_answers(score, images))  # fmt: skip
+    else:
+        card.notes.append("No held-out answers figure: the held-out images are not known here (a scan keeps them).")
 
 
 def _family_page(builder: _Builder, obj: Family | FamilyScore, responses: Responses | None) -> Page:
@@ -390,7 +425,8 @@ def _summary_row(ctx: _ScanContext, layer: str, t: str, fams: Sequence[Family], 
 
 
 def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: str, fams: Sequence[Family],
-                   paired: list[FamilyScore | None], resp: Responses | None) -> Section:  # fmt: skip
+                   paired: list[FamilyScore | None], resp: Responses | None,
+                   heldout_images: F.HeldoutImages | None = None) -> Section:  # fmt: skip
     """The cards of one layer and transform, the most worth a look first (rank_families at q ≤ alpha:
     confirmed by weights first, then significant, larger, more equivariant)."""
     sub = Section(f"{layer} · {t}", f"layer-{slug(layer)}--{slug(t)}", level=3)
@@ -418,7 +454,8 @@ def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: str, fam
             f"(confirmed by weights first, then discovery q ≤ {ctx.alpha:g}, then largest; "
             "report(..., max_families=None) draws all)")
         sub.cards.append(_family_card(builder, fam, sc, resp, ctx.matches, name, title, skip, n_null=ctx.n_null,
-                                      circuit_n_null=ctx.circuit_n_null))  # fmt: skip
+                                      circuit_n_null=ctx.circuit_n_null, alpha=ctx.alpha,
+                                      heldout_images=heldout_images))  # fmt: skip
     return sub
 
 
@@ -457,7 +494,8 @@ def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circui
             resp = responses.get(layer, {}).get(t)
             paired = _pair(list(fams), list(scores.get(layer, {}).get(t, [])))
             rows.append(_summary_row(ctx, layer, t, fams, paired, resp))
-            layer_sections.append(_layer_section(builder, ctx, layer, t, fams, paired, resp))
+            images = (getattr(res, "heldout_images", None) or {}).get(layer, {}).get(t)
+            layer_sections.append(_layer_section(builder, ctx, layer, t, fams, paired, resp, images))
     summary = Section("Summary", "summary", paragraphs=[_legend(ctx.alpha)])
     summary.table = Table(["layer", "transform", "units probed", "selective", "invariant", "families",
                            f"families at discovery q ≤ {ctx.alpha:g}", "confirmed by weights", "units in families",

@@ -1,4 +1,5 @@
-"""Figures of one family: tuning heatmap, polar tuning, stimulus strip, equivariance matrix, hue × orientation.
+"""Figures of one family: tuning heatmap, polar tuning, stimulus strip, equivariance matrix, hue × orientation,
+and for a family validated on held-out stimuli its answers and held-out pair matrix.
 
 Each function takes a :class:`~equifind.Family` or :class:`~equifind.FamilyScore`
 (the members in family order) and the layer's :class:`~equifind.Responses`, and
@@ -14,21 +15,25 @@ colour scale serves the whole figure.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import matplotlib
 import numpy as np
+import torch
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from ..families import Family
+from ..heldout import HeldoutSource
 from ..responses import Responses
 from ..score import FamilyScore
 from ._data import (
     Members, axis_label, expected_peaks, hue_angle, hue_grid, hue_rgb, member_hues, member_rows, members_of,
     normalise_rows, preferred_stimuli, tick_text, tuning_curves,
 )  # fmt: skip
+from ..transforms import get_transform
 from ._files import save_figure  # re-exported
 
 __all__ = [
@@ -37,6 +42,8 @@ __all__ = [
     "stimulus_strip",
     "equivariance_matrix",
     "hue_orientation_map",
+    "heldout_answers",
+    "heldout_pairs",
     "hue_rgb",
     "save_figure",
     "CIRCULAR",
@@ -297,4 +304,147 @@ def hue_orientation_map(family: Family | FamilyScore, responses: Responses | Non
     ax.set_xlabel("preferred hue shift (degrees, YIQ)")
     ax.set_ylabel("preferred orientation (degrees)")
     ax.set_title(_title(m, f"hue × orientation ({m.layer} unit below each)"), fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------- held-out validation
+
+#: ``source -> unit -> Tensor or uint8 array [k, 3, H, W]``: held-out images (``ScanResult.heldout_images[layer][t]``).
+HeldoutImages = Mapping[str, Mapping[int, "np.ndarray | torch.Tensor"]]
+
+
+def _heldout_title(score: FamilyScore, what: str) -> str:
+    return (f"{score.layer} · {score.transform} family of {len(score.order)} units (period {score.period:g}), "
+            f"held-out\n{what}")
+
+
+def _members_and_positions(score: FamilyScore, test: HeldoutSource) -> tuple[list[int], list[float]]:
+    """The family order of ``test`` and each member's position relative to member 0 (as the test used them;
+    results saved without them fall back to ``score.order`` and ``score.preferred``)."""
+    members = list(test.members) or list(score.order)
+    if test.positions:
+        return members, list(test.positions)
+    p0 = float(score.preferred.get(members[0], 0.0))
+    period = float(score.period) if math.isfinite(score.period) and score.period > 0 else 360.0
+    return members, [(float(score.preferred.get(u, p0)) - p0) % period for u in members]
+
+
+def _as_image(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The first image of ``x`` (``[k, 3, H, W]``, uint8, or float in [0, 1]) as float ``Tensor[1, 3, H, W]`` in [0, 1]."""
+    t = (x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x)))[:1]
+    return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+
+
+def _show(ax: Axes, img: torch.Tensor, label: str, title: str = "", mismatch: bool = False) -> None:
+    ax.imshow(img[0].permute(1, 2, 0).clamp(0.0, 1.0).numpy(), interpolation="bilinear")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(label, fontsize=7, color="red" if mismatch else "black")
+    if title:
+        ax.set_title(title, fontsize=7)
+    if mismatch:
+        for spine in ax.spines.values():
+            spine.set_edgecolor("red")
+            spine.set_linewidth(2.0)
+
+
+def heldout_answers(score: FamilyScore, images: HeldoutImages, source: str | None = None) -> Figure:
+    """The Circuits thread's equivariance figure, on a family's held-out images.
+
+    Top row: each member's held-out image (its feature visualization, else its top natural
+    patch), in family order. Middle row: member 0's image moved to member j's position
+    (rotated, hue-shifted or mirrored by φ_j − φ_0, the discovery positions the held-out test
+    used). Bottom row: the image of the member that answers it most strongly
+    (:attr:`HeldoutSource.answers <equifind.heldout.HeldoutSource.answers>`), framed red where
+    it is not member j.
+
+    Args:
+        score: a family score with held-out tests (``score.heldout``).
+        images: held-out images, ``source -> unit -> [k, 3, H, W]`` (uint8 or float in [0, 1]).
+        source: "feature_vis" or "patches" (default: feature_vis when both images and a test exist).
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: a family not validated, no images of the source, or a member without an image.
+    """
+    if not score.heldout:
+        raise ValueError(f"the {score.layer!r} {score.transform} family was not validated (FamilyScore.heldout is empty)")
+    usable = [s for s in ("feature_vis", "patches") if s in score.heldout and images.get(s)]
+    if source is None and not usable:
+        raise ValueError(f"no held-out images for the sources tested ({sorted(score.heldout)})")
+    source = source or usable[0]
+    if source not in usable:
+        raise ValueError(f"no held-out test with images for source {source!r}; have {usable}")
+    test = score.heldout[source]
+    members, positions = _members_and_positions(score, test)
+    missing = [u for u in {*members, *test.answers} if u not in images[source]]
+    if missing:
+        raise ValueError(f"no {source} images of units {sorted(missing)}")
+    own = [_as_image(images[source][u]) for u in members]
+    transform = get_transform(score.transform)
+    moved = [own[0] if j == 0 else
+             transform.apply(own[0], min(1.0, float(positions[j])) if score.transform == "flip" else float(positions[j]))
+             for j in range(len(members))]  # fmt: skip
+    n = len(members)
+    fig = Figure(figsize=(max(5.0, 1.05 * n), 4.6), layout="constrained")
+    axes = fig.subplots(3, n, squeeze=False)
+    unit = "" if score.transform == "flip" else "°"
+    for j, u in enumerate(members):
+        _show(axes[0, j], own[j], str(u), f"{positions[j]:.0f}{unit}" if score.transform != "flip" else
+              ("original" if j == 0 else "mirrored"))  # fmt: skip
+        _show(axes[1, j], moved[j], f"{members[0]} → {positions[j]:.0f}{unit}")
+        answer = int(test.answers[j]) if j < len(test.answers) else -1
+        _show(axes[2, j], _as_image(images[source][answer]) if answer in images[source] else torch.full((1, 3, 8, 8), 0.5),
+              f"answered by {answer}", mismatch=answer != u)  # fmt: skip
+    axes[0, 0].set_ylabel("member", fontsize=8)
+    axes[1, 0].set_ylabel(f"{members[0]} moved", fontsize=8)
+    axes[2, 0].set_ylabel("answered by", fontsize=8)
+    hits = sum(int(a) == u for a, u in zip(test.answers, members))
+    fig.suptitle(_heldout_title(score, f"{source}: member {members[0]}'s image moved to each member's position, and the "
+                                        f"member that answers it ({hits}/{n} match; red: another member)"), fontsize=8)
+    return fig
+
+
+def heldout_pairs(score: FamilyScore) -> Figure:
+    """The held-out pair scores of a validated family, one heatmap per source (and "combined").
+
+    Row i, column j: the correlation of unit j's responses to g_ij·x with unit i's to x over the
+    held-out images (:attr:`HeldoutSource.pairs <equifind.heldout.HeldoutSource.pairs>`); the
+    diagonal is blank. An equivariant family is 1 everywhere.
+
+    Args:
+        score: a family score with held-out tests.
+
+    Returns:
+        The figure.
+
+    Raises:
+        ValueError: a family not validated.
+    """
+    if not score.heldout:
+        raise ValueError(f"the {score.layer!r} {score.transform} family was not validated (FamilyScore.heldout is empty)")
+    keys = [k for k in ("feature_vis", "patches", "combined") if k in score.heldout] + [
+        k for k in score.heldout if k not in ("feature_vis", "patches", "combined")]
+    n = len(score.order)
+    side = min(6.0, 1.6 + 0.28 * n)
+    fig = Figure(figsize=(side * len(keys) + 1.2, side + 0.9), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    im = None
+    for ax, key in zip(axes, keys):
+        test = score.heldout[key]
+        members = list(test.members) or list(score.order)
+        im = ax.imshow(np.asarray(test.pairs, dtype=np.float64), cmap="RdBu_r", vmin=-1.0, vmax=1.0,
+                       interpolation="nearest")  # fmt: skip
+        _unit_ticks(ax, members, "y")
+        _unit_ticks(ax, members, "x")
+        ax.tick_params(axis="x", labelrotation=90, labelsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xlabel("unit j (responses to g_ij·x)", fontsize=8)
+        ax.set_ylabel("unit i (responses to x)", fontsize=8)
+        ax.set_title(f"{key}: {test.equivariance:.2f} (q = {test.q_value:.3g}; random sets {test.null_mean:.2f})",
+                     fontsize=8)  # fmt: skip
+    fig.colorbar(im, ax=list(axes), label="pair correlation", shrink=0.8)
+    fig.suptitle(_heldout_title(score, "equivariance of each member pair on held-out images"), fontsize=8)
     return fig
