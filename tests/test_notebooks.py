@@ -28,6 +28,8 @@ SMALL = {
     "EQUIFIND_N_NULL": "20",  # default 200
     "EQUIFIND_HUE_ROTATION_STEPS": "8",  # default 16 (per axis)
     "EQUIFIND_CIRCUIT_LAYERS": "conv2d1,conv2d2,mixed3a",  # default conv2d1,conv2d2,mixed3a,mixed3b
+    "EQUIFIND_FV_STEPS": "4",  # default 64 (held-out feature visualizations)
+    "EQUIFIND_POOL": "8",  # default 32 (random units in the held-out null pool)
 }
 
 _MODEL_LINE = re.compile(r"""^MODEL\s*=\s*os\.environ\.get\(\s*["']EQUIFIND_MODEL["']\s*,\s*["']inceptionv1["']\s*\)""", re.M)
