@@ -89,7 +89,8 @@ def test_random_unit_sets_give_uniform_heldout_p_values(e2c8) -> None:
     shares them: they are the units' own, independent of the draw. Under the null a random
     set is a uniformly random subset of its pool, so the test is exact.
 
-    Seen: KS p ≈ {KS_P}, fraction of p ≤ 0.05: {FRAC}; about {TIME} s.
+    Seen: KS p = 0.925 (statistic 0.074), fraction of p ≤ 0.05: 0.02 (1 of 50); 126 s alone
+    on a shared 2-core machine (259 s under load), hence ``slow``.
     """
     _, model, resp, _ = e2c8
     responding = [resp.units[r] for r in torch.nonzero(resp.responding()).flatten().tolist()]
