@@ -210,3 +210,72 @@ def e2cnn_layer(n: int = 4, regular: int = 4, trivial: int = 2, depth: int = 1, 
     fields = [[where[f * n + i] for i in range(n)] for f in range(regular)]
     trivial_units = [where[regular * n + j] for j in range(trivial)]
     return E2Layer(plain, n, fields, trivial_units)
+
+
+@dataclass
+class Decoy:
+    """A planted layer whose ``family`` is rotated copies on grey images only (see :func:`decoy_layer`)."""
+
+    net: nn.Module
+    family: list[int]  # in the order of the planted angles (CCW, 360/n apart)
+    angles: list[float]
+    invariant: list[int] = field(default_factory=list)
+    random: list[int] = field(default_factory=list)
+
+
+def colour_opponent(gen: torch.Generator, k: int = K, sigma: float = 2.0) -> Tensor:
+    """A smooth random colour-opponent kernel, ``[3, k, k]``: zero sum over the three input
+    channels at every pixel (so it gives exactly 0 on any grey image, R = G = B), under a
+    Gaussian envelope; normalised to abs-sum 1."""
+    y, x = _coords(k)
+    noise = torch.randn(3, k, k, generator=gen, dtype=torch.float64)
+    blur = torch.exp(-(x**2 + y**2) / (2 * sigma**2))
+    noise = torch.fft.irfft2(torch.fft.rfft2(noise) * torch.fft.rfft2(torch.fft.ifftshift(blur)), s=(k, k))  # circular blur
+    noise = noise - noise.mean(dim=0, keepdim=True)  # opponent: R + G + B = 0 at each pixel
+    w = noise * torch.exp(-(x**2 + y**2) / (2 * (k / 4) ** 2))
+    return (w / w.abs().sum()).float()
+
+
+def decoy_layer(
+    n_family: int = 8, colour: float = 4.0, n_invariant: int = 3, n_random: int = 8, seed: int = 0
+) -> Decoy:
+    """A conv layer (+ ReLU) with a family that is equivariant on grey images and not otherwise.
+
+    The family's kernels are an oriented edge rotated by 360/``n_family`` (their luminance
+    part, equal in R, G and B) plus a per-unit random :func:`colour_opponent` part of abs-sum
+    ``colour`` (the luminance part's is 1). On grey images the colour part is exactly zero,
+    so on grey discovery stimuli the units are exact rotated copies; on coloured images
+    (natural patches, feature visualizations) the random colour parts dominate and are not.
+    ``colour=0`` gives the same layer without the colour part: a true family (the control).
+    Channels in a seeded random order; biases zero.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    filters: list[Tensor] = []
+    tags: list[tuple[str, float]] = []
+    for i in range(n_family):
+        a = 10.0 + 360.0 * i / n_family
+        opp = colour_opponent(gen)
+        filters.append(oriented_edge(a) + colour * opp)
+        tags.append(("family", a))
+    for i in range(n_invariant):
+        filters.append(isotropic() * (1.0 + 0.3 * i))
+        tags.append(("invariant", 0.0))
+    for _ in range(n_random):
+        w = torch.randn(3, K, K, generator=gen)
+        filters.append(w / w.abs().sum() * 2)
+        tags.append(("random", 0.0))
+    order = torch.randperm(len(filters), generator=gen)
+    conv = nn.Conv2d(3, len(filters), K, padding=K // 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.stack(filters)[order])
+        conv.bias.zero_()
+    where = {int(old): new for new, old in enumerate(order.tolist())}
+    out = Decoy(nn.Sequential(conv, nn.ReLU()), [], [])
+    for old, (kind, value) in enumerate(tags):
+        if kind == "family":
+            out.family.append(where[old]), out.angles.append(value)
+        elif kind == "invariant":
+            out.invariant.append(where[old])
+        else:
+            out.random.append(where[old])
+    return out

@@ -51,3 +51,25 @@ def test_bad_input(planted, kwargs, err):
     args = {"layer": "1", "units": [0], **kwargs}
     with pytest.raises(err):
         feature_visualizations(model, args.pop("layer"), args.pop("units"), **args)
+
+
+def test_a_unit_dead_at_initialisation_comes_alive_through_the_redirected_relu(monkeypatch):
+    """Unit 0: an edge filter with bias −0.3 (grey, and lucent's near-grey initial image, give
+    ReLU(−0.3) = 0: no gradient), which an edge image can drive to about +1.7. With the redirected ReLU its visualization drives it above 0
+    after 32 steps (seen: 0.60; the live unit 0.91); with a plain ReLU (the mode made a passthrough) it stays at exactly 0."""
+    from torch import nn
+
+    from equifind.featurevis import _RedirectedReLUs
+    from planted import K, oriented_edge
+
+    conv = nn.Conv2d(3, 2, K, padding=K // 2)
+    with torch.no_grad():
+        conv.weight.copy_(torch.stack([oriented_edge(0.0), oriented_edge(90.0)]) * 4)
+        conv.bias.copy_(torch.tensor([-0.3, 0.0]))
+    model = ef.load_model(nn.Sequential(conv, nn.ReLU()), preprocess=centred, name="dead", device="cpu")
+    alive = feature_visualizations(model, "1", [0, 1], steps=32, seed=0)
+    assert alive.params[0]["activation"] > 0.05, alive.params
+    monkeypatch.setattr(_RedirectedReLUs, "__torch_function__", lambda self, func, types, args=(), kwargs=None: func(*args, **(kwargs or {})))
+    dead = feature_visualizations(model, "1", [0, 1], steps=32, seed=0)
+    assert dead.params[0]["activation"] == 0.0, dead.params
+    assert dead.params[1]["activation"] > 0.05  # the live unit moves either way

@@ -319,3 +319,37 @@ def test_googlenet_conv2d2_natural_scale(googlenet):
     assert torch.equal(resp.natural_scale, scale)
     # Seen: 185 of 192 respond (stimulus peak >= 10% of the natural scale).
     assert int(resp.responding().sum()) >= 0.5 * 192
+
+
+# --------------------------------------------------------------------------- top patches
+
+
+def test_top_patches_shapes_centre_responses_and_distinct_crops():
+    """Each returned patch, probed alone, drives its unit's centre as the returned response says
+    (rtol 1e-4); responses descend; a unit's k patches are different images (one per crop)."""
+    w = torch.stack([oriented_edge(30.0), colour_center_surround(0.0), oriented_edge(200.0)])
+    model = conv_model(w, torch.zeros(3))
+    canvas = probe_geometry(model, "0").canvas
+    images, responses = ef.top_patches(model, "0", [2, 0], 3, n_patches=16)
+    assert images.shape == (2, 3, 3, canvas, canvas) and responses.shape == (2, 3)
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    with torch.no_grad(), record(model, ["0"], at="center") as rec:
+        model(images.flatten(0, 1))
+    centre = rec["0"].view(2, 3, -1)
+    torch.testing.assert_close(torch.stack([centre[0, :, 2], centre[1, :, 0]]), responses, rtol=1e-4, atol=1e-6)
+    assert bool((responses[:, :-1] >= responses[:, 1:]).all())
+    for i in range(2):
+        for a in range(3):
+            for b in range(a + 1, 3):
+                assert not torch.equal(images[i, a], images[i, b])
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.0, True])
+def test_top_patches_bad_k(one_unit, k):
+    with pytest.raises(ValueError, match=f"k must be.*{k!r}"):
+        ef.top_patches(one_unit, "0", [0], k, n_patches=4)
+
+
+def test_top_patches_more_patches_than_crops(one_unit):
+    with pytest.raises(ValueError, match="raise n_patches"):
+        ef.top_patches(one_unit, "0", [0], 10_000, n_patches=4)

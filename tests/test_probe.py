@@ -162,3 +162,17 @@ def test_googlenet_conv2d0_is_orientation_selective_and_covers_the_circle(google
     assert int(selective.sum()) >= 48
     bins = torch.histc(resp.preferred[selective], bins=12, min=0.0, max=360.0)
     assert int((bins > 0).sum()) == 12
+
+
+def test_stimulus_set_at_render_size_is_supersampled_and_at_canvas_size_is_not(planted):
+    """A StimulusSet given at ``probe_geometry(...).scaled().canvas`` is transformed at that size and
+    reduced (meta supersample > 1); at the canvas size it is used as is (supersample 1)."""
+    _, model = planted
+    g = ef.probe_geometry(model, "1")
+    assert g.supersample > 1
+    at_render = ef.stimuli.edge(g.scaled().canvas, contrasts=(1.0,))
+    at_canvas = ef.stimuli.edge(g.canvas, contrasts=(1.0,))
+    big = ef.probe(model, "1", "rotation", stimuli=at_render, steps=8, progress=False, natural=False)
+    small = ef.probe(model, "1", "rotation", stimuli=at_canvas, steps=8, progress=False, natural=False)
+    assert big.meta["supersample"] == g.supersample and small.meta["supersample"] == 1
+    assert big.values.shape == small.values.shape
