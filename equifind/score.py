@@ -117,10 +117,11 @@ class FamilyScore:
         return main.q_value if main is not None else math.nan
 
     def held_out(self, alpha: float = DEFAULT_Q) -> bool | None:
-        """True when the held-out test is significant (q ≤ ``alpha``), False when it "did not
-        hold out", None when the family was not validated."""
-        q = self.heldout_q_value
-        return None if math.isnan(q) else bool(q <= alpha)
+        """True when the held-out test (combined, or the only source) is significant (q ≤ ``alpha``)
+        with a positive statistic (:meth:`HeldoutSource.held_out`), False when the family "did
+        not hold out", None when it was not validated."""
+        main = self._heldout_main()
+        return None if main is None or math.isnan(main.q_value) else main.held_out(alpha)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (unit keys of ``preferred`` become strings)."""
@@ -143,7 +144,7 @@ class FamilyScore:
         main = self._heldout_main()
         if main is None:
             return ""
-        verdict = "held out" if self.held_out() else "did not hold out"
+        verdict = main.verdict()
         per = ", ".join(
             f"{k} {v.equivariance:.3f} ({format_p(v.p_value, v.n_null)})" for k, v in self.heldout.items() if k != "combined"
         )

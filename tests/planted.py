@@ -95,6 +95,19 @@ class Planted:
     random: list[int] = field(default_factory=list)
 
 
+def _add_invariant_and_random(
+    filters: list[Tensor], tags: list[tuple[str, float]], n_invariant: int, n_random: int, gen: torch.Generator
+) -> None:
+    """Append isotropic (rotation-invariant) filters of growing gain, then seeded random ones."""
+    for i in range(n_invariant):
+        filters.append(isotropic() * (1.0 + 0.3 * i))
+        tags.append(("invariant", 0.0))
+    for _ in range(n_random):
+        w = torch.randn(3, K, K, generator=gen)
+        filters.append(w / w.abs().sum() * 2)
+        tags.append(("random", 0.0))
+
+
 def planted_layer(
     n_edges: int = 8, n_bars: int = 4, n_hues: int = 6, n_invariant: int = 3, n_random: int = 4,
     edge_offset: float = 10.0, missing_edge: int | None = None, noise: float = 0.0, seed: int = 0,
@@ -123,13 +136,7 @@ def planted_layer(
         tags.append(("hue", h))
     filters += [asymmetric(), asymmetric().flip(-1)]
     tags += [("flip", 0.0), ("flip", 1.0)]
-    for i in range(n_invariant):
-        filters.append(isotropic() * (1.0 + 0.3 * i))
-        tags.append(("invariant", 0.0))
-    for _ in range(n_random):
-        w = torch.randn(3, K, K, generator=gen)
-        filters.append(w / w.abs().sum() * 2)
-        tags.append(("random", 0.0))
+    _add_invariant_and_random(filters, tags, n_invariant, n_random, gen)
     weight = torch.stack(filters)
     if noise:
         weight = weight + noise * weight.abs().amax(dim=(1, 2, 3), keepdim=True) * torch.randn(weight.shape, generator=gen)
@@ -257,13 +264,7 @@ def decoy_layer(
         opp = colour_opponent(gen)
         filters.append(oriented_edge(a) + colour * opp)
         tags.append(("family", a))
-    for i in range(n_invariant):
-        filters.append(isotropic() * (1.0 + 0.3 * i))
-        tags.append(("invariant", 0.0))
-    for _ in range(n_random):
-        w = torch.randn(3, K, K, generator=gen)
-        filters.append(w / w.abs().sum() * 2)
-        tags.append(("random", 0.0))
+    _add_invariant_and_random(filters, tags, n_invariant, n_random, gen)
     order = torch.randperm(len(filters), generator=gen)
     conv = nn.Conv2d(3, len(filters), K, padding=K // 2)
     with torch.no_grad():

@@ -231,3 +231,18 @@ def test_score_family_validate_fills_heldout_and_round_trips(control) -> None:
     assert _json(again.heldout["patches"].to_dict()) == _json(d["heldout"]["patches"])
     plain = ef.score_family(model, "1", units, "rotation", steps=32)
     assert plain.heldout == {} and math.isnan(plain.heldout_equivariance) and plain.held_out() is None
+
+
+def test_verdict_needs_a_positive_statistic_not_only_a_small_q(control) -> None:
+    """A family that beats random sets which anti-correlate, while its own members do not answer each
+    other (statistic ≤ 0, equivariance 0), did not hold out however small its q (googlenet mixed3b
+    hue had two such families at p 0.015 and 0.03); the same q with a positive statistic held out."""
+    model, _, units = control
+    score = ef.score_family(model, "1", units, "rotation", steps=32, validate="patches")
+    test = score.heldout["patches"]
+    assert score.held_out() is True and test.verdict() == "held out"
+    test.statistic, test.equivariance = -0.004, 0.0
+    assert test.q_value <= 0.05 and test.held_out() is False and score.held_out() is False
+    assert "statistic -0.004 ≤ 0" in test.verdict() and "did not hold out" in score.summary()
+    test.statistic, test.q_value = 0.3, 0.2
+    assert score.held_out() is False and test.verdict() == "did not hold out (q > 0.05)"
