@@ -115,7 +115,7 @@ def scan_shares(m: ef.Model) -> list[str]:
             scores = [s for s in res.scores.get(layer, {}).get(t, []) if s.heldout]
             held = [s for s in scores if s.held_out()]
             share = f"{len(held) / len(scores):.0%}" if scores else "–"
-            eqs = ", ".join(f"{s.heldout_equivariance:.2f} [{_main(s).statistic:+.3f}; {s.heldout_q_value:.2g}]"
+            eqs = ", ".join(f"{s.heldout_equivariance:.2f} [{s.heldout_test.statistic:+.3f}; {s.heldout_q_value:.2g}]"
                             f"{' ✓' if s.held_out() else ''}" for s in scores)
             rows.append(f"| `{layer}` | {t} | {len(scores)} | {len(held)} | {share} | {eqs} |")
     rows.append("")
@@ -124,10 +124,6 @@ def scan_shares(m: ef.Model) -> list[str]:
     rows.append(f"Scan wall time (circuits off): {wall:.0f} s, of which held-out validation {validation:.0f} s "
                 f"(images, held-out probes and scoring) and the other timed stages {rest:.0f} s.")  # fmt: skip
     return rows
-
-
-def _main(score: ef.FamilyScore) -> ef.HeldoutSource:
-    return score.heldout.get("combined") or next(iter(score.heldout.values()))
 
 
 def main() -> None:

@@ -130,10 +130,11 @@ class HeldoutSource:
         return bool(self.q_value <= alpha and self.statistic > 0.0)
 
     def verdict(self, alpha: float = DEFAULT_Q) -> str:
-        """``"held out"`` or ``"did not hold out"`` with the reason: ``"did not hold out (q > 0.05)"``,
+        """``"held out"`` or ``"did not hold out"`` with the reason: ``"held out (q ≤ 0.05, statistic 0.446 > 0)"``,
+        ``"did not hold out (q > 0.05)"``,
         ``"did not hold out (statistic -0.004 ≤ 0: the members do not answer each other)"``."""
         if self.held_out(alpha):
-            return "held out"
+            return f"held out (q ≤ {alpha:g}, statistic {self.statistic:.3g} > 0)"
         if not self.q_value <= alpha:
             return f"did not hold out (q > {alpha:g})"
         return f"did not hold out (statistic {self.statistic:.3g} ≤ 0: the members do not answer each other)"

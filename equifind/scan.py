@@ -385,10 +385,9 @@ def _stage_dir(root: Path, layer: str, transform: str) -> Path:
 def _heldout_text(score: FamilyScore, alpha: float) -> str:
     """``", held-out equivariance 0.97 q ≤ 0.032 (p ≤ 0.032): held out"`` ("did not hold out" when q > alpha
     or the statistic is ≤ 0, with the reason); empty for a family not validated."""
-    verdict = score.held_out(alpha)
-    if verdict is None:
+    main = score.heldout_test
+    if main is None or score.held_out(alpha) is None:
         return ""
-    main = score.heldout.get("combined") or next(iter(score.heldout.values()))
     evidence = q_and_p(main.q_value, main.p_value, main.n_null or None)
     return f", held-out equivariance {main.equivariance:.2f} {evidence}: {main.verdict(alpha)}"
 

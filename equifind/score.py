@@ -92,8 +92,10 @@ class FamilyScore:
     def __post_init__(self) -> None:
         self.heldout = {k: v if isinstance(v, HeldoutSource) else HeldoutSource.from_dict(v) for k, v in self.heldout.items()}
 
-    def _heldout_main(self) -> HeldoutSource | None:
-        """The held-out test that decides: the combined one, or the only source."""
+    @property
+    def heldout_test(self) -> HeldoutSource | None:
+        """The held-out test that decides the verdict: the combined one, or the only source; None
+        when the family was not validated."""
         if "combined" in self.heldout:
             return self.heldout["combined"]
         return next(iter(self.heldout.values()), None)
@@ -101,26 +103,26 @@ class FamilyScore:
     @property
     def heldout_equivariance(self) -> float:
         """The held-out equivariance (combined over the sources, or the only one); NaN if not validated."""
-        main = self._heldout_main()
+        main = self.heldout_test
         return main.equivariance if main is not None else math.nan
 
     @property
     def heldout_p_value(self) -> float:
         """The p-value of :attr:`heldout_equivariance` (random unit sets scored the same way); NaN if not validated."""
-        main = self._heldout_main()
+        main = self.heldout_test
         return main.p_value if main is not None else math.nan
 
     @property
     def heldout_q_value(self) -> float:
         """The BH q of :attr:`heldout_p_value` (over a scan's validated families); NaN if not validated."""
-        main = self._heldout_main()
+        main = self.heldout_test
         return main.q_value if main is not None else math.nan
 
     def held_out(self, alpha: float = DEFAULT_Q) -> bool | None:
         """True when the held-out test (combined, or the only source) is significant (q ≤ ``alpha``)
         with a positive statistic (:meth:`HeldoutSource.held_out`), False when the family "did
         not hold out", None when it was not validated."""
-        main = self._heldout_main()
+        main = self.heldout_test
         return None if main is None or math.isnan(main.q_value) else main.held_out(alpha)
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,7 +143,7 @@ class FamilyScore:
         )
 
     def _heldout_text(self) -> str:
-        main = self._heldout_main()
+        main = self.heldout_test
         if main is None:
             return ""
         verdict = main.verdict()

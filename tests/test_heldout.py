@@ -230,7 +230,7 @@ def test_score_family_validate_fills_heldout_and_round_trips(control) -> None:
     again = ef.FamilyScore(**strict)
     assert _json(again.heldout["patches"].to_dict()) == _json(d["heldout"]["patches"])
     plain = ef.score_family(model, "1", units, "rotation", steps=32)
-    assert plain.heldout == {} and math.isnan(plain.heldout_equivariance) and plain.held_out() is None
+    assert plain.heldout == {} and plain.heldout_test is None and math.isnan(plain.heldout_equivariance) and plain.held_out() is None
 
 
 def test_verdict_needs_a_positive_statistic_not_only_a_small_q(control) -> None:
@@ -240,7 +240,7 @@ def test_verdict_needs_a_positive_statistic_not_only_a_small_q(control) -> None:
     model, _, units = control
     score = ef.score_family(model, "1", units, "rotation", steps=32, validate="patches")
     test = score.heldout["patches"]
-    assert score.held_out() is True and test.verdict() == "held out"
+    assert score.heldout_test is test and score.held_out() is True and test.verdict().startswith("held out (q ≤ 0.05, statistic")
     test.statistic, test.equivariance = -0.004, 0.0
     assert test.q_value <= 0.05 and test.held_out() is False and score.held_out() is False
     assert "statistic -0.004 ≤ 0" in test.verdict() and "did not hold out" in score.summary()

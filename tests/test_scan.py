@@ -420,7 +420,7 @@ def test_the_report_draws_the_heldout_figures_of_validated_families(validated, t
     assert len(drawn) == 4 and all(p.endswith(".png") for p in drawn)
     assert {name.split("__")[-1] for name in drawn} == {"heldout_pairs.png", "heldout_answers.png"}
     page = (out / "index.html").read_text()
-    assert "held-out verdict" in page and "held out (held-out q ≤ 0.05)" in page
+    assert "held-out verdict" in page and "held out (q ≤ 0.05, statistic" in page
 
 
 def test_unvalidated_scans_have_no_heldout_column(planted):

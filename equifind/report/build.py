@@ -301,8 +301,8 @@ def _heldout_fields(score: FamilyScore, alpha: float) -> list[tuple[str, str]]:
         f"{key} {_num(test.equivariance)} {q_and_p(test.q_value, test.p_value, test.n_null or None)}, random sets "
         f"{_num(test.null_mean)}" for key, test in score.heldout.items()
     )
-    main = score.heldout.get("combined") or next(iter(score.heldout.values()))
-    text = "n/a (no q-value)" if verdict is None else main.verdict(alpha)
+    main = score.heldout_test
+    text = "n/a (no q-value)" if verdict is None or main is None else main.verdict(alpha)
     return [("held-out equivariance", per), ("held-out verdict", text)]
 
 
