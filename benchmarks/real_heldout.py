@@ -32,7 +32,9 @@ import torch
 
 import equifind as ef
 from _common import machine, weights_path, write_section
-from equifind.heldout import DEFAULT_FV_STEPS, DEFAULT_PATCHES, DEFAULT_POOL, DEFAULT_STEPS, HeldoutStimuli, _pool_sample
+from equifind.heldout import (
+    DEFAULT_FV_STEPS, DEFAULT_PATCHES, DEFAULT_POOL, DEFAULT_STEPS, HeldoutStimuli, _pool_sample, deciding_test,
+)  # fmt: skip
 
 LAYER = "mixed3b"
 STEPS = 64
@@ -76,7 +78,7 @@ def result_row(name: str, units: list[int], result: dict[str, ef.HeldoutSource])
     for key in ("feature_vis", "patches", "combined"):
         r = result.get(key)
         cells.append("–" if r is None else f"{r.equivariance:.3f} (null {r.null_mean:.3f}; p {_p(r.p_value, r.n_null)})")
-    verdict = result.get("combined") or next(iter(result.values()))
+    verdict = deciding_test(result)
     held = "**held out**" if verdict.held_out(0.05) else verdict.verdict(0.05)
     return f"| {name} | {len(units)} | " + " | ".join(cells) + f" | {held} |"
 

@@ -42,7 +42,7 @@ family can beat random sets that anti-correlate while its own members do not ans
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ from .responses import Responses
 from .stimuli import StimulusSet
 
 __all__ = [
-    "SOURCES", "HeldoutSource", "check_sources", "HeldoutStimuli", "validate_families", "DEFAULT_STEPS", "DEFAULT_POOL",
+    "SOURCES", "HeldoutSource", "deciding_test", "check_sources", "HeldoutStimuli", "validate_families", "DEFAULT_STEPS", "DEFAULT_POOL",
     "DEFAULT_PATCHES", "DEFAULT_FV_STEPS",
 ]  # fmt: skip
 
@@ -125,14 +125,17 @@ class HeldoutSource:
         sets that anti-correlate do not all tie at 0), which lets a family beat the random sets
         while its members still do not answer each other (statistic ≤ 0, reported equivariance
         0): such a family did not hold out, however small its q. On googlenet_bvlc's mixed3b hue
-        probe two such families had p 0.015 and 0.03 at statistics −0.004 and −0.014.
+        probe two such families had p 0.015 and 0.03 at statistics −0.004 and −0.013.
         """
         return bool(self.q_value <= alpha and self.statistic > 0.0)
 
     def verdict(self, alpha: float = DEFAULT_Q) -> str:
         """``"held out"`` or ``"did not hold out"`` with the reason: ``"held out (q ≤ 0.05, statistic 0.446 > 0)"``,
         ``"did not hold out (q > 0.05)"``,
-        ``"did not hold out (statistic -0.004 ≤ 0: the members do not answer each other)"``."""
+        ``"did not hold out (statistic -0.004 ≤ 0: the members do not answer each other)"``;
+        ``"n/a (no q-value)"`` when the test has no q."""
+        if math.isnan(self.q_value):
+            return "n/a (no q-value)"
         if self.held_out(alpha):
             return f"held out (q ≤ {alpha:g}, statistic {self.statistic:.3g} > 0)"
         if not self.q_value <= alpha:
@@ -147,6 +150,14 @@ class HeldoutSource:
         d = dict(data)
         d["pairs"] = [[math.nan if v is None else float(v) for v in row] for row in d["pairs"]]
         return cls(**d)
+
+
+def deciding_test(tests: Mapping[str, HeldoutSource]) -> HeldoutSource | None:
+    """The test of a family's held-out results (source -> test) that decides its verdict: the
+    combined one, or the only source; None for no results."""
+    if "combined" in tests:
+        return tests["combined"]
+    return next(iter(tests.values()), None)
 
 
 def check_sources(sources: Sequence[str] | str) -> tuple[str, ...]:

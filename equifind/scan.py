@@ -386,7 +386,7 @@ def _heldout_text(score: FamilyScore, alpha: float) -> str:
     """``", held-out equivariance 0.97 q ≤ 0.032 (p ≤ 0.032): held out"`` ("did not hold out" when q > alpha
     or the statistic is ≤ 0, with the reason); empty for a family not validated."""
     main = score.heldout_test
-    if main is None or score.held_out(alpha) is None:
+    if main is None or math.isnan(main.q_value):
         return ""
     evidence = q_and_p(main.q_value, main.p_value, main.n_null or None)
     return f", held-out equivariance {main.equivariance:.2f} {evidence}: {main.verdict(alpha)}"

@@ -25,7 +25,7 @@ from torch import Tensor
 from ._checks import unknown_name
 from ._circle import coverage, harmonic_period, holes
 from ._stats import DEFAULT_Q, format_p, permutation_p
-from .heldout import HeldoutSource, check_sources, validate_families
+from .heldout import HeldoutSource, check_sources, deciding_test, validate_families
 from .models.base import Model
 from .probe import StimuliSpec, auto_stimuli, probe, probe_geometry
 from .responses import Responses
@@ -96,9 +96,7 @@ class FamilyScore:
     def heldout_test(self) -> HeldoutSource | None:
         """The held-out test that decides the verdict: the combined one, or the only source; None
         when the family was not validated."""
-        if "combined" in self.heldout:
-            return self.heldout["combined"]
-        return next(iter(self.heldout.values()), None)
+        return deciding_test(self.heldout)
 
     @property
     def heldout_equivariance(self) -> float:

@@ -246,3 +246,5 @@ def test_verdict_needs_a_positive_statistic_not_only_a_small_q(control) -> None:
     assert "statistic -0.004 ≤ 0" in test.verdict() and "did not hold out" in score.summary()
     test.statistic, test.q_value = 0.3, 0.2
     assert score.held_out() is False and test.verdict() == "did not hold out (q > 0.05)"
+    test.q_value = math.nan  # a result saved without its q: no verdict, not "q > alpha"
+    assert score.held_out() is None and test.verdict() == "n/a (no q-value)"

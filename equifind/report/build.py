@@ -294,16 +294,14 @@ def _family_figures(
 def _heldout_fields(score: FamilyScore, alpha: float) -> list[tuple[str, str]]:
     """The card's held-out fields: each source's equivariance, q (p) and null mean, and the verdict; none when
     the family was not validated."""
-    verdict = score.held_out(alpha)
-    if not score.heldout:
+    main = score.heldout_test
+    if main is None:
         return []
     per = "; ".join(
         f"{key} {_num(test.equivariance)} {q_and_p(test.q_value, test.p_value, test.n_null or None)}, random sets "
         f"{_num(test.null_mean)}" for key, test in score.heldout.items()
     )
-    main = score.heldout_test
-    text = "n/a (no q-value)" if verdict is None or main is None else main.verdict(alpha)
-    return [("held-out equivariance", per), ("held-out verdict", text)]
+    return [("held-out equivariance", per), ("held-out verdict", main.verdict(alpha))]
 
 
 def _heldout_figures(builder: _Builder, card: Card, score: FamilyScore | None, images: F.HeldoutImages, name: str) -> None:
