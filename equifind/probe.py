@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import stimuli as st
-from ._checks import check_images, unknown_name
+from ._checks import check_images
 from .models.base import Model
 from .natural import DEFAULT_N_PATCHES, natural_scale
 from .record import record
 from .responses import Responses
-from .transforms import Transform, get_transform, soft_aperture
+from .transforms import Transform, as_transform, soft_aperture
 
 __all__ = ["probe", "probe_geometry", "ProbeGeometry", "auto_stimuli", "Responses", "StimuliSpec"]
 
@@ -88,71 +88,20 @@ def probe_geometry(model: Model, layer: str, *, margin: float = 0.25, min_render
     return ProbeGeometry(layer, canvas, center, full.size, full.size / 2, supersample)
 
 
-def _frequencies(rf: int) -> tuple[float, ...]:
-    """Grating frequencies (cycles per pixel) from 1.5 cycles across the field up to 0.3 cycles/px."""
-    lo = 1.5 / rf
-    return tuple(sorted({round(min(0.3, lo * k), 4) for k in (1, 2, 4)}))
+def auto_stimuli(transform: str | Transform, geometry: ProbeGeometry, *, device: torch.device | str | None = None,
+                 seed: int = 0) -> st.StimulusSet:
+    """The transform's "auto" stimulus set at a layer's receptive-field size
+    (:meth:`Transform.default_stimuli <equifind.transforms.Transform.default_stimuli>`).
 
-
-#: Orientations (degrees) of the colour edges and bars in the auto hue stimuli: a colour edge
-#: turned by 180° is the opposite-hue edge, and a bar the same bar, so [0, 180) suffices.
-HUE_ORIENTATIONS: tuple[float, ...] = (0.0, 60.0, 120.0)
-
-
-def auto_stimuli(transform: str, geometry: ProbeGeometry, *, device: torch.device | str | None = None, seed: int = 0) -> st.StimulusSet:
-    """A sensible stimulus set for ``transform`` at a layer's receptive-field size.
-
-    Every variant sits at the transform's origin (orientation 0, hue 0), so that the
-    transform parameter at a unit's peak is an absolute preference; variants that are
-    the origin's transformed copies are left out (e.g. the edge of the opposite
-    polarity is the 180°-rotated edge, the grating of phase 270° the rotated 90° one).
-
-    rotation and scale: gratings, edges, lines and curves at several sizes; hue and
-    hue_rotation: :data:`HUE_ORIENTATIONS` colour-contrast edges and as many colour bars
-    (width about rf/6, on the opposite hue), so that colour-contrast units of any
-    orientation are driven within 30° of their preference, and three colour
-    centre-surrounds (radii rf/8, rf/5, rf/3): 9 variants, where there were 4 (one
-    vertical edge and the centre-surrounds) — a hue probe costs 2.25× the images it did
-    (a hue_rotation probe too); flip: curves and edges at several orientations, and
-    photograph patches.
+    Every variant sits at the transform's origin (orientation 0, hue 0, zoom 1), so that the
+    transform parameter at a unit's peak is an absolute preference; variants that are the
+    origin's transformed copies are left out (e.g. the edge of the opposite polarity is the
+    180°-rotated edge, the grating of phase 270° the rotated 90° one).
     """
-    s = geometry.canvas
-    rf = geometry.rf_size
-    common = dict(center=geometry.center, radius=geometry.radius, device=device)
-    widths = tuple(sorted({max(1.0, round(rf / 16)), max(1.5, round(rf / 8))}))
-    curves = dict(radii=(rf / 6, rf / 3), widths=widths[:1], extents=(90.0, 180.0))
-    if transform in ("rotation", "scale"):
-        sets = [
-            st.grating(s, frequencies=_frequencies(rf), phases=(0.0, 90.0, 180.0), **common),
-            st.edge(s, contrasts=(1.0,), **common),
-            st.line(s, widths=widths, polarities=(1.0, -1.0), **common),
-            st.curve(s, **curves, polarities=(1.0, -1.0), **common),
-        ]
-    elif transform in ("hue", "hue_rotation"):
-        sets = [
-            st.color_contrast(s, hues=(0.0,), orientations=HUE_ORIENTATIONS, **common),
-            st.color_bar(s, hues=(0.0,), widths=(max(1.5, round(rf / 6)),), orientations=HUE_ORIENTATIONS, **common),
-            st.center_surround(s, hues=(0.0,), radii=(rf / 8, rf / 5, rf / 3), **common),
-        ]
-    elif transform == "flip":
-        from .transforms import Rotation
-
-        base = st.StimulusSet.cat([st.curve(s, **curves, **common), st.edge(s, contrasts=(1.0,), **common)])
-        angles = torch.tensor([0.0, 30.0, 60.0, 120.0, 150.0], device=base.images.device)
-        n = len(base)
-        rotated = Rotation().apply(
-            base.images.repeat(len(angles), 1, 1, 1), angles.repeat_interleave(n),
-            center=geometry.center, aperture=geometry.radius,
-        )  # fmt: skip
-        params = [dict(p, angle=float(a)) for a in angles.tolist() for p in base.params]
-        patches = st.photo_patches(s, n=24, seed=seed, device=device)
-        sets = [st.StimulusSet(rotated, params), patches]
-    else:
-        raise unknown_name("transform", transform, ["rotation", "hue", "flip", "scale", "hue_rotation"])
-    return st.StimulusSet.cat(sets)
+    return as_transform(transform).default_stimuli(geometry, device=device, seed=seed)
 
 
-def _stimulus_set(spec: StimuliSpec, transform: str, geometry: ProbeGeometry, device: torch.device, seed: int) -> st.StimulusSet:
+def _stimulus_set(spec: StimuliSpec, transform: Transform, geometry: ProbeGeometry, device: torch.device, seed: int) -> st.StimulusSet:
     """Stimuli at the geometry's resolution (call with ``geometry.scaled()`` to supersample)."""
     if isinstance(spec, str):
         if spec == "auto":
@@ -175,17 +124,17 @@ def _stimulus_set(spec: StimuliSpec, transform: str, geometry: ProbeGeometry, de
     return st.StimulusSet.cat(sets)
 
 
-def _grid(tf: Transform, steps: int) -> Tensor:
-    """The transform grid (for hue_rotation, steps per axis: a steps × steps grid)."""
+def _check_steps(steps: object) -> int:
+    """``steps`` as a positive int (for hue_rotation, per axis: a steps × steps grid), else ValueError."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
-    return tf.grid(steps)
+    return steps
 
 
 def probe(
     model: Model,
     layer: str,
-    transform: str = "rotation",
+    transform: str | Transform = "rotation",
     stimuli: StimuliSpec = "auto",
     steps: int = 64,
     units: Sequence[int] | None = None,
@@ -200,7 +149,8 @@ def probe(
     Args:
         model: the model.
         layer: a layer name (``model.layers``).
-        transform: "rotation", "hue", "flip", "scale" or "hue_rotation".
+        transform: a registered name (``equifind.transforms.names()``: "rotation", "hue",
+            "flip", "scale", "hue_rotation") or a :class:`~equifind.transforms.Transform`.
         stimuli: "auto" (a set chosen per transform, see :func:`auto_stimuli`), a
             generator name or list of names/callables from :mod:`equifind.stimuli`,
             a ``StimulusSet``, or an image tensor ``Tensor[N, 3, H, W]`` in [0, 1]. Images
@@ -236,7 +186,7 @@ def probe(
 
     model.check_layer(layer)
     unit_list = model.check_units(layer, units)
-    tf = get_transform(transform)
+    tf = as_transform(transform)
     dev = torch.device(device) if device is not None else model.device
     if dev != model.device:
         raise ValueError(f"device={dev} differs from the model's device {model.device}; move the model with model.to()")
@@ -248,12 +198,12 @@ def probe(
             geometry = ProbeGeometry(geometry.layer, geometry.canvas, geometry.center, geometry.rf_size, geometry.radius, 1)
     render = geometry.scaled()
     k = geometry.supersample
-    stim = _stimulus_set(stimuli, transform, render, dev, seed)
+    stim = _stimulus_set(stimuli, tf, render, dev, seed)
     # The aperture goes on once, before the transform: rotation, hue and flip about the
-    # aperture's centre map the disk onto itself, so only zooming needs it again after.
+    # aperture's centre map the disk onto itself; a zoom moves content across its edge.
     base = soft_aperture(stim.images, render.radius, center=render.center)
-    after = render.radius if transform == "scale" else None
-    params = _grid(tf, steps).to(dev)
+    after = render.radius if tf.aperture_after else None
+    params = tf.grid(_check_steps(steps)).to(dev)
     n_var, n_steps = len(stim), params.shape[0]
     total = n_var * n_steps
     if batch_size is None:
@@ -266,7 +216,7 @@ def probe(
     var_block = min(n_var, batch_size)
     step_block = max(1, batch_size // var_block)
     with torch.no_grad(), record(model, [layer], at="center") as rec:
-        bar = tqdm(total=total, desc=f"probe {layer} {transform}", unit="img", disable=not progress, leave=False)
+        bar = tqdm(total=total, desc=f"probe {layer} {tf}", unit="img", disable=not progress, leave=False)
         for v0 in range(0, n_var, var_block):
             variants = base[v0 : v0 + var_block]
             for s0 in range(0, n_steps, step_block):
@@ -278,8 +228,8 @@ def probe(
                 bar.update(len(variants) * len(chunk))
         bar.close()
         achromatic = None
-        if transform in ("hue", "hue_rotation"):
-            achromatic, grey_meta = _achromatic(model, layer, rec, idx_units, base, params, render, k, batch_size, transform)
+        if tf.colour:
+            achromatic, grey_meta = _achromatic(model, layer, rec, idx_units, base, params, render, k, batch_size, tf)
     values = out.permute(2, 0, 1).cpu()
     meta = {
         "model": model.name, "canvas": geometry.canvas, "center": list(geometry.center),
@@ -293,28 +243,27 @@ def probe(
         meta["natural_scale"] = {"percentile": 99.0, "n_patches": DEFAULT_N_PATCHES}
     shown = F.avg_pool2d(base, k) if k > 1 else base
     return Responses(
-        values, params.cpu(), layer=layer, transform=transform, units=unit_list,
+        values, params.cpu(), layer=layer, transform=tf, units=unit_list,
         variants=stim.params, meta=meta, stimuli=shown.cpu(), natural_scale=scale, achromatic=achromatic,
     )  # fmt: skip
 
 
 def _achromatic(
     model: Model, layer: str, rec: object, idx_units: Tensor, base: Tensor, params: Tensor,
-    render: ProbeGeometry, k: int, batch_size: int, transform: str,
+    render: ProbeGeometry, k: int, batch_size: int, tf: Transform,
 ) -> tuple[Tensor, dict]:  # fmt: skip
     """The centre responses to the grey versions of the stimuli and to a blank, ``Tensor[units, G]`` (CPU).
 
     ``base``: the stimuli with aperture, ``Tensor[V, 3, H, W]`` at the render resolution.
     Columns: polarity (+, −) × variant × angle, then the blank; for "hue" one angle (none
     applied), for hue_rotation every orientation of the grid (the grey versions are
-    rotated, since the colour ones are). Runs inside the probe's ``record``.
+    rotated, since the colour ones are: :meth:`Transform.achromatic_grid`). Runs inside
+    the probe's ``record``.
     """
     grey = st.achromatic_versions(base)  # [2V, 3, H, W]
-    if transform == "hue_rotation":
-        from .transforms import Rotation
-
-        angles = torch.unique(params[:, 1])
-        images = Rotation().apply_grid(grey, angles, center=render.center, downsample=k).flatten(0, 1)
+    spatial, angles = tf.achromatic_grid(params)
+    if spatial is not None and angles is not None:
+        images = spatial.apply_grid(grey, angles, center=render.center, downsample=k).flatten(0, 1)
     else:
         angles = None
         images = F.avg_pool2d(grey, k) if k > 1 else grey

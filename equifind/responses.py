@@ -19,12 +19,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Responses", "PERIODS"]
+from .transforms import Transform, as_transform
 
-#: Period of each transform's parameter (degrees for rotation/hue; flip has 2 states).
+__all__ = ["Responses"]
+
 _MIN_LAYER_RESPONSE = 1e-2  # without a natural scale: "responds" is a peak >= 1% of the layer's largest
-
-PERIODS: dict[str, float] = {"rotation": 360.0, "hue": 360.0, "flip": 2.0, "scale": math.inf, "hue_rotation": 360.0}
 
 
 def _as_tensor(x: object, name: str) -> Tensor:
@@ -43,7 +42,8 @@ class Responses:
         params: ``Tensor[steps]`` transform parameters (degrees for rotation/hue, 0/1 for
             flip, zoom factor for scale), or ``Tensor[steps, 2]`` (hue, angle) for hue_rotation.
         layer: layer name.
-        transform: transform name ("rotation", "hue", "flip", "scale", "hue_rotation").
+        transform: the :class:`~equifind.transforms.Transform` (it equals its name, so
+            ``resp.transform == "rotation"`` reads as before; saved to disk by name).
         units: unit indices of the rows of ``values`` (default ``0 .. n-1``).
         variants: one dict of stimulus parameters per variant (default ``{"variant": i}``).
         meta: free-form JSON-serialisable metadata (model name, receptive field, seed, ...).
@@ -69,7 +69,7 @@ class Responses:
         params: Tensor | np.ndarray | Sequence[float],
         *,
         layer: str,
-        transform: str,
+        transform: str | Transform,
         units: Sequence[int] | None = None,
         variants: Sequence[dict[str, Any]] | None = None,
         meta: dict[str, Any] | None = None,
@@ -83,8 +83,7 @@ class Responses:
             values_t = values_t[:, None, :]
         if values_t.dim() != 3:
             raise ValueError(f"values must be [units, variants, steps], got shape {tuple(values_t.shape)}")
-        if transform not in PERIODS:
-            raise KeyError(f"unknown transform {transform!r}; valid: {list(PERIODS)}")
+        tf = as_transform(transform)
         n_units, n_variants, n_steps = values_t.shape
         if params_t.shape[0] != n_steps:
             raise ValueError(f"params has {params_t.shape[0]} entries but values has {n_steps} steps")
@@ -93,7 +92,7 @@ class Responses:
         self.values = values_t
         self.params = params_t
         self.layer = str(layer)
-        self.transform = transform
+        self.transform: Transform = tf
         self.units = [int(u) for u in units] if units is not None else list(range(n_units))
         if len(self.units) != n_units:
             raise ValueError(f"{len(self.units)} unit indices for {n_units} rows of values")
@@ -126,12 +125,12 @@ class Responses:
 
     def __repr__(self) -> str:
         u, v, s = self.values.shape
-        return f"Responses({self.layer!r}, {self.transform!r}, units={u}, variants={v}, steps={s})"
+        return f"Responses({self.layer!r}, {self.transform.name!r}, units={u}, variants={v}, steps={s})"
 
     @property
-    def period(self) -> float:
-        """The transform's period (360 for rotation and hue, 2 for flip, inf for scale)."""
-        return PERIODS[self.transform]
+    def period(self) -> float | None:
+        """The transform's period (360 for rotation and hue, 2 for flip, None for scale)."""
+        return self.transform.period
 
     def row(self, unit: int) -> int:
         """Row of ``values`` that holds ``unit``."""
@@ -235,7 +234,7 @@ class Responses:
         t = self.tunings()
         peak = t.argmax(dim=1)
         grid = self.params
-        if grid.dim() != 1 or not math.isfinite(self.period) or len(grid) < 3:
+        if grid.dim() != 1 or self.period is None or len(grid) < 3:
             return grid[peak].clone()
         n = t.shape[1]
         idx = torch.arange(t.shape[0])
@@ -268,7 +267,7 @@ class Responses:
             path = path.with_name(path.name + ".npz")
         path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
-            "layer": self.layer, "transform": self.transform, "units": self.units,
+            "layer": self.layer, "transform": self.transform.name, "units": self.units,
             "variants": self.variants, "meta": self.meta, "format": "equifind.Responses/1",
         }  # fmt: skip
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

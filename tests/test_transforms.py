@@ -301,7 +301,7 @@ def test_grids():
     torch.testing.assert_close(Hue().grid(3), torch.tensor([0.0, 120.0, 240.0]))
     for n in (1, 2, 7):
         torch.testing.assert_close(Flip().grid(n), torch.tensor([0.0, 1.0]))
-    torch.testing.assert_close(Scale().grid(3), torch.tensor([0.5, 1.0, 2.0]))
+    torch.testing.assert_close(Scale().grid(3), torch.tensor([0.25, 1.0, 4.0]))  # 2 octaves each way
     g = HueRotation().grid(3)
     assert g.shape == (9, 2)
     torch.testing.assert_close(g[:4], torch.tensor([[0.0, 0.0], [0.0, 120.0], [0.0, 240.0], [120.0, 0.0]]))
