@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import igraph
 import numpy as np
@@ -40,6 +40,10 @@ from ._circle import harmonic_period, holes
 from ._evidence import q_and_p
 from ._stats import DEFAULT_Q, bh_q, floor_limits_q, permutation_p
 from .responses import Responses
+from .transforms import Transform, as_transform
+
+if TYPE_CHECKING:
+    from .score import FamilyScore
 
 __all__ = [
     "Family", "FamilyList", "find_families", "rank_families", "is_significant", "TRANSFORMS",
@@ -81,14 +85,15 @@ class Family:
 
     Attributes:
         layer: layer name.
-        transform: "rotation", "hue", "flip" or "hue_rotation".
+        transform: the :class:`~equifind.transforms.Transform` (equal to its name; saved by name).
         units: unit indices, ordered by preferred parameter (ascending from 0).
         preferred: each unit's preferred parameter in ``[0, period)``: degrees for
             rotation and hue, ``[0, 1]`` for flip, the orientation for hue_rotation. The
             members' synchronised phases (precise relative positions from all pairs and
             variants), offset so that they match the peaks of the members' tuning curves
             (``Responses.preferred``, modulo the period) as a whole.
-        period: the family's period: rotation 360, 180 or 90; hue and hue_rotation 360; flip 2.
+        period: the family's period: rotation 360, 180 or 90; hue and hue_rotation 360; flip 2;
+            None for a transform without one (scale).
         score: in [0, 1]: mean pairwise best-shift similarity weighted by the cosine of
             each pair's cycle-consistency residual (1 for exact shifted copies).
         p_value: the discovery test, selection included: ``(1 + #surrogate discovery runs
@@ -132,13 +137,16 @@ class Family:
             0.37 for a linear colour-blind unit, 1 for a colour-opponent one); None where
             it was not measured (other transforms, responses without grey versions,
             families saved before it existed): None, not NaN, so that families compare equal.
+        equivariance: the family's :class:`~equifind.FamilyScore` (its equivariance test and any
+            held-out validation), set by :func:`~equifind.scan`; None when it was not scored.
+            Not part of equality (a score holds NaN where a test did not run).
     """
 
     layer: str
-    transform: str
+    transform: Transform
     units: list[int]
     preferred: list[float]
-    period: float
+    period: float | None
     score: float
     p_value: float
     holes: list[float] = field(default_factory=list)
@@ -150,8 +158,10 @@ class Family:
     weight_checked: bool = False
     explained_by: dict[str, Any] | None = None
     colour_index: float | None = None
+    equivariance: FamilyScore | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.transform = as_transform(self.transform)
         if len(self.units) != len(self.preferred):
             raise ValueError(f"Family has {len(self.units)} units but {len(self.preferred)} preferred values")
         if self.weight_support is not None:
@@ -172,7 +182,9 @@ class Family:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (plain ints, floats, lists); :meth:`from_dict` inverts it."""
         out = asdict(self)
+        out["transform"] = self.transform.name
         out["duplicates"] = [[int(a), int(b)] for a, b in self.duplicates]
+        out["equivariance"] = None if self.equivariance is None else self.equivariance.to_dict()
         return out
 
     @classmethod
@@ -188,8 +200,9 @@ class Family:
             raise KeyError(f"Family dict lacks {missing}; it needs {list(required)}")
         hue = data.get("preferred_hue")
         return cls(
-            layer=str(data["layer"]), transform=str(data["transform"]), units=[int(u) for u in data["units"]],
-            preferred=[float(p) for p in data["preferred"]], period=float(data["period"]),
+            layer=str(data["layer"]), transform=as_transform(str(data["transform"])), units=[int(u) for u in data["units"]],
+            preferred=[float(p) for p in data["preferred"]],
+            period=None if data["period"] is None else float(data["period"]),
             score=float(data["score"]), p_value=float(data["p_value"]),
             holes=[float(h) for h in data.get("holes", [])],
             preferred_hue=None if hue is None else [float(h) for h in hue],
@@ -199,7 +212,16 @@ class Family:
             weight_checked=bool(data.get("weight_checked", False)) or data.get("weight_support") is not None,
             explained_by=data.get("explained_by"),
             colour_index=None if data.get("colour_index") is None else float(data["colour_index"]),
+            equivariance=_score_from_dict(data.get("equivariance")),
         )  # fmt: skip
+
+
+def _score_from_dict(data: dict[str, Any] | None) -> FamilyScore | None:
+    if data is None:
+        return None
+    from .score import FamilyScore
+
+    return FamilyScore.from_dict(data)
 
 
 def _check_support(support: Any, checked: bool) -> None:

@@ -30,6 +30,7 @@ from .models.base import Model
 from .probe import StimuliSpec, auto_stimuli, probe, probe_geometry
 from .responses import Responses
 from .stimuli import StimulusSet
+from .transforms import Transform, as_transform
 
 __all__ = ["score_family", "score_responses", "FamilyScore"]
 
@@ -42,7 +43,7 @@ class FamilyScore:
 
     Attributes:
         layer: layer name.
-        transform: the transform.
+        transform: the :class:`~equifind.transforms.Transform` (equal to its name; saved by name).
         units: the units as given.
         order: the units ordered by preferred parameter (the family's cyclic order).
         preferred: unit -> its preferred parameter (degrees; 0/1 for flip).
@@ -71,11 +72,11 @@ class FamilyScore:
     """
 
     layer: str
-    transform: str
+    transform: Transform
     units: list[int]
     order: list[int]
     preferred: dict[int, float]
-    period: float
+    period: float | None
     equivariance: float
     invariance: float
     per_shift: list[float]
@@ -90,6 +91,7 @@ class FamilyScore:
     heldout: dict[str, HeldoutSource] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.transform = as_transform(self.transform)
         self.heldout = {k: v if isinstance(v, HeldoutSource) else HeldoutSource.from_dict(v) for k, v in self.heldout.items()}
 
     @property
@@ -126,8 +128,19 @@ class FamilyScore:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (unit keys of ``preferred`` become strings)."""
         out = asdict(self)
+        out["transform"] = self.transform.name
         out["preferred"] = {str(k): v for k, v in self.preferred.items()}
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FamilyScore:
+        """Rebuild a score from :meth:`to_dict`'s output; files written before ``q_value`` and ``n_null``
+        were kept give NaN and 0."""
+        d = dict(data)
+        d["preferred"] = {int(k): float(v) for k, v in d["preferred"].items()}
+        d["q_value"] = math.nan if d.get("q_value") is None else float(d["q_value"])
+        d["n_null"] = int(d.get("n_null") or 0)
+        return cls(**d)
 
     def summary(self) -> str:
         """One readable paragraph; the q and p are the equivariance test's."""
