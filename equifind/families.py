@@ -40,19 +40,17 @@ from ._circle import harmonic_period, holes
 from ._evidence import q_and_p
 from ._stats import DEFAULT_Q, bh_q, floor_limits_q, permutation_p
 from .responses import Responses
-from .transforms import Transform, as_transform
+from .transforms import Flip, Rotation, Transform, as_transform
 
 if TYPE_CHECKING:
     from .score import FamilyScore
 
 __all__ = [
-    "Family", "FamilyList", "find_families", "rank_families", "is_significant", "TRANSFORMS",
+    "Family", "FamilyList", "find_families", "rank_families", "is_significant",
     "best_weight_support", "weight_verdict_text", "CONFIRMED", "NOT_CONFIRMED", "NOT_CHECKED",
     "explain_flip_pairs", "MIRROR_TOLERANCE", "DEFAULT_MIN_COLOUR_INDEX",
 ]  # fmt: skip
 
-#: Transforms that :func:`find_families` handles ("scale" has no period).
-TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "hue_rotation")
 _MIN_CONSISTENCY = 0.8  # a member's similarity-weighted mean cos(shift residual) (cos 37°)
 _MIN_DIRECTED = 4  # fewest members whose consistent shifts over 360° override a 180°/90° period (see _prune)
 _COHESION_MARGIN = 0.15  # a member whose median similarity is this far below the group's median is an outlier
@@ -305,10 +303,11 @@ def explain_flip_pairs(
     tol = float(tolerance)
     if not (math.isfinite(tol) and 0.0 <= tol < 45.0):
         raise ValueError(f"tolerance must be in [0, 45) degrees, got {tolerance!r}")
-    for name, fams, want in (("flips", flips, "flip"), ("rotations", rotations, "rotation")):
-        wrong = [f.transform for f in fams if f.transform != want]
+    # This function is about two particular groups: mirror pairs and rotation families.
+    for name, fams, want in (("flips", flips, Flip()), ("rotations", rotations, Rotation())):
+        wrong = [str(f.transform) for f in fams if f.transform != want]
         if wrong:
-            raise ValueError(f"{name} must all be {want!r} families, got transform {wrong[0]!r}")
+            raise ValueError(f"{name} must all be {want.name!r} families, got transform {wrong[0]!r}")
     bad = [list(f.units) for f in flips if len(f.units) != 2]
     if bad:
         raise ValueError(f"a flip family is a pair of units, got units {bad[0]}")
@@ -326,7 +325,7 @@ def explain_flip_pairs(
             modulus = min(float(rot.period), 180.0)
             miss = abs(math.remainder(angles[0] + angles[1], modulus))
             if miss <= tol + 1e-9 and (best is None or miss < best["mismatch"]):
-                best = {"transform": rot.transform, "units": list(rot.units), "period": float(rot.period),
+                best = {"transform": rot.transform.name, "units": list(rot.units), "period": float(rot.period),
                         "angles": angles, "mismatch": miss}  # fmt: skip
         pair.explained_by = best
         explained += best is not None
@@ -549,23 +548,28 @@ def find_families(
         ``.achromatic``; each hue family's ``colour_index`` is its members' mean.
 
     Raises:
-        ValueError: ``responses`` is not a Responses; an argument out of range; an
-            unsupported transform ("scale"); a transform grid that is too small or
-            not evenly spaced.
+        ValueError: ``responses`` is not a Responses; an argument out of range; a
+            transform grid that is too small or not evenly spaced
+            (:meth:`Transform.check_grid <equifind.transforms.Transform.check_grid>`).
     """
     if not isinstance(responses, Responses):
         raise ValueError(f"responses must be an equifind.Responses, got {type(responses).__name__}")
     _check_args(min_size, min_selectivity, min_similarity, min_response, n_null, seed, compare)
-    if responses.transform not in TRANSFORMS:
-        raise ValueError(f"find_families cannot handle transform {responses.transform!r}; valid: {list(TRANSFORMS)}")
     if isinstance(min_colour_index, bool) or not isinstance(min_colour_index, (int, float)) or not 0.0 <= min_colour_index <= 1.0:
         raise ValueError(f"min_colour_index must be a number in [0, 1], got {min_colour_index!r}")
     grid = _check_grid(responses)
     if not responses.units:
         return FamilyList()
     active = responses.responding(min_response)
-    if responses.transform == "flip":
+    if responses.transform.discovery == "pair":
         return _flip_pairs(responses, active, min_size, min_selectivity, min_similarity, n_null, seed, progress)
+    if responses.transform.discovery == "line":
+        from .scale_families import find_scale_families
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return find_scale_families(responses, active, min_size=min_size, min_selectivity=min_selectivity,
+                                       min_similarity=min_similarity, n_null=n_null, seed=seed, compare=compare,
+                                       progress=progress)  # fmt: skip
     with threadpool_limits(limits=1, user_api="blas"):
         return _families(responses, active, grid, min_size, min_selectivity, min_similarity, n_null, seed, compare, progress,
                          float(min_colour_index))  # fmt: skip
@@ -576,7 +580,7 @@ def _colour_gate(responses: Responses, min_colour_index: float) -> tuple[Tensor 
 
     Every unit passes for rotation/flip and for responses without achromatic data.
     """
-    index = responses.colour_index if responses.transform in ("hue", "hue_rotation") else None
+    index = responses.colour_index if responses.transform.colour else None
     if index is None:
         return None, torch.ones(len(responses.units), dtype=torch.bool)
     return index, index >= min_colour_index  # NaN (a unit nothing moves) fails
@@ -871,44 +875,9 @@ def _check_args(
         raise ValueError(f"compare must be 'variants' or 'tuning', got {compare!r}")
 
 
-def _check_circle(params: Tensor, what: str) -> None:
-    """Raise unless ``params`` is evenly spaced over 360° (any start, ascending)."""
-    n = len(params)
-    step = 360.0 / n
-    expected = params[0] + step * torch.arange(n, dtype=params.dtype)
-    error = torch.remainder(params - expected + 180.0, 360.0) - 180.0
-    bad = torch.nonzero(error.abs() > 1e-3 * step).flatten()
-    if len(bad):
-        i = int(bad[0])
-        raise ValueError(
-            f"{what} must be evenly spaced over 360° ({n} steps of {step:g}°); "
-            f"entry {i} is {float(params[i]):g}, expected {float(expected[i]) % 360.0:g}"
-        )
-
-
 def _check_grid(responses: Responses) -> tuple[int, ...]:
-    """The transform grid's shape: (steps,) for rotation/hue, (n, n) for hue_rotation, (2,) for flip."""
-    p, kind = responses.params, responses.transform
-    if kind == "flip":
-        if p.dim() != 1 or len(p) != 2 or not torch.equal(p, torch.tensor([0.0, 1.0])):
-            raise ValueError(f"flip responses need params [0, 1] (2 steps), got {p.tolist()}")
-        return (2,)
-    if kind == "hue_rotation":
-        n = math.isqrt(len(p)) if p.dim() == 2 else 0
-        if p.dim() != 2 or p.shape[1] != 2 or n * n != len(p) or n < 4:
-            raise ValueError(f"hue_rotation params must be Tensor[n*n, 2] of (hue, angle), n >= 4, got shape {tuple(p.shape)}")
-        cube = p.reshape(n, n, 2)
-        for axis, what in ((0, "hue"), (1, "angle")):
-            line = cube[:, 0, 0] if axis == 0 else cube[0, :, 1]
-            _check_circle(line, f"hue_rotation {what}s")
-            other = cube[..., axis] - (line[:, None] if axis == 0 else line[None, :])
-            if float(other.abs().max()) > 1e-3:
-                raise ValueError(f"hue_rotation params must be a hue-major n × n grid (as HueRotation.grid(n)); the {what}s are not")
-        return (n, n)
-    if p.dim() != 1 or len(p) < 4:
-        raise ValueError(f"{kind} responses need >= 4 steps over 360°, got params of shape {tuple(p.shape)}")
-    _check_circle(p, f"{kind} params")
-    return (len(p),)
+    """The transform grid's shape (:meth:`Transform.check_grid`): (steps,), or (n, n) for hue_rotation."""
+    return responses.transform.check_grid(responses.params)
 
 
 # -- pairwise similarity ------------------------------------------------------------
@@ -1434,7 +1403,7 @@ def _flip_pairs(
     for i, j, score in pairs:
         pair = sorted((i, j), key=lambda r: (float(prefers[r]), cand_ids[r]))
         p_value = permutation_p(int((best >= score - 1e-9).sum()), n_null) if n_null else 1.0
-        out.append(Family(responses.layer, "flip", [cand_ids[r] for r in pair], [0.0, 1.0], 2.0, score, p_value, n_null=n_null))
+        out.append(Family(responses.layer, responses.transform, [cand_ids[r] for r in pair], [0.0, 1.0], 2.0, score, p_value, n_null=n_null))
     _fill_q(out)
     out.sort(key=lambda f: (-f.score, f.units[0]))
     return out

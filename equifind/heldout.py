@@ -54,6 +54,7 @@ from ._stats import DEFAULT_Q, check_null_size, permutation_p
 from .models.base import Model
 from .responses import Responses
 from .stimuli import StimulusSet
+from .transforms import Transform, as_transform, names
 
 __all__ = [
     "SOURCES", "HeldoutSource", "deciding_test", "check_sources", "HeldoutStimuli", "validate_families", "DEFAULT_STEPS", "DEFAULT_POOL",
@@ -75,8 +76,12 @@ DEFAULT_FV_STEPS = 64
 #: a turn by 45° takes detail at the grid's Nyquist rate beyond what the grid can hold (no CNN on a
 #: square grid can be equivariant to it), so such detail is removed from every image before probing.
 BAND_LIMIT: tuple[float, float] = (0.25, 0.4)
-#: Transforms the held-out test supports (those :func:`~equifind.score_responses` scores).
-TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip")
+
+
+def supports(transform: Transform) -> bool:
+    """Whether held-out validation handles ``transform``: a scored group on a circle or a pair (members are
+    placed by circular cross-correlation; a group without a period, scale, is not validated yet)."""
+    return bool(transform.scores) and transform.discovery in ("circle", "pair")
 
 
 @dataclass
@@ -280,7 +285,7 @@ def _positions(resp: Responses, sets: Tensor) -> Tensor:
     to edges and curves say which of the two it is. A family and a random set are placed the
     same way; for a flip set the positions are 0 and 1 (the mirror).
     """
-    if resp.transform == "flip":
+    if resp.transform.discovery == "pair":
         return torch.arange(sets.shape[1], dtype=torch.float64).clamp(max=1.0).expand(sets.shape).clone()
     rows = torch.tensor([[resp.row(int(u)) for u in row] for row in sets.tolist()])
     x = resp.values[rows].double()  # [B, n, V, S]
@@ -340,7 +345,7 @@ def _answers(hr: Responses, members: list[int], positions: Tensor) -> list[int]:
     own = torch.stack([hr.values[u, owned[u][0], 0] for u in members]).abs().clamp_min(1e-12)
     out = []
     for j in range(len(members)):
-        k = min(j, 1) if hr.transform == "flip" else round(float(positions[j] - positions[0]) / step) % steps
+        k = min(j, 1) if hr.transform.discovery == "pair" else round(float(positions[j] - positions[0]) / step) % steps
         out.append(members[int((hr.values[rows, first, k] / own).argmax())])
     return out
 
@@ -392,8 +397,9 @@ def validate_families(
     """
     from .probe import probe, probe_geometry
 
-    if resp.transform not in TRANSFORMS:
-        raise ValueError(f"held-out validation supports {list(TRANSFORMS)}, got transform {resp.transform!r}")
+    if not supports(resp.transform):
+        valid = [n for n in names() if supports(as_transform(n))]
+        raise ValueError(f"held-out validation supports {valid}, got transform {str(resp.transform)!r}")
     srcs = check_sources(sources)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 4:
         raise ValueError(f"steps must be an int >= 4 (the held-out grid), got {steps!r}")

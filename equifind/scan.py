@@ -56,12 +56,13 @@ from ._stats import DEFAULT_Q, bh_q
 from .config import ScanConfig, load_config
 from .families import (Family, FamilyList, best_weight_support, explain_flip_pairs, find_families, rank_families,
                        weight_verdict_text)
-from .heldout import TRANSFORMS as HELDOUT_TRANSFORMS
+from .heldout import supports as heldout_supports
 from .heldout import HeldoutSource, HeldoutStimuli, _pool_sample, validate_families
 from .models.base import Model
 from .probe import probe
 from .responses import Responses
 from .score import FamilyScore, score_responses
+from .transforms import as_transform
 
 __all__ = ["scan", "ScanResult", "load_labels"]
 
@@ -155,7 +156,7 @@ class ScanResult:
     def validated(self, transform: str) -> bool:
         """Whether the scan validates ``transform``'s best families on held-out stimuli (config
         ``validate_sources`` set and a transform :mod:`~equifind.heldout` supports)."""
-        return bool(self.config.get("validate_sources")) and transform in HELDOUT_TRANSFORMS
+        return bool(self.config.get("validate_sources")) and heldout_supports(as_transform(transform))
 
     def weights_checked(self, layer: str, transform: str) -> bool:
         """Whether the weights into ``layer``'s ``transform`` families were checked: circuits of the
@@ -669,7 +670,7 @@ def _scan_heldout(model: Model, result: ScanResult, cfg: ScanConfig, layer: str,
     whenever any transform's stage is missing, so the images never depend on which stages were finished.
     """
     by_t = result.families.get(layer, {})
-    ts = [t for t in result.transforms if t in HELDOUT_TRANSFORMS and t in by_t]
+    ts = [t for t in result.transforms if heldout_supports(as_transform(t)) and t in by_t]
     if "flip" in ts and "rotation" in by_t:
         explain_flip_pairs(by_t["flip"], by_t["rotation"])  # skip the pairs a rotation family explains
     picks = {t: [by_t[t][i] for i in _pick_for_validation(by_t[t], result.scores[layer][t], cfg.validate_top, cfg.alpha)]

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import unknown_name
 from ._circle import coverage, harmonic_period, holes
 from ._stats import DEFAULT_Q, format_p, permutation_p
 from .heldout import HeldoutSource, check_sources, deciding_test, validate_families
@@ -30,11 +29,10 @@ from .models.base import Model
 from .probe import StimuliSpec, auto_stimuli, probe, probe_geometry
 from .responses import Responses
 from .stimuli import StimulusSet
-from .transforms import Transform, as_transform
+from .transforms import Transform, as_transform, names
 
 __all__ = ["score_family", "score_responses", "FamilyScore"]
 
-_MIN_STEPS = 4  # rotation and hue: the fewest grid steps over the period that show a shift
 
 
 @dataclass
@@ -47,7 +45,8 @@ class FamilyScore:
         units: the units as given.
         order: the units ordered by preferred parameter (the family's cyclic order).
         preferred: unit -> its preferred parameter (degrees; 0/1 for flip).
-        period: the family's period (rotation 360, 180 or 90 from the tuning harmonics; hue 360; flip 2).
+        period: the family's period (rotation 360, 180 or 90 from the tuning harmonics; hue 360; flip 2;
+            None for scale).
         equivariance: in [0, 1]: the mean over ordered member pairs (i, j) of the
             correlation of unit j's responses to g_ij·x with unit i's to x, g_ij = φ_j − φ_i
             from the measured positions (1.0 is exact).
@@ -55,7 +54,8 @@ class FamilyScore:
             g_ij·x against its response to x): high means the units respond alike to x
             and g·x (merely invariant), not that they are copies.
         per_shift: for k = 1 … n−1, the mean score of the pairs (i, i + k) in cyclic order.
-        coverage: in [0, 1]: how evenly the preferred parameters cover the period.
+        coverage: in [0, 1]: how evenly the preferred parameters cover the period; scale: the share
+            of the grid's log-range between the smallest and largest preferred zoom factor.
         holes: parameters where members seem missing.
         p_value: the equivariance test: ``(1 + #null ≥ equivariance) / (1 + n_null)``
             against random unit sets of the same size from the same layer, each scored the
@@ -147,7 +147,7 @@ class FamilyScore:
         test = f"{format_p(self.q_value, self.n_null, 'q')}, {format_p(self.p_value, self.n_null)}"
         return (
             f"{self.layer} {self.transform} family of {len(self.order)} units, order {self.order} "
-            f"(period {self.period:g}): equivariance {self.equivariance:.3f} "
+            f"(period {'none' if self.period is None else f'{self.period:g}'}): equivariance {self.equivariance:.3f} "
             f"(random sets {self.null_mean:.3f}; equivariance test {test}), invariance {self.invariance:.3f}, "
             f"coverage {self.coverage:.2f}" + (f", holes at {[round(h, 1) for h in self.holes]}" if self.holes else "")
             + self._heldout_text()
@@ -224,11 +224,60 @@ def _pair_scores(values: Tensor, sets: Tensor, variants: Tensor, deltas: Tensor)
     return eq_out, inv_out
 
 
-def _deltas(positions: Tensor, step: float, transform: str) -> Tensor:
-    """``Tensor[B, n, n]``: δ_ij = φ_j − φ_i in grid steps (flip: the mirror, one step, for every pair)."""
-    if transform == "flip":
+def _deltas(positions: Tensor, step: float, tf: Transform) -> Tensor:
+    """``Tensor[B, n, n]``: δ_ij = φ_j − φ_i in grid steps (a pair group: the mirror, one step, for every pair)."""
+    if tf.discovery == "pair":
         return torch.ones(*positions.shape, positions.shape[-1], dtype=torch.float64)
     return (positions[..., None, :] - positions[..., :, None]).double() / step
+
+
+def _masked_corr(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
+    """Pearson correlation of ``a`` and ``b`` over their last two axes where ``mask`` holds (0 with < 3 samples)."""
+    w = mask.to(a.dtype).expand_as(a)
+    n = w.sum((-2, -1))
+    ma = (a * w).sum((-2, -1)) / n.clamp_min(1)
+    mb = (b * w).sum((-2, -1)) / n.clamp_min(1)
+    da, db = (a - ma[..., None, None]) * w, (b - mb[..., None, None]) * w
+    cov = (da * db).sum((-2, -1))
+    norm = (da.square().sum((-2, -1)) * db.square().sum((-2, -1))).sqrt()
+    return torch.where((n >= 3) & (norm > 1e-24), cov / norm.clamp_min(1e-24), torch.zeros_like(cov))
+
+
+def _pair_scores_line(values: Tensor, sets: Tensor, variants: Tensor, deltas: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`_pair_scores` along a grid without wrap-around (scale): the ends are not neighbours.
+
+    For every ordered pair (i, j): unit j's responses at grid position ``s + δ_ij`` (linear
+    interpolation between grid steps) against unit i's at ``s``, over the set's stimuli x and
+    the positions ``s`` where ``s + δ_ij`` lies on the grid, correlated (Pearson) over that
+    overlap only; invariance the same with unit i against itself.
+
+    Args and returns: as :func:`_pair_scores`.
+    """
+    b, n = sets.shape
+    steps = values.shape[-1]
+    grid = torch.arange(steps, dtype=torch.float64)
+    eq_out = torch.empty(b, n, n, dtype=torch.float64)
+    inv_out = torch.empty(b, n, n, dtype=torch.float64)
+    m = variants.shape[1]
+    chunk = max(1, _PAIR_CHUNK // max(1, n * n * m * steps))
+    for start in range(0, b, chunk):
+        sl = slice(start, start + chunk)
+        r = values[sets[sl, :, None], variants[sl, None, :]].double()  # [c, n, m, S]
+        c = r.shape[0]
+        pos = grid + deltas[sl, ..., None]  # [c, i, j, S]: where unit j (or i) is read
+        valid = ((pos >= -1e-9) & (pos <= steps - 1 + 1e-9))[..., None, :]  # [c, i, j, 1, S]
+        lo = pos.floor().clamp(0, steps - 2).long()
+        frac = (pos - lo).clamp(0.0, 1.0)[..., None, :]
+        idx = lo[..., None, :].expand(c, n, n, m, steps)
+
+        def read(curves: Tensor) -> Tensor:  # curves [c, i, j, m, S] read at pos
+            return curves.gather(-1, idx) * (1 - frac) + curves.gather(-1, idx + 1) * frac
+
+        base = r[:, :, None].expand(c, n, n, m, steps)  # unit i
+        other = r[:, None].expand(c, n, n, m, steps)  # unit j
+        eq_out[sl] = _masked_corr(base, read(other), valid)
+        inv_out[sl] = _masked_corr(base, read(base), valid)
+    return eq_out, inv_out
 
 
 def _score_variants(resp: Responses) -> Callable[[Tensor], Tensor]:
@@ -243,7 +292,7 @@ def _score_variants(resp: Responses) -> Callable[[Tensor], Tensor]:
     over all variants (curves, edges, lines at several angles, photo patches) a mirror
     pair must mirror every stimulus (2%).
     """
-    if resp.transform == "flip":
+    if resp.transform.discovery == "pair":
         every = torch.arange(resp.values.shape[1])
         return lambda sets: every.expand(sets.shape[0], -1)
     best = resp.best_variants()
@@ -257,27 +306,64 @@ def _mean_off_diagonal(x: Tensor) -> Tensor:
     return x[:, mask].mean(-1)
 
 
-def _order_and_period(resp: Responses, rows: list[int], period: float | None = None) -> tuple[list[int], float, Tensor]:
+def _order_and_period(resp: Responses, rows: list[int], period: float | None = None) -> tuple[list[int], float | None, Tensor]:
     """The rows in ascending preferred order, the family's period (given, or from the
-    tunings' harmonics), and the preferred values."""
+    tunings' harmonics, or the transform's; None without one), and the preferred values."""
     pref = resp.preferred[rows]
-    if period is not None:
-        turns = resp.period / float(period) if float(period) > 0 else math.nan
+    tf = resp.transform
+    if tf.period is None:
+        if period is not None:
+            raise ValueError(f"a {tf} family has no period, got period={period!r}")
+    elif period is not None:
+        turns = tf.period / float(period) if float(period) > 0 else math.nan
         if not (math.isfinite(turns) and abs(turns - round(turns)) < 1e-9 and 1 <= round(turns) <= 4):
             raise ValueError(
-                f"period must divide the {resp.transform} grid's {resp.period:g} into 1 to 4 turns "
-                f"(e.g. {resp.period:g}, {resp.period / 2:g}), got {period!r}"
+                f"period must divide the {tf} grid's {tf.period:g} into 1 to 4 turns "
+                f"(e.g. {tf.period:g}, {tf.period / 2:g}), got {period!r}"
             )
         period = float(period)
-    elif resp.transform == "rotation":
+    elif tf.sub_periods:
         tunings = resp.tunings()[rows]
         power = torch.fft.rfft(tunings - tunings.mean(1, keepdim=True), dim=1).abs().square().sum(0)
         _, period = harmonic_period(power, tunings.shape[1])
     else:
-        period = resp.period
-    pref = torch.remainder(pref, period)
+        period = tf.period
+    if period is not None:
+        pref = torch.remainder(pref, period)
     order = sorted(range(len(rows)), key=lambda i: (float(pref[i]), i))
     return [rows[i] for i in order], period, pref[order]
+
+
+def _positions(resp: Responses, pref: Tensor) -> tuple[Tensor, float]:
+    """Positions on the grid's axis and its step: the parameters themselves on a circle, log2 of the
+    zoom factors along a line (scale), where the grid is evenly spaced."""
+    steps = resp.values.shape[2]
+    if resp.transform.discovery == "line":
+        logs = torch.log2(resp.params.double())
+        return torch.log2(pref.double()), float((logs[-1] - logs[0]) / (steps - 1))
+    return pref, resp.transform.period / steps  # the grid covers one full turn (360°) or both flip states
+
+
+def _per_shift(eq_pairs: Tensor, cyclic: bool) -> list[float]:
+    """For k = 1 … n−1, the mean score of the pairs k apart in family order: ``(i, i + k mod n)`` on a
+    circle; along a line (scale), every ordered pair ``|i − j| = k``."""
+    n = eq_pairs.shape[-1]
+    idx = torch.arange(n)
+    if cyclic:
+        return [float(eq_pairs[idx, (idx + k) % n].mean()) for k in range(1, n)]
+    apart = (idx[:, None] - idx[None, :]).abs()
+    return [float(eq_pairs[apart == k].mean()) for k in range(1, n)]
+
+
+def _coverage(resp: Responses, pref: Tensor, period: float | None) -> float:
+    """How evenly the members cover the period (:func:`equifind._circle.coverage`); without a period (scale),
+    the share of the grid's log-range between the smallest and the largest preferred factor."""
+    if period is not None:
+        return coverage(pref.tolist(), period)
+    logs = torch.log2(resp.params.double())
+    span = float(logs[-1] - logs[0])
+    at = torch.log2(pref.double())
+    return float((at.max() - at.min()) / span) if span > 0 else math.nan
 
 
 def score_responses(
@@ -311,27 +397,30 @@ def score_responses(
         raise ValueError(f"a family needs at least 2 units, got {units}")
     if len(set(units)) != len(units):
         raise ValueError(f"units repeat: {units}")
-    if not math.isfinite(resp.period) or resp.transform == "hue_rotation":
-        raise ValueError(f"score_family supports rotation, hue and flip; got transform {resp.transform!r}")
+    tf = resp.transform
+    if not tf.scores:
+        raise ValueError(f"score_family cannot score {tf} families; it scores {', '.join(names(scores=True))}")
     n, steps = len(units), resp.values.shape[2]
-    if resp.transform == "flip":
+    if tf.discovery == "pair":
         if n != 2 or steps != 2:
-            raise ValueError(f"a flip family is a pair scored on the 2 flip states; got {n} units and {steps} steps")
-    elif steps < max(n, _MIN_STEPS):
+            raise ValueError(f"a {tf} family is a pair scored on the 2 {tf} states; got {n} units and {steps} steps")
+    elif steps < max(n, tf.min_steps):
         raise ValueError(
             f"{steps} transform steps cannot score a family of {n} units: need at least "
-            f"max({n} members, {_MIN_STEPS}) = {max(n, _MIN_STEPS)} steps over {resp.period:g}°"
+            f"max({n} members, {tf.min_steps}) = {max(n, tf.min_steps)} steps of the {tf} grid"
         )
+    if tf.discovery == "line":
+        tf.check_grid(resp.params)
     rows = [resp.row(u) for u in units]
     ordered, period, pref = _order_and_period(resp, rows, period)
-    step = resp.period / steps  # the grid covers one full turn (360°) or both flip states
+    pairs = _pair_scores_line if tf.discovery == "line" else _pair_scores
+    at, step = _positions(resp, pref)
     best = _score_variants(resp)
     fam = torch.tensor(ordered)[None]
-    eq_pairs, inv_pairs = _pair_scores(resp.values, fam, best(fam), _deltas(pref[None], step, resp.transform))
+    eq_pairs, inv_pairs = pairs(resp.values, fam, best(fam), _deltas(at[None], step, tf))
     raw = float(_mean_off_diagonal(eq_pairs)[0])  # the test statistic; the score is it clipped to [0, 1]
     equivariance = min(1.0, max(0.0, raw))
-    cyclic = torch.arange(n)
-    per_shift = [float(eq_pairs[0, cyclic, (cyclic + k) % n].mean()) for k in range(1, n)]
+    per_shift = _per_shift(eq_pairs[0], cyclic=tf.period is not None)
 
     pool = [resp.row(u) for u in null_units] if null_units is not None else [r for r in range(len(resp.units)) if r not in rows]
     null_mean, p_value = math.nan, math.nan
@@ -339,8 +428,9 @@ def score_responses(
         gen = torch.Generator().manual_seed(seed)
         pool_t = torch.tensor(pool)
         draws = torch.stack([pool_t[torch.randperm(len(pool), generator=gen)[:n]] for _ in range(n_null)])
-        positions = torch.remainder(resp.preferred[draws], period)  # each set at its own measured positions
-        null_pairs, _ = _pair_scores(resp.values, draws, best(draws), _deltas(positions, step, resp.transform))
+        drawn = resp.preferred[draws] if period is None else torch.remainder(resp.preferred[draws], period)
+        positions, _ = _positions(resp, drawn)  # each set at its own measured positions
+        null_pairs, _ = pairs(resp.values, draws, best(draws), _deltas(positions, step, tf))
         null = _mean_off_diagonal(null_pairs)  # unclipped: sets that anti-correlate do not tie at 0
         null_mean = float(null.clamp(0.0, 1.0).mean())
         p_value = permutation_p(int((null >= raw - 1e-9).sum()), n_null)
@@ -349,15 +439,15 @@ def score_responses(
     return FamilyScore(
         layer=resp.layer, transform=resp.transform, units=units, order=order_units, preferred=preferred,
         period=period, equivariance=equivariance, invariance=float(_mean_off_diagonal(inv_pairs)[0].clamp(0.0, 1.0)),
-        per_shift=per_shift, coverage=coverage(pref.tolist(), period),
-        holes=holes(pref.tolist(), period) if resp.transform != "flip" else [],
+        per_shift=per_shift, coverage=_coverage(resp, pref, period),
+        holes=holes(pref.tolist(), period) if tf.circular and period is not None else [],
         p_value=p_value, null_mean=null_mean, n_stimuli=int(best(fam).unique().numel()),
         q_value=p_value, n_null=n_null if math.isfinite(p_value) else 0,
     )  # fmt: skip
 
 
 def _with_feature_visualizations(
-    model: Model, layer: str, units: list[int], transform: str, stimuli: StimuliSpec, seed: int, progress: bool
+    model: Model, layer: str, units: list[int], transform: Transform, stimuli: StimuliSpec, seed: int, progress: bool
 ) -> StimulusSet:
     """The auto stimuli (rendered supersampled, reduced to the canvas) plus each unit's feature visualisation."""
     if not (isinstance(stimuli, str) and stimuli == "auto"):
@@ -375,7 +465,7 @@ def score_family(
     model: Model,
     layer: str,
     units: Sequence[int],
-    transform: str = "rotation",
+    transform: str | Transform = "rotation",
     stimuli: StimuliSpec = "auto",
     steps: int = 64,
     seed: int = 0,
@@ -396,7 +486,8 @@ def score_family(
         model: the model.
         layer: layer name.
         units: the family's units, in any order (the order found is ``FamilyScore.order``).
-        transform: "rotation", "hue" or "flip".
+        transform: a transform that scores (``equifind.transforms.names(scores=True)``:
+            "rotation", "hue", "flip", "scale"), by name or as a Transform.
         stimuli: as in :func:`equifind.probe`.
         steps: transform grid size.
         seed: seed of the stimuli and the null sets.
@@ -419,14 +510,15 @@ def score_family(
     """
     model.check_layer(layer)
     unit_list = model.check_units(layer, units)
-    if transform not in ("rotation", "hue", "flip"):
-        raise unknown_name("transform", transform, ["rotation", "hue", "flip"])
+    tf = as_transform(transform)
+    if not tf.scores:
+        raise ValueError(f"score_family cannot score {tf} families; it scores {', '.join(names(scores=True))}")
     if len(unit_list) < 2 or len(set(unit_list)) != len(unit_list):
         raise ValueError(f"a family needs at least 2 distinct units, got {list(units)}")
     if feature_vis:
-        stimuli = _with_feature_visualizations(model, layer, unit_list, transform, stimuli, seed, progress)
+        stimuli = _with_feature_visualizations(model, layer, unit_list, tf, stimuli, seed, progress)
     sources = check_sources(validate) if validate else ()
-    resp = probe(model, layer, transform, stimuli=stimuli, steps=steps, seed=seed, progress=progress)
+    resp = probe(model, layer, tf, stimuli=stimuli, steps=steps, seed=seed, progress=progress)
     score = score_responses(resp, unit_list, n_null=n_null, seed=seed, period=period)
     if sources:
         (score.heldout,) = validate_families(

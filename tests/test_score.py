@@ -101,7 +101,8 @@ def test_deterministic(planted):
         (dict(units=[0, 999]), IndexError, "27 units"),
         (dict(units=[0]), ValueError, "at least 2"),
         (dict(units=[1, 1]), ValueError, "at least 2 distinct"),
-        (dict(transform="scale"), KeyError, "scale"),
+        (dict(transform="hue_rotation"), ValueError, "cannot score hue_rotation families; it scores rotation, hue, flip, scale"),
+        (dict(transform="zoom"), KeyError, "unknown transform 'zoom'"),
         (dict(period=0), ValueError, "period must divide"),
     ],
 )
@@ -175,3 +176,52 @@ def test_summary_names_the_test_and_prints_the_floor(planted):
     p, model = planted
     fs = score_family(model, "1", p.edges[::2], steps=STEPS, n_null=200)
     assert "equivariance test q ≤ 0.005, p ≤ 0.005" in fs.summary()
+
+
+# --------------------------------------------------------------------------- scale: shifts without wrap-around
+
+
+def _scale_responses(seed: int = 0, n_random: int = 40, steps: int = 32) -> ef.Responses:
+    """Five units: one two-variant tuning shape shifted along log2-scale by half an octave each (a scale
+    family), then ``n_random`` smooth random units."""
+    from equifind.transforms import Scale
+
+    grid = Scale().grid(steps)
+    logs = torch.log2(grid.double())
+
+    def bump(centre: float, width: float) -> torch.Tensor:
+        return torch.exp(-((logs - centre) ** 2) / (2 * width**2)).float()
+
+    rows = [torch.stack([bump(c, 0.5), 0.5 * bump(c + 0.3, 0.3)]) for c in (-1.0, -0.5, 0.0, 0.5, 1.0)]
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n_random, 2, steps, generator=gen)
+    rows += list(torch.nn.functional.avg_pool1d(noise, 5, 1, 2).abs())
+    return ef.Responses(torch.stack(rows), grid, layer="L", transform="scale")
+
+
+def test_scale_family_scores_high_in_size_order_without_a_period():
+    resp = _scale_responses()
+    fs = score_responses(resp, [3, 0, 4, 1, 2], n_null=200)
+    assert fs.order == [0, 1, 2, 3, 4]  # ascending preferred zoom factor
+    assert fs.period is None and fs.holes == [] and "period none" in fs.summary()
+    assert fs.equivariance > 0.95 and fs.p_value == pytest.approx(1 / 201)
+    assert fs.invariance < 0.5  # copies at other sizes, not one size-invariant shape
+    assert fs.preferred[0] < fs.preferred[4]
+    assert len(fs.per_shift) == 4 and min(fs.per_shift) > 0.9  # pairs 1 … 4 half-octaves apart, no wrap
+    assert 0.4 < fs.coverage < 0.6  # 2 of the grid's 4 octaves
+
+
+def test_scale_random_sets_are_not_families():
+    """Negative control: random smooth units placed at their own peaks are not scale families (the test can
+    fail: scoring with wrap-around, or at the family's positions, would make some look like one)."""
+    resp = _scale_responses(n_random=60)
+    ps = []
+    for seed in range(20):
+        units = torch.randperm(60, generator=torch.Generator().manual_seed(seed))[:4] + 5
+        ps.append(score_responses(resp, units.tolist(), n_null=100, seed=seed).p_value)
+    assert sum(p <= 0.05 for p in ps) <= 3, ps
+
+
+def test_scale_refuses_a_period():
+    with pytest.raises(ValueError, match="a scale family has no period"):
+        score_responses(_scale_responses(), [0, 1, 2], period=360.0)

@@ -59,6 +59,9 @@ class Transform(abc.ABC):
         aperture_after: moves content across the aperture's edge (zoom), so the aperture
             goes on again after the transform.
         scores: :func:`~equifind.score_family` handles it.
+        sub_periods: a feature may be its own transformed copy at ``period / k`` (k = 2, 4: a
+            line looks the same turned by 180°), so a family's period defaults to what its
+            tuning harmonics say (:func:`equifind._circle.harmonic_period`), not ``period``.
         circuits: :func:`~equifind.circuit_symmetry` handles it (the weights between layers).
         axis_label: the parameter axis of a tuning plot, e.g. "rotation of the stimulus (degrees)".
     """
@@ -75,6 +78,7 @@ class Transform(abc.ABC):
     moves_kernels: ClassVar[bool] = True
     aperture_after: ClassVar[bool] = False
     scores: ClassVar[bool] = True
+    sub_periods: ClassVar[bool] = False
     circuits: ClassVar[bool] = False
     axis_label: ClassVar[str] = "transform parameter"
 
@@ -254,6 +258,20 @@ class Transform(abc.ABC):
     def format_period(self, period: float | None) -> str:
         """A family's period as text (``"none"`` without one)."""
         return "none" if period is None or period == float("inf") else f"{period:g}"
+
+    def check_grid(self, params: Tensor) -> tuple[int, ...]:
+        """Validate a probe's parameter grid for family discovery and scoring.
+
+        Args:
+            params: ``Responses.params``, ``Tensor[S, *param_shape]``.
+
+        Returns:
+            The grid's shape in steps per axis, e.g. ``(64,)``; hue_rotation ``(n, n)``.
+
+        Raises:
+            ValueError: a grid this transform's discovery cannot read (naming the bad entry).
+        """
+        raise NotImplementedError(f"{self.name} has no grid check")
 
     def check_steps(self, steps: object) -> int:
         """``steps`` as an int >= :attr:`min_steps`, else ValueError naming both."""

@@ -57,6 +57,12 @@ class Flip(PixelTransform):
         check_grid_size(n)
         return torch.tensor([0.0, 1.0])
 
+    def check_grid(self, params: Tensor) -> tuple[int, ...]:
+        """Exactly the two states ``[0, 1]``."""
+        if params.dim() != 1 or len(params) != 2 or not torch.equal(params, torch.tensor([0.0, 1.0], dtype=params.dtype)):
+            raise ValueError(f"flip responses need params [0, 1] (2 steps), got {params.tolist()}")
+        return (2,)
+
     def compose(self, a: Params, b: Params) -> Params:
         return (a + b) % 2
 

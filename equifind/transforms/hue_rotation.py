@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor
 from ._checks import Center, Params, as_float64, show, wrap
 from .base import Transform, circle_grid
 from .hue import Hue, colour_stimuli
-from .rotation import Circular, Rotation
+from .rotation import Circular, Rotation, check_circle
 
 __all__ = ["HueRotation"]
 
@@ -66,6 +67,21 @@ class HueRotation(Circular, Transform):
     def inverse(self, a: Params) -> Params:
         return wrap(-torch.as_tensor(a, dtype=torch.float64), 360.0)
 
+
+    def check_grid(self, params: Tensor) -> tuple[int, ...]:
+        """A hue-major ``n × n`` grid (as :meth:`grid` makes), n >= 4, each axis evenly spaced over 360°."""
+        p = params
+        n = math.isqrt(len(p)) if p.dim() == 2 else 0
+        if p.dim() != 2 or p.shape[1] != 2 or n * n != len(p) or n < 4:
+            raise ValueError(f"hue_rotation params must be Tensor[n*n, 2] of (hue, angle), n >= 4, got shape {tuple(p.shape)}")
+        cube = p.reshape(n, n, 2)
+        for axis, what in ((0, "hue"), (1, "angle")):
+            line = cube[:, 0, 0] if axis == 0 else cube[0, :, 1]
+            check_circle(line, f"hue_rotation {what}s")
+            other = cube[..., axis] - (line[:, None] if axis == 0 else line[None, :])
+            if float(other.abs().max()) > 1e-3:
+                raise ValueError(f"hue_rotation params must be a hue-major n × n grid (as HueRotation.grid(n)); the {what}s are not")
+        return (n, n)
 
     def apply_kernels(self, kernels: Tensor, params: Tensor) -> Tensor:
         """Kernels move by the rotation part; the hue part relabels units."""

@@ -33,6 +33,13 @@ class Circular:
     def inverse(self, a: Params) -> Params:
         return wrap(-a, 360.0)
 
+    def check_grid(self, params: Tensor) -> tuple[int, ...]:
+        """A 1-D grid of >= 4 steps evenly spaced over 360° (any start, ascending)."""
+        if params.dim() != 1 or len(params) < 4:
+            raise ValueError(f"{self.name} responses need >= 4 steps over 360°, got params of shape {tuple(params.shape)}")
+        check_circle(params, f"{self.name} params")
+        return (len(params),)
+
     def format_param(self, value: Any) -> str:
         return f"{float(value):.1f}°"
 
@@ -48,6 +55,7 @@ class Rotation(Circular, PixelTransform):
 
     name = "rotation"
     circuits = True
+    sub_periods = True
     axis_label = "rotation of the stimulus (degrees)"
 
     def matrices(self, params: Tensor) -> Tensor:
@@ -66,6 +74,21 @@ class Rotation(Circular, PixelTransform):
         from .. import stimuli as st
 
         return st.StimulusSet.cat(oriented_stimuli(geometry, device))
+
+
+def check_circle(params: Tensor, what: str) -> None:
+    """Raise ValueError unless ``params`` is evenly spaced over 360° (any start, ascending)."""
+    n = len(params)
+    step = 360.0 / n
+    expected = params[0] + step * torch.arange(n, dtype=params.dtype)
+    error = torch.remainder(params - expected + 180.0, 360.0) - 180.0
+    bad = torch.nonzero(error.abs() > 1e-3 * step).flatten()
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(
+            f"{what} must be evenly spaced over 360° ({n} steps of {step:g}°); "
+            f"entry {i} is {float(params[i]):g}, expected {float(expected[i]) % 360.0:g}"
+        )
 
 
 def frequencies(rf: int) -> tuple[float, ...]:

@@ -58,6 +58,25 @@ class Scale(PixelTransform):
             return torch.tensor([1.0])
         return torch.logspace(-self.OCTAVES, self.OCTAVES, n, base=2.0, dtype=torch.float64).to(torch.get_default_dtype())
 
+    def check_grid(self, params: Tensor) -> tuple[int, ...]:
+        """A 1-D grid of >= 4 zoom factors > 0, ascending and evenly spaced in log-scale."""
+        if params.dim() != 1 or len(params) < self.min_steps:
+            raise ValueError(f"scale responses need >= {self.min_steps} zoom factors, got params of shape {tuple(params.shape)}")
+        if not bool((params > 0).all()):
+            raise ValueError(f"scale params must be zoom factors > 0, got {show(params)}")
+        logs = torch.log2(params.double())
+        steps = logs.diff()
+        bad = torch.nonzero((steps - steps.mean()).abs() > 1e-3 * steps.mean().abs()).flatten()
+        if float(steps.mean()) <= 0 or len(bad):
+            i = int(bad[0]) + 1 if len(bad) else 1
+            raise ValueError(f"scale params must be ascending and evenly spaced in log-scale (as Scale.grid(n)); "
+                             f"entry {i} is {float(params[i]):g} after {float(params[i - 1]):g}, got {show(params)}")
+        return (len(params),)
+
+    def log_step(self, params: Tensor) -> float:
+        """The grid's step in octaves (log2 of the ratio of neighbouring factors)."""
+        return float(torch.log2(params.double()).diff().mean())
+
     def compose(self, a: Params, b: Params) -> Params:
         return a * b
 
