@@ -26,6 +26,7 @@ import torch
 import equifind as ef
 from _common import machine, timeit, weights_path, write_section
 from equifind import circuits as C
+from equifind import expanded as E
 from equifind._hooks import forward_hooks
 
 
@@ -39,7 +40,7 @@ def naive_expanded(model: ef.Model, source: str, target: str, units: list[int]) 
 
     x = model.preprocess(torch.zeros(1, 3, model.input_size, model.input_size, device=model.device))
     with forward_hooks({model.layer_module(source): replace}):
-        with ef.record(model, [target], at="map", detach=False) as rec, C._LinearView():
+        with ef.record(model, [target], at="map", detach=False) as rec, E._LinearView():
             model.forward_preprocessed(x)
             out = rec[target]
     cy, cx = (out.shape[2] - 1) // 2, (out.shape[3] - 1) // 2
@@ -102,17 +103,17 @@ def main() -> None:
         raise SystemExit("batched and naive expanded weights differ")
     t_ew = timeit(lambda: C.expanded_weights(model, src, tgt, target_units=units), repeats=args.repeats, device=device)
     t_ew_naive = timeit(lambda: naive_expanded(model, src, tgt, units), repeats=1, warmup=0, device=device)
-    window = C._window
+    window = E._window
 
     def whole_map(*a):  # the batched code with the window crop disabled
         return window(*a)[0], False
 
-    C._window = whole_map
+    E._window = whole_map
     try:
         t_ew_whole = timeit(lambda: C.expanded_weights(model, src, tgt, target_units=units), repeats=args.repeats,
                             device=device)
     finally:
-        C._window = window
+        E._window = window
 
     # (b) 4 x 4 family pairs, 8 units each, 200 null draws
     def families(layer: str) -> list[tuple[str, list[int]]]:

@@ -7,8 +7,8 @@
 """
 
 from . import controls, heldout, stimuli
-from .circuits import (CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels,
-                       rotation_ceiling)
+from .circuits import CircuitScore, Units, circuit_symmetry, find_circuits
+from .expanded import expanded_weights
 from .families import DEFAULT_MIN_COLOUR_INDEX, Family, FamilyList, explain_flip_pairs, find_families
 from .models import MODELS, Model, ReceptiveField, WeightsNotFoundError, load_model
 from .heldout import HeldoutSource, validate_families
@@ -33,6 +33,7 @@ from .stimuli import (
 )
 from .report import report
 from .transforms import Flip, Hue, HueRotation, Rotation, Scale, Transform, get_transform
+from .transforms.kernels import rotate_kernels, rotation_ceiling
 
 __version__ = "0.1.0"
 

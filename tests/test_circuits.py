@@ -1,23 +1,23 @@
-"""Weight circuits: kernel moves, expanded weights and symmetry scores with known answers."""
+"""Weight circuits: symmetry scores of expanded weights with known answers (planted circuits, nulls, errors).
+
+Kernel moves are tested in tests/transforms/test_kernels.py, expanded weights in tests/test_expanded.py.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
 import warnings
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 import equifind as ef
-from equifind.circuits import (CircuitScore, Units, circuit_symmetry, expanded_weights, find_circuits, rotate_kernels,
-                               rotation_ceiling)
-from nets import tiny_net
-from planted_circuits import MixedBlock, mixed_block_expected, planted
+from equifind.circuits import CircuitScore, Units, circuit_symmetry, find_circuits
+from equifind.transforms import Flip, Hue, Rotation, rotation_ceiling
+from planted_circuits import planted
 
 
 def side(p, role: str):
@@ -38,214 +38,8 @@ class Fam:
     layer: str
     units: list[int]
     preferred: list[float]
-    period: float = 360.0
-    transform: str = "rotation"
-
-
-# --------------------------------------------------------------------------- kernel moves
-
-
-def test_rotation_is_counter_clockwise_as_displayed_and_exact_for_quarter_turns():
-    dot = torch.zeros(1, 1, 5, 5)
-    dot[0, 0, 2, 4] = 1.0  # right of the centre
-    up = rotate_kernels(dot, 90.0)
-    assert up[0, 0, 0, 2] == pytest.approx(1.0, abs=1e-6) and up.sum() == pytest.approx(1.0, abs=1e-6)  # now above
-    k = torch.randn(6, 3, 7, 7)
-    for q in range(-4, 5):
-        torch.testing.assert_close(rotate_kernels(k, 90.0 * q), torch.rot90(k, q, dims=(-2, -1)), atol=1e-6, rtol=0)
-    angles = torch.tensor([0.0, 90.0, 180.0, 270.0, 0.0, 90.0])
-    flips = torch.tensor([0, 0, 0, 0, 1, 1])
-    out = rotate_kernels(k, angles, flip=flips)
-    torch.testing.assert_close(out[4], k[4].flip(-1), atol=1e-6, rtol=0)
-    torch.testing.assert_close(out[5], torch.rot90(k[5].flip(-1), 1, dims=(-2, -1)), atol=1e-6, rtol=0)
-    for i in range(4):
-        torch.testing.assert_close(out[i], torch.rot90(k[i], i, dims=(-2, -1)), atol=1e-6, rtol=0)
-    # even sides rotate about the half-pixel centre, still exactly
-    e = torch.randn(2, 1, 4, 4)
-    torch.testing.assert_close(rotate_kernels(e, 270.0), torch.rot90(e, 3, dims=(-2, -1)), atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match="Tensor"):
-        rotate_kernels(torch.randn(3, 3), 90.0)
-    with pytest.raises(ValueError, match=r"degrees must be .*Tensor\[6\]"):
-        rotate_kernels(k, torch.zeros(3))
-
-
-@pytest.mark.skipif(importlib.util.find_spec("equifind.transforms") is None, reason="equifind.transforms not written yet")
-def test_kernel_rotation_matches_the_image_rotation_transform():
-    from equifind.transforms import Rotation
-
-    img = torch.rand(3, 3, 21, 21, generator=torch.Generator().manual_seed(1))
-    angles = torch.tensor([90.0, 30.0, -125.0])
-    expected = Rotation().apply(img, angles)  # mid-grey outside the image
-    torch.testing.assert_close(rotate_kernels(img - 0.5, angles) + 0.5, expected, atol=2e-5, rtol=0)
-
-
-def oriented(size: int, gen: torch.Generator) -> tuple[float, ...]:
-    """Random parameters ``(w1, w2, φ1, φ2, x0, y0)`` of a smooth oriented template for :func:`render_oriented`:
-    weights ``w1`` in [1, 2] and ``±w2`` in [1, 2], directions uniform, blob 0.1 to 0.4 sides off the centre."""
-    w1, w2, sign, phi1, phi2, radius, where = torch.rand(7, generator=gen, dtype=torch.float64).tolist()
-    r, where = (0.1 + 0.3 * radius) * size, 2 * math.pi * where
-    return (1.0 + w1, (1.0 + w2) * (1 if sign < 0.5 else -1), 2 * math.pi * phi1, 2 * math.pi * phi2,
-            r * math.cos(where), r * math.sin(where))
-
-
-def render_oriented(params: tuple[float, ...], size: int, degrees: Tensor, mirror: bool = False) -> Tensor:
-    """``Tensor[A, size, size]`` float64: a first plus a second Gaussian derivative (σ = size/4 px, along two
-    directions) plus an off-centre blob, columns mirrored if ``mirror``, then turned by each of ``degrees``
-    CCW as displayed, sampled exactly at the pixel centres."""
-    w1, w2, phi1, phi2, bx, by = params
-    s = size / 4
-    d = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    y, x = torch.meshgrid(d, d, indexing="ij")
-    t = torch.deg2rad(degrees.double())[:, None, None]
-    # The template point shown at pixel (x, y), y down: undo the CCW turn, then the mirror.
-    xs, ys = x * torch.cos(t) - y * torch.sin(t), x * torch.sin(t) + y * torch.cos(t)
-    xs = -xs if mirror else xs
-    u, v = xs * math.cos(phi1) + ys * math.sin(phi1), xs * math.cos(phi2) + ys * math.sin(phi2)
-    g = torch.exp(-(xs**2 + ys**2) / (2 * s**2))
-    blob = torch.exp(-((xs - bx) ** 2 + (ys - by) ** 2) / (2 * (0.8 * s) ** 2))
-    return w1 * (-u / s) * g + w2 * (v**2 / s**2 - 1) * g + blob
-
-
-def cosines(a: Tensor, b: Tensor) -> Tensor:
-    return torch.nn.functional.cosine_similarity(a.flatten(1).double(), b.flatten(1).double(), dim=1)
-
-
-@pytest.mark.parametrize("size, worst", [(3, 0.975), (5, 0.995), (7, 0.99)])
-def test_smooth_kernels_rotate_accurately_at_any_angle(size, worst):
-    # Templates sampled exactly at arbitrary angles (and mirrored) vs rotate_kernels of the 0° sample.
-    # Measured (8 templates, 48 angles, both mirrors), mean / worst cosine: 0.9951 / 0.9833 at 3×3,
-    # 0.9997 / 0.9986 at 5×5, 0.9991 / 0.9963 at 7×7. Bilinear resampling (rotate_kernels before issue 12)
-    # fails each size: 0.9687 / 0.9096, 0.9919 / 0.9708, 0.9932 / 0.9762.
-    gen = torch.Generator().manual_seed(0)
-    angles = torch.arange(48, dtype=torch.float64) * 7.5 + 2.5  # 2.5°, 10°, ..., 355°: none a quarter turn
-    got, unmoved = [], []
-    for _ in range(8):
-        params = oriented(size, gen)
-        k0 = render_oriented(params, size, torch.zeros(1)).float()[:, None].expand(len(angles), 1, size, size)
-        for mirror in (False, True):
-            exact = render_oriented(params, size, angles, mirror)
-            out = rotate_kernels(k0, angles.float(), flip=torch.full((len(angles),), float(mirror)))
-            got.append(cosines(out, exact))
-            unmoved.append(cosines(k0, exact))
-    got = torch.cat(got)
-    assert got.mean() >= 0.98 and got.min() >= worst, (got.mean(), got.min())
-    assert torch.cat(unmoved).mean() < 0.5  # the angles matter: not moving the kernel fails the check
-
-
-def render_noise(n: int, size: int, degrees: float, gen: torch.Generator) -> Tensor:
-    """``Tensor[n, size, size]`` float64: white noise, turned by ``degrees`` CCW as displayed and sampled exactly.
-
-    Each kernel is a sum of 64 plane waves with random phases and frequencies uniform over the grid's band
-    ``[-π, π]²`` (sampled at 0°, independent pixels of equal variance: white noise on the grid). Call with
-    the same generator state for every angle of the same kernels."""
-    w = (torch.rand(n, 64, 2, generator=gen, dtype=torch.float64) * 2 - 1) * math.pi
-    phase = torch.rand(n, 64, 1, 1, generator=gen, dtype=torch.float64) * 2 * math.pi
-    d = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    y, x = torch.meshgrid(d, d, indexing="ij")
-    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
-    xs, ys = x * c - y * s, x * s + y * c
-    return torch.cos(w[..., 0, None, None] * xs + w[..., 1, None, None] * ys + phase).sum(1)
-
-
-def test_white_noise_is_not_predicted_by_its_own_rotation():
-    # The accuracy check measures the rotation, not something any smooth output passes: the same check on
-    # white noise (exact 45° samples vs rotate_kernels of the 0° sample) fails, since a 45° turn carries the
-    # corners of the grid's band beyond its Nyquist limit. Measured mean cosine 0.85 at 3×3, 0.84 at 5×5
-    # (bilinear: 0.82 at both), against 0.990 and 0.999 for the smooth templates at 45°.
-    for size in (3, 5):
-        k0 = render_noise(500, size, 0.0, torch.Generator().manual_seed(size))
-        k45 = render_noise(500, size, 45.0, torch.Generator().manual_seed(size))
-        assert cosines(rotate_kernels(k0[:, None].float(), 45.0), k45).mean() < 0.9
-        gen = torch.Generator().manual_seed(0)
-        smooth = [oriented(size, gen) for _ in range(8)]
-        k0 = torch.stack([render_oriented(p, size, torch.zeros(1))[0] for p in smooth])
-        k45 = torch.stack([render_oriented(p, size, torch.tensor([45.0]))[0] for p in smooth])
-        assert cosines(rotate_kernels(k0[:, None].float(), 45.0), k45).mean() >= 0.98
-
-
-def test_rotation_ceiling_of_small_kernels():
-    assert rotation_ceiling(1) == 1.0
-    assert rotation_ceiling(3) >= 0.98 and rotation_ceiling(5) >= 0.98 and rotation_ceiling(7) >= 0.98
-    assert rotation_ceiling(3) == rotation_ceiling(3)  # deterministic (and cached)
-    assert ef.rotation_ceiling is rotation_ceiling
-    for bad in (0, -3, 2.0, True, "3"):
-        with pytest.raises(ValueError, match="size must be an int >= 1"):
-            rotation_ceiling(bad)
-
-
-def test_rotation_keeps_shape_dtype_and_1x1_kernels_and_batches_in_chunks():
-    one = torch.randn(5, 2, 1, 1)
-    torch.testing.assert_close(rotate_kernels(one, torch.rand(5) * 360, flip=torch.tensor([0, 1, 0, 1, 1])), one,
-                               atol=0, rtol=0)
-    k64 = torch.randn(3, 2, 5, 5, dtype=torch.float64)
-    out = rotate_kernels(k64, 90.0)
-    assert out.dtype == torch.float64
-    torch.testing.assert_close(out, torch.rot90(k64, 1, dims=(-2, -1)), atol=1e-12, rtol=0)
-    assert rotate_kernels(k64.half(), 30.0).dtype == torch.float16
-    wide = torch.randn(2, 1, 3, 5)  # not square: half turns stay exact
-    torch.testing.assert_close(rotate_kernels(wide, 180.0), torch.rot90(wide, 2, dims=(-2, -1)), atol=1e-6, rtol=0)
-    many = torch.randn(4000, 1, 5, 5)  # more kernels than one chunk of operators
-    angles = torch.rand(4000) * 360
-    out = rotate_kernels(many, angles)
-    for i in (0, 1999, 3999):
-        torch.testing.assert_close(out[i], rotate_kernels(many[i : i + 1], float(angles[i]))[0], atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match="floating dtype"):
-        rotate_kernels(torch.ones(1, 1, 3, 3, dtype=torch.long), 30.0)
-
-
-# --------------------------------------------------------------------------- expanded weights
-
-
-def test_expanded_weights_of_adjacent_convs_are_the_kernels():
-    m = load(tiny_net(), "tiny")
-    assert torch.equal(expanded_weights(m, "1", "2"), m.module[2].weight.detach())
-    sub = expanded_weights(m, "1", "2", target_units=[5, 0], source_units=[3, 1])
-    assert torch.equal(sub, m.module[2].weight.detach()[[5, 0]][:, [3, 1]])
-    assert torch.equal(expanded_weights(m, "1", "2", batch_size=2), m.module[2].weight.detach())
-    p = planted("eq→eq")
-    mp = load(p.net)
-    assert torch.equal(expanded_weights(mp, "2", "3"), p.net[3].weight.detach())
-    # through a ReLU, a stride-2 conv and an identity: the kernels of conv "2" composed with conv "0"
-    w = expanded_weights(m, "0", "5")
-    assert w.shape == (5, 4, 7, 7)
-
-
-def test_expanded_weights_through_a_mixed_block_match_a_direct_composition():
-    block = MixedBlock()
-    m = load(block, "mixed")
-    expected = mixed_block_expected(block)
-    torch.testing.assert_close(expanded_weights(m, "stem", "mixed"), expected, atol=1e-5, rtol=1e-4)
-    # unit subsets keep the same window
-    got = expanded_weights(m, "stem", "mixed", target_units=[0, 13], source_units=[2])
-    torch.testing.assert_close(got, expected[[0, 13]][:, [2]], atol=1e-5, rtol=1e-4)
-
-
-def test_pointwise_weights_are_the_1x1_and_pool_paths():
-    # branches: 0-3 1×1, 4-8 1×1·3×3, 9-11 1×1·5×5, 12-13 3×3 pool·1×1 (see MixedBlock)
-    m = load(MixedBlock(), "mixed")
-    full = expanded_weights(m, "stem", "mixed")
-    pointwise = expanded_weights(m, "stem", "mixed", pointwise=True)
-    share = pointwise.square().sum((1, 2, 3)) / full.square().sum((1, 2, 3))
-    torch.testing.assert_close(pointwise[[0, 1, 2, 3, 12, 13]], full[[0, 1, 2, 3, 12, 13]])
-    assert share[4:12].abs().max() < 1e-12 and (share[[0, 1, 2, 3, 12, 13]] > 1 - 1e-6).all()
-
-
-@pytest.mark.slow
-def test_expanded_weights_on_googlenet(googlenet):
-    w = expanded_weights(googlenet, "conv2d1", "conv2d2")  # all 192 units
-    assert torch.equal(w, googlenet.module.conv2d2_pre_relu_conv.weight.detach())
-    # conv2d2 -> LRN (identity) -> 3x3/2 max pool (average) -> mixed3a: a 1x1-branch unit and a 5x5-branch unit
-    w = expanded_weights(googlenet, "conv2d2", "mixed3a", target_units=[3, 200])
-    assert w.shape == (2, 192, 11, 11)
-    net = googlenet.module
-    one = net.mixed3a_1x1_pre_relu_conv.weight.detach()[3, :, 0, 0]
-    expected_1x1 = torch.zeros(192, 11, 11)
-    expected_1x1[:, 4:7, 4:7] = one[:, None, None] / 9
-    torch.testing.assert_close(w[0], expected_1x1, atol=1e-6, rtol=0)
-    k5 = torch.einsum("myx,ms->syx", net.mixed3a_5x5_pre_relu_conv.weight.detach()[200 - 192],
-                      net.mixed3a_5x5_bottleneck_pre_relu_conv.weight.detach()[:, :, 0, 0])
-    expected_5x5 = nn.functional.conv_transpose2d(k5[:, None], torch.ones(1, 1, 3, 3) / 9, stride=2)[:, 0]
-    torch.testing.assert_close(w[1], expected_5x5, atol=1e-5, rtol=1e-4)
+    period: float | None = 360.0
+    transform: object = "rotation"
 
 
 # --------------------------------------------------------------------------- planted circuits
@@ -267,7 +61,7 @@ KINDS = {"inv→eq": "invariant→equivariant", "eq→inv": "equivariant→invar
 @pytest.mark.parametrize("kind, transform, exact", CASES)
 def test_planted_circuits_score_high_and_their_shuffles_do_not(kind, transform, exact):
     # exact: C4 by torch.rot90 (scores 1 up to float rounding); smooth: 8 angles of an analytic
-    # template, rotate_kernels' smooth model (tolerance: score >= 0.95); hue: 6-unit families.
+    # template, the smooth kernel model of equifind.transforms.kernels (tolerance: score >= 0.95); hue: 6-unit families.
     n = 4 if exact else 8
     n = 6 if transform == "hue" else n
     p = planted(kind, transform, n=n, exact=exact, seed=1)
@@ -361,6 +155,48 @@ def test_first_member_reference_and_duck_typed_families():
     kept = {k: v for k, v in d.items() if k not in ("weights", "weights_shape", "cosines")}
     again = CircuitScore(**kept, weights=cs.weights, cosines=cs.cosines)
     assert again.to_dict() == d
+
+
+def test_a_circuit_carries_its_transform_and_saves_it_by_name():
+    p = planted("inv→eq", "flip", seed=3)
+    m = load(p.net)
+    by_name = circuit_symmetry(m, side(p, "source"), side(p, "target"), transform="flip", n_null=20)
+    by_object = circuit_symmetry(m, side(p, "source"), side(p, "target"), transform=Flip(), n_null=20)
+    assert isinstance(by_name.transform, Flip) and by_name.transform == "flip"
+    assert by_object.to_dict() == by_name.to_dict()
+    d = by_name.to_dict()
+    assert d["transform"] == "flip" and type(d["transform"]) is str
+    json.dumps(d)
+    back = CircuitScore.from_dict(d)  # the weights are in the dict
+    assert isinstance(back.transform, Flip) and back.to_dict() == d
+    assert torch.equal(back.weights, by_name.weights.float())
+    light = by_name.to_dict(max_weights=0)
+    with pytest.raises(ValueError, match="pass weights="):
+        CircuitScore.from_dict(light)
+    assert CircuitScore.from_dict(light, weights=by_name.weights).to_dict() == d
+    # a family's Transform (as Family and FamilyScore carry it) sets the default transform
+    fam = Fam("3", p.target_units, [0.0, 1.0], period=2.0, transform=Flip())
+    assert circuit_symmetry(m, side(p, "source"), fam, n_null=20).transform == Flip()
+    # the ceiling is the transform's: exact moves score 1 at most, rotation its own ceiling
+    assert by_name.ceiling == 1.0 == Hue().kernel_ceiling(5)
+    assert Rotation().kernel_ceiling(5) == rotation_ceiling(5)
+
+
+def test_transforms_circuits_do_not_handle_are_refused_by_name():
+    p = planted("eq→eq", seed=4)
+    m = load(p.net)
+    s, t = ("2", p.source_units), ("3", p.target_units)
+    for bad in ("scale", "hue_rotation", ef.Scale()):
+        with pytest.raises(ValueError, match=r"not supported by circuits; valid: \['rotation', 'hue', 'flip'\]"):
+            circuit_symmetry(m, s, t, transform=bad)
+    with pytest.raises(ValueError, match="did you mean 'rotation'"):
+        circuit_symmetry(m, s, t, transform="rotaton")
+    with pytest.raises(ValueError, match="not supported by circuits"):
+        find_circuits(m, {"2": [s], "3": [t]}, transform="scale")
+    # a scale family (no period) is refused for its transform, not for its period
+    zoom = Fam("2", p.source_units, [0.5, 1.0, 2.0, 4.0], period=None, transform="scale")
+    with pytest.raises(ValueError, match="'scale' is not supported by circuits"):
+        circuit_symmetry(m, zoom, t)
 
 
 def test_the_orders_null_is_honest_about_small_families():
@@ -558,23 +394,15 @@ def test_bad_input_raises_clear_errors():
     m = load(p.net)
     s, t = ("2", p.source_units), ("3", p.target_units)
     with pytest.raises(ValueError, match=r"'3'.*before.*'2'"):
-        expanded_weights(m, "3", "2")
-    with pytest.raises(ValueError, match=r"'3'.*before.*'2'"):
         circuit_symmetry(m, t, s)
     with pytest.raises(IndexError, match="99"):
-        expanded_weights(m, "2", "3", target_units=[99])
-    with pytest.raises(IndexError, match="99"):
         circuit_symmetry(m, ("2", [0, 1, 99]), t)
-    with pytest.raises(KeyError, match="conv9"):
-        expanded_weights(m, "conv9", "3")
     with pytest.raises(KeyError, match="mixed4a"):
         circuit_symmetry(m, Fam("mixed4a", [0, 1, 2], [0.0, 120.0, 240.0]), t)
     with pytest.raises(ValueError, match="no units"):
         circuit_symmetry(m, ("2", []), t)
     with pytest.raises(ValueError, match="at least 2"):
         circuit_symmetry(m, s, ("3", [0]))
-    with pytest.raises(ValueError, match="at least one unit"):
-        expanded_weights(m, "2", "3", target_units=[])
     with pytest.raises(ValueError, match="both invariant"):
         circuit_symmetry(m, Units("2", [0, 1]), Units("3", [0, 1]))
     with pytest.raises(ValueError, match="scale"):
@@ -593,37 +421,4 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="lacks"):
         find_circuits(m, {"3": [t]}, invariant_by_layer={"2": [0, 1]})
     with pytest.raises(ValueError, match="equifind.Model"):
-        expanded_weights(p.net, "2", "3")
-
-
-class TwoBranches(nn.Module):
-    """Two convs of the same input: the second does not depend on the first."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pool = nn.AvgPool2d(8)
-        self.a = nn.Conv2d(3, 2, 3, padding=1)
-        self.b = nn.Conv2d(3, 2, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(x)
-        return self.a(x) + self.b(x)
-
-
-def test_a_target_that_does_not_depend_on_the_source_is_an_error_and_leaves_no_hook():
-    m = load(TwoBranches(), "branches")
-    with pytest.raises(ValueError, match="does not depend"):
-        expanded_weights(m, "a", "b")
-    assert not math.isnan(float(expanded_weights(m, "pool", "b").sum()))  # the model still works
-
-
-def test_expanded_weights_see_through_lucents_redirected_relu():
-    # lucent's ReLU is an autograd.Function whose backward scales negative inputs' gradients by 0.1;
-    # the linear view must replace it by the identity (conv2d2's biases are half negative here).
-    lucent = pytest.importorskip("lucent.modelzoo.inceptionv1.InceptionV1")
-    net = lucent.InceptionV1(pretrained=False)
-    m = load(net, "inceptionv1_random")
-    units = list(range(8))
-    w = expanded_weights(m, "conv2d1", "conv2d2", target_units=units)
-    assert (net.conv2d2_pre_relu_conv.bias[units] < 0).any()
-    torch.testing.assert_close(w, net.conv2d2_pre_relu_conv.weight.detach()[units], atol=1e-6, rtol=0)
+        circuit_symmetry(p.net, s, t)
