@@ -61,6 +61,8 @@ class Transform(abc.ABC):
         scores: :func:`~equifind.score_family` handles it.
         circuits: :func:`~equifind.circuit_symmetry` handles it (the weights between layers).
         axis_label: the parameter axis of a tuning plot, e.g. "rotation of the stimulus (degrees)".
+        log_axis: parameters multiply (a log-spaced grid of positive values): plots put them on a
+            log axis (scale).
     """
 
     name: ClassVar[str]
@@ -77,6 +79,7 @@ class Transform(abc.ABC):
     scores: ClassVar[bool] = True
     circuits: ClassVar[bool] = False
     axis_label: ClassVar[str] = "transform parameter"
+    log_axis: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ images
 
