@@ -399,12 +399,13 @@ def _summary_row(ctx: _ScanContext, layer: str, t: Transform, fams: Sequence[Fam
     equivariant family's q (p) (each family's ``equivariance``), and the flip pairs explained by rotation
     ("n/a" for transforms other than a mirror pair), which the other counts leave out."""
     n_explained = sum(getattr(f, "explained_by", None) is not None for f in fams)
+    selective, invariant = len(getattr(fams, "selective", [])), len(getattr(fams, "invariant", []))  # FamilyList's
     fams = [f for f in fams if getattr(f, "explained_by", None) is None]
     best = max((f.equivariance for f in fams if f.equivariance is not None), key=lambda s: s.equivariance, default=None)
     evidence = q_and_p(best.q_value, best.p_value, null_size(best, ctx.n_null)) if best else "n/a"
     return [
         layer, t.name, str(len(resp.units)) if resp is not None else "n/a",
-        str(len(getattr(fams, "selective", []))), str(len(getattr(fams, "invariant", []))), str(len(fams)),
+        str(selective), str(invariant), str(len(fams)),
         str(sum(f.q_value <= ctx.alpha for f in fams)), _confirmed(fams), str(sum(len(f.units) for f in fams)),
         _num(best.equivariance) if best else "n/a", evidence, str(n_explained) if t.discovery == "pair" else "n/a",
     ]  # fmt: skip

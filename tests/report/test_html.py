@@ -299,7 +299,8 @@ def test_scan_with_a_scale_layer(tmp_path: Path) -> None:
     page = (out / "index.html").read_text(encoding="utf-8")
     assert "conv&lt;1&gt; · scale · family 1: 5 units, period none" in page
     cells = _summary_cells(page, "conv&lt;1&gt;", "scale")
-    assert cells[2] == "7" and cells[5] == "1" and cells[9:] == ["n/a", "n/a", "n/a"]  # unscored; not a mirror pair
+    assert cells[2:6] == ["7", "5", "0", "1"] and cells[9:] == ["n/a", "n/a", "n/a"]  # unscored; not a mirror pair
+    assert _summary_cells(page, "mixed&amp;2", "flip")[3:5] == ["2", "1"]  # selective and invariant of the FamilyList
     figures = files_under(out / "figures")
     assert any(f.endswith("__scale__f00__tuning.png") for f in figures)
     assert not any("__scale__" in f and f.endswith("__polar.png") for f in figures)
