@@ -16,23 +16,26 @@ from torch import Tensor
 from ..families import Family
 from ..responses import Responses
 from ..score import FamilyScore
-from ..transforms import RGB_TO_YIQ, YIQ_TO_RGB, get_transform
+from ..transforms import RGB_TO_YIQ, YIQ_TO_RGB, Transform
 
 __all__ = [
-    "Members", "members_of", "member_rows", "normalise_rows", "hue_grid", "tuning_curves", "axis_label", "tick_text",
+    "Members", "members_of", "member_rows", "normalise_rows", "hue_grid", "hue_and_angle", "tuning_curves",
     "hue_rgb", "preferred_stimuli", "member_hues", "expected_peaks", "hue_angle",
 ]  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Members:
-    """The members of a family in family order."""
+    """The members of a family in family order.
+
+    ``period`` is the family's period, None for a transform without one (scale).
+    """
 
     layer: str
-    transform: str
+    transform: Transform
     units: list[int]
     preferred: list[float]
-    period: float
+    period: float | None
     preferred_hue: list[float] | None
 
 
@@ -44,12 +47,22 @@ def members_of(family: Family | FamilyScore) -> Members:
     """
     if isinstance(family, Family):
         return Members(family.layer, family.transform, list(family.units), list(family.preferred),
-                        float(family.period), family.preferred_hue)  # fmt: skip
+                        _period(family.period), family.preferred_hue)  # fmt: skip
     if isinstance(family, FamilyScore):
         order = list(family.order)
         pref = [float(family.preferred.get(u, math.nan)) for u in order]
-        return Members(family.layer, family.transform, order, pref, float(family.period), None)
+        return Members(family.layer, family.transform, order, pref, _period(family.period), None)
     raise TypeError(f"expected an equifind Family or FamilyScore, got {type(family).__name__}")
+
+
+def _period(period: float | None) -> float | None:
+    return None if period is None else float(period)
+
+
+def hue_and_angle(transform: Transform) -> bool:
+    """Whether the transform's parameter is a (hue shift, angle) pair (hue_rotation): a member's tuning
+    curve is its orientation tuning at its best hue, and the hue × orientation map applies."""
+    return transform.colour and transform.param_shape == (2,)
 
 
 def member_rows(m: Members, responses: Responses) -> list[int]:
@@ -95,7 +108,7 @@ def tuning_curves(m: Members, responses: Responses) -> tuple[np.ndarray, np.ndar
     """
     rows = member_rows(m, responses)
     tun = responses.tunings()[rows].double()
-    if m.transform != "hue_rotation":
+    if not hue_and_angle(m.transform):
         return responses.params.double().numpy(), tun.numpy(), None
     n = hue_grid(responses)
     surf = tun.view(len(rows), n, n)  # [member, hue, angle]
@@ -103,27 +116,6 @@ def tuning_curves(m: Members, responses: Responses) -> tuple[np.ndarray, np.ndar
     grid = responses.params.double().view(n, n, 2)
     curves = surf[torch.arange(len(rows)), best_hue]
     return grid[0, :, 1].numpy(), curves.numpy(), grid[best_hue, 0, 0].numpy()
-
-
-def axis_label(transform: str) -> str:
-    """The label of an axis of the transform's parameter, with its unit."""
-    return {
-        "rotation": "rotation of the stimulus (degrees)",
-        "hue": "hue shift of the stimulus (degrees)",
-        "flip": "stimulus",
-        "scale": "zoom factor of the stimulus",
-        "hue_rotation": "orientation (degrees) at the member's best hue",
-    }.get(transform, "transform parameter")
-
-
-def tick_text(value: float, transform: str) -> str:
-    """A parameter value as a tick label: ``"45°"``, ``"mirrored"``, ``"×1.4"``."""
-    if transform == "flip":
-        return "mirrored" if value >= 0.5 else "original"
-    if transform == "scale":
-        return f"×{value:.2g}"
-    return f"{value:g}°"
-
 
 
 def hue_rgb(hue: float | np.ndarray, luma: float = 0.5, chroma: float = 0.2) -> np.ndarray:
@@ -152,13 +144,11 @@ def preferred_stimuli(m: Members, responses: Responses) -> tuple[Tensor, list[st
     best = responses.best_variants()[rows]
     params = responses.params[peaks]
     center = responses.meta.get("center")
-    images = get_transform(m.transform).apply(
-        responses.stimuli[best], params, center=tuple(center) if center is not None else None
-    )
-    if m.transform == "hue_rotation":
+    images = m.transform.apply(responses.stimuli[best], params, center=tuple(center) if center is not None else None)
+    if hue_and_angle(m.transform):
         labels = [f"hue {float(p[0]):g}°\n{float(p[1]):g}°" for p in params]
     else:
-        labels = [tick_text(float(p), m.transform) for p in params]
+        labels = [m.transform.format_tick(float(p)) for p in params]
     return images.clamp(0.0, 1.0), labels
 
 
@@ -184,14 +174,17 @@ def member_hues(m: Members, responses: Responses, fallback: np.ndarray) -> np.nd
 
 
 def expected_peaks(m: Members, data: np.ndarray, responses: Responses) -> tuple[list[float], list[int]]:
-    """Columns where each member should peak if the family is equivariant."""
+    """Columns where each member should peak if the family is equivariant: shifts around the transform's
+    period (one parameter on an evenly spaced grid over it); none for a transform without a period (scale)
+    or with a multi-dimensional parameter (hue_rotation)."""
     n, s = data.shape
-    if m.transform not in ("rotation", "hue", "flip") or not all(math.isfinite(p) for p in m.preferred):
+    span = m.transform.period
+    if span is None or m.transform.param_shape != () or not all(math.isfinite(p) for p in m.preferred):
         return [], []
     c0 = int(np.argmax(data[0]))
-    span = 2.0 if m.transform == "flip" else 360.0
     step = span / s
-    fam_period = m.period if math.isfinite(m.period) and 0 < m.period <= span else span
+    fam = m.period
+    fam_period = fam if fam is not None and math.isfinite(fam) and 0 < fam <= span else span
     cols: list[float] = []
     rws: list[int] = []
     for i in range(n):

@@ -28,7 +28,9 @@ from .._stats import DEFAULT_Q
 from ..families import Family, rank_families, weight_verdict_text
 from ..responses import Responses
 from ..score import FamilyScore
+from ..transforms import Transform, as_transform
 from . import figures as F
+from ._data import hue_and_angle
 from ._files import (
     FIGURES_DIR, IMAGE_FORMATS, INDEX, REPORT_FORMATS, ReportFormat, check_formats, save_figure, slug, staged_report,
 )  # fmt: skip
@@ -78,8 +80,9 @@ def report(
 
     Args:
         obj: a :class:`~equifind.ScanResult` (anything with ``model``, ``layers``,
-            ``transforms``, ``families`` and optionally ``scores``, ``responses``,
-            ``circuits``, ``matches``, ``config``, ``summary()``), a
+            ``transforms``, ``families`` and optionally ``responses``, ``circuits``,
+            ``matches``, ``config``, ``heldout_images``, ``summary()``; each family's
+            :class:`~equifind.FamilyScore` is its ``equivariance``), a
             :class:`~equifind.Family`, a :class:`~equifind.FamilyScore`, or a
             ``CircuitScore`` (anything with ``weights`` and ``kind``).
         out_dir: the report directory; created if missing. Its ``index.html`` and
@@ -159,20 +162,6 @@ def _units(layer: str, units: Sequence[int], limit: int | None = None) -> str:
     return text + (f", … ({len(units)} in all)" if limit is not None and len(units) > limit else "")
 
 
-def _param(x: float, transform: str) -> str:
-    if transform == "flip":
-        return f"{x:g}"
-    if transform == "scale":
-        return f"×{x:.3g}"
-    return f"{x:.1f}°"
-
-
-def _period(period: float, transform: str) -> str:
-    if transform == "flip":
-        return f"{period:g} (original, mirrored)"
-    return f"{period:g}°" if math.isfinite(period) else "none"
-
-
 def _legend(alpha: float) -> str:
     """What the q and p of the cards mean, and the significance rule."""
     return (
@@ -214,7 +203,7 @@ def _family_card(
     null draws of family and circuit tests whose result does not say its own (older files); ``alpha``: the
     held-out verdict's threshold; ``heldout_images``: the layer and transform's held-out images (scan)."""
     main: Family | FamilyScore = family if family is not None else score  # type: ignore[assignment]
-    layer, t = main.layer, main.transform
+    layer, t = main.layer, main.transform  # t: a Transform; it writes parameters and periods
     units = list(family.units) if family is not None else list(score.order)  # type: ignore[union-attr]
     if family is not None:
         preferred = list(family.preferred)
@@ -222,10 +211,10 @@ def _family_card(
         preferred = [float(score.preferred.get(u, math.nan)) for u in units]  # type: ignore[union-attr]
     card = Card(title, f"card-{name}")
     card.fields.append(("units", _units(layer, units)))
-    card.fields.append(("preferred", ", ".join(_param(p, t) for p in preferred)))
-    if family is not None and family.preferred_hue is not None:
-        card.fields.append(("preferred hue", ", ".join(_param(p, "hue") for p in family.preferred_hue)))
-    card.fields.append(("period", _period(float(main.period), t)))
+    card.fields.append(("preferred", ", ".join(t.format_param(p) for p in preferred)))
+    if family is not None and family.preferred_hue is not None:  # hue shifts, in degrees like the angles
+        card.fields.append(("preferred hue", ", ".join(t.format_param(p) for p in family.preferred_hue)))
+    card.fields.append(("period", t.format_period(main.period)))
     if score is not None:
         card.fields.append(("equivariance score", f"{_num(score.equivariance)} (1.0 = exact f(g·x) = P_g f(x))"))
         evidence = q_and_p(score.q_value, score.p_value, null_size(score, n_null))
@@ -245,12 +234,16 @@ def _family_card(
         card.fields.append(("weights", weight_verdict_text(family, circuit_n_null)))
         if family.explained_by is not None:
             e = family.explained_by
+            by = as_transform(e["transform"])  # saved by name
             card.fields.append(("explained by", (
-                f"the {e['transform']} family {_units(layer, e['units'], _MAX_LISTED)} (period {_period(e['period'], e['transform'])}): "
-                f"its members at {', '.join(_param(a, e['transform']) for a in e['angles'])}, mirrored angles "
+                f"the {by} family {_units(layer, e['units'], _MAX_LISTED)} (period {by.format_period(e['period'])}): "
+                f"its members at {', '.join(by.format_param(a) for a in e['angles'])}, mirrored angles "
                 f"(sum off 0 by {e['mismatch']:.1f}°); not counted as a finding")))  # fmt: skip
     holes = score.holes if score is not None else family.holes  # type: ignore[union-attr]
-    card.fields.append(("holes", ", ".join(_param(h, t) for h in holes) if holes else "none"))
+    if t.period is None:  # no circle, so no gaps around it
+        card.fields.append(("holes", "n/a (no period)"))
+    else:
+        card.fields.append(("holes", ", ".join(t.format_param(h) for h in holes) if holes else "none"))
     if family is not None and family.duplicates:
         card.fields.append(("duplicates", ", ".join(f"{layer}:{a} (= {layer}:{b})" for a, b in family.duplicates)))
     card.fields.append(("matched labels", _matched(matches, layer, t, units)))
@@ -277,7 +270,7 @@ def _family_figures(
     else:
         builder.figure(card, f"{name}__tuning", "tuning curves (members × transform, normalised per row)",
                        lambda: F.tuning_heatmap(main, responses))  # fmt: skip
-        if t in F.CIRCULAR:
+        if t.circular:
             builder.figure(card, f"{name}__polar", "polar tuning", lambda: F.polar_tuning(main, responses))
         if responses.stimuli is not None:
             builder.figure(card, f"{name}__stimuli", "best stimulus of each member at its preferred parameter",
@@ -286,7 +279,7 @@ def _family_figures(
             card.notes.append("No stimulus strip: these responses carry no stimuli.")
         builder.figure(card, f"{name}__equivariance", "responses to the first member's stimulus under each transform step",
                        lambda: F.equivariance_matrix(main, responses))  # fmt: skip
-    if t == "hue_rotation" and (responses is not None or (family is not None and family.preferred_hue is not None)):
+    if hue_and_angle(t) and (responses is not None or (family is not None and family.preferred_hue is not None)):
         builder.figure(card, f"{name}__hue_orientation", "preferred hue × orientation",
                        lambda: F.hue_orientation_map(main, responses))  # fmt: skip
 
@@ -320,11 +313,14 @@ def _heldout_figures(builder: _Builder, card: Card, score: FamilyScore | None, i
 def _family_page(builder: _Builder, obj: Family | FamilyScore, responses: Responses | None) -> Page:
     family = obj if isinstance(obj, Family) else None
     score = obj if isinstance(obj, FamilyScore) else None
-    name = f"{slug(obj.layer)}__{slug(obj.transform)}__family"
+    if family is not None:
+        score = family.equivariance  # the family's own score, when it carries one
+    name = f"{slug(obj.layer)}__{slug(obj.transform.name)}__family"
     n = len(family.units) if family is not None else len(obj.order)  # type: ignore[union-attr]
     title = f"{obj.layer} · {obj.transform} family of {n} units"
     card = _family_card(builder, family, score, responses, (), name, title)
-    header = [("layer", obj.layer), ("transform", obj.transform), ("responses", repr(responses) if responses else "not given")]
+    header = [("layer", obj.layer), ("transform", obj.transform.name),
+              ("responses", repr(responses) if responses else "not given")]  # fmt: skip
     return Page(f"equifind report: {title}", header, [Section("Family", "family", paragraphs=[_legend(DEFAULT_Q)], cards=[card])])
 
 
@@ -370,13 +366,6 @@ def _circuit_page(builder: _Builder, c: Any) -> Page:
 # --------------------------------------------------------------------------- scans
 
 
-def _pair(fams: Sequence[Family], scores: Sequence[FamilyScore]) -> list[FamilyScore | None]:
-    """The score of each family: same position when the lists align, else the same units."""
-    if len(scores) == len(fams) and all(set(s.units) == set(f.units) for s, f in zip(scores, fams)):
-        return list(scores)
-    return [next((s for s in scores if set(s.units) == set(f.units)), None) for f in fams]
-
-
 @dataclass(frozen=True)
 class _ScanContext:
     """What every part of a scan page needs: the significance rule and the config's null sizes."""
@@ -404,30 +393,29 @@ def _confirmed(fams: Sequence[Family]) -> str:
     return str(sum(f.weight_support is not None for f in fams))
 
 
-def _summary_row(ctx: _ScanContext, layer: str, t: str, fams: Sequence[Family], paired: list[FamilyScore | None],
+def _summary_row(ctx: _ScanContext, layer: str, t: Transform, fams: Sequence[Family],
                  resp: Responses | None) -> list[str]:  # fmt: skip
     """One row of the summary table: counts, families at q ≤ alpha and confirmed by weights, the most
-    equivariant family's q (p), and the flip pairs explained by rotation ("n/a" for other transforms), which
-    the other counts leave out."""
+    equivariant family's q (p) (each family's ``equivariance``), and the flip pairs explained by rotation
+    ("n/a" for transforms other than a mirror pair), which the other counts leave out."""
     n_explained = sum(getattr(f, "explained_by", None) is not None for f in fams)
-    paired = [sc for f, sc in zip(fams, paired) if getattr(f, "explained_by", None) is None]
+    selective, invariant = len(getattr(fams, "selective", [])), len(getattr(fams, "invariant", []))  # FamilyList's
     fams = [f for f in fams if getattr(f, "explained_by", None) is None]
-    best = max((s for s in paired if s is not None), key=lambda s: s.equivariance, default=None)
+    best = max((f.equivariance for f in fams if f.equivariance is not None), key=lambda s: s.equivariance, default=None)
     evidence = q_and_p(best.q_value, best.p_value, null_size(best, ctx.n_null)) if best else "n/a"
     return [
-        layer, t, str(len(resp.units)) if resp is not None else "n/a",
-        str(len(getattr(fams, "selective", []))), str(len(getattr(fams, "invariant", []))), str(len(fams)),
+        layer, t.name, str(len(resp.units)) if resp is not None else "n/a",
+        str(selective), str(invariant), str(len(fams)),
         str(sum(f.q_value <= ctx.alpha for f in fams)), _confirmed(fams), str(sum(len(f.units) for f in fams)),
-        _num(best.equivariance) if best else "n/a", evidence, str(n_explained) if t == "flip" else "n/a",
+        _num(best.equivariance) if best else "n/a", evidence, str(n_explained) if t.discovery == "pair" else "n/a",
     ]  # fmt: skip
 
 
-def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: str, fams: Sequence[Family],
-                   paired: list[FamilyScore | None], resp: Responses | None,
-                   heldout_images: F.HeldoutImages | None = None) -> Section:  # fmt: skip
+def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: Transform, fams: Sequence[Family],
+                   resp: Responses | None, heldout_images: F.HeldoutImages | None = None) -> Section:  # fmt: skip
     """The cards of one layer and transform, the most worth a look first (rank_families at q ≤ alpha:
     confirmed by weights first, then significant, larger, more equivariant)."""
-    sub = Section(f"{layer} · {t}", f"layer-{slug(layer)}--{slug(t)}", level=3)
+    sub = Section(f"{layer} · {t}", f"layer-{slug(layer)}--{slug(t.name)}", level=3)
     invariant = list(getattr(fams, "invariant", []))
     findings = [f for f in fams if getattr(f, "explained_by", None) is None]
     n_sig = sum(f.q_value <= ctx.alpha for f in findings)
@@ -441,11 +429,12 @@ def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: str, fam
     )
     if not fams:
         sub.paragraphs.append("No families found.")
-    order = rank_families(fams, [sc.equivariance if sc is not None else None for sc in paired], alpha=ctx.alpha)
+    scores = [f.equivariance for f in fams]
+    order = rank_families(fams, [sc.equivariance if sc is not None else None for sc in scores], alpha=ctx.alpha)
     for rank, i in enumerate(order):
-        fam, sc = fams[i], paired[i]
-        name = f"{slug(layer)}__{slug(t)}__f{i:02d}"
-        title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {_period(fam.period, t)}" + (
+        fam, sc = fams[i], scores[i]
+        name = f"{slug(layer)}__{slug(t.name)}__f{i:02d}"
+        title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {t.format_period(fam.period)}" + (
             " (explained by rotation)" if getattr(fam, "explained_by", None) is not None else "")
         skip = None if ctx.max_families is None or rank < ctx.max_families else (
             f"only the first {ctx.max_families} families of {layer} · {t} are drawn "
@@ -473,13 +462,12 @@ def _circuit_section(builder: _Builder, ctx: _ScanContext, circuits: list[Any], 
 
 
 def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circuits: int | None) -> Page:
-    layers, transforms = list(res.layers), list(res.transforms)
-    scores = getattr(res, "scores", None) or {}
+    layers, transforms = list(res.layers), [as_transform(t) for t in res.transforms]  # names in a saved scan
     responses = getattr(res, "responses", None) or {}
     matches = list(getattr(res, "matches", None) or [])
     config = getattr(res, "config", None) or {}
     ctx = _ScanContext.of(config, matches, max_families)
-    header = [("model", str(res.model)), ("layers", ", ".join(layers)), ("transforms", ", ".join(transforms))]
+    header = [("model", str(res.model)), ("layers", ", ".join(layers)), ("transforms", ", ".join(t.name for t in transforms))]
     header += [(f"config: {k}", json.dumps(v, sort_keys=True, default=str)) for k, v in sorted(config.items())]
     rows: list[list[str]] = []
     layer_sections: list[Section] = []
@@ -490,10 +478,9 @@ def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circui
             if fams is None:
                 continue
             resp = responses.get(layer, {}).get(t)
-            paired = _pair(list(fams), list(scores.get(layer, {}).get(t, [])))
-            rows.append(_summary_row(ctx, layer, t, fams, paired, resp))
+            rows.append(_summary_row(ctx, layer, t, fams, resp))
             images = (getattr(res, "heldout_images", None) or {}).get(layer, {}).get(t)
-            layer_sections.append(_layer_section(builder, ctx, layer, t, fams, paired, resp, images))
+            layer_sections.append(_layer_section(builder, ctx, layer, t, fams, resp, images))
     summary = Section("Summary", "summary", paragraphs=[_legend(ctx.alpha)])
     summary.table = Table(["layer", "transform", "units probed", "selective", "invariant", "families",
                            f"families at discovery q ≤ {ctx.alpha:g}", "confirmed by weights", "units in families",

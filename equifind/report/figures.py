@@ -25,15 +25,17 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+from matplotlib.ticker import NullFormatter, NullLocator
+
 from ..families import Family
 from ..heldout import HeldoutSource
 from ..responses import Responses
 from ..score import FamilyScore
+from ..transforms import Transform, names
 from ._data import (
-    Members, axis_label, expected_peaks, hue_angle, hue_grid, hue_rgb, member_hues, member_rows, members_of,
-    normalise_rows, preferred_stimuli, tick_text, tuning_curves,
+    Members, expected_peaks, hue_and_angle, hue_angle, hue_grid, hue_rgb, member_hues, member_rows, members_of,
+    normalise_rows, preferred_stimuli, tuning_curves,
 )  # fmt: skip
-from ..transforms import get_transform
 from ._files import save_figure  # re-exported
 
 __all__ = [
@@ -46,11 +48,8 @@ __all__ = [
     "heldout_pairs",
     "hue_rgb",
     "save_figure",
-    "CIRCULAR",
 ]
 
-#: Transforms whose parameter is an angle (polar plots make sense).
-CIRCULAR: tuple[str, ...] = ("rotation", "hue", "hue_rotation")
 _CMAP = "viridis"
 _NORMALISED = "normalised response\n(per row: 0 = min, 1 = max)"
 
@@ -58,11 +57,41 @@ _NORMALISED = "normalised response\n(per row: 0 = min, 1 = max)"
 # --------------------------------------------------------------------------- axes
 
 
-def _set_param_ticks(ax: Axes, x: np.ndarray, transform: str, max_ticks: int = 9) -> None:
+def _log_edges(x: np.ndarray) -> np.ndarray:
+    """Cell edges of a log-spaced grid ``x [S]``: geometric midpoints, half a step beyond each end (``[S + 1]``)."""
+    if x.ndim != 1 or len(x) < 1 or not (x > 0).all() or not (np.diff(x) > 0).all():
+        raise ValueError(f"a log axis needs ascending positive parameters, got {x.tolist()}")
+    lx = np.log(x)
+    half = np.diff(lx) / 2 if len(x) > 1 else np.array([math.log(2.0)])
+    return np.exp(np.concatenate([[lx[0] - half[0]], lx[:-1] + half, [lx[-1] + half[-1]]]))
+
+
+def _heatmap(ax: Axes, data: np.ndarray, x: np.ndarray, transform: Transform) -> ScalarMappable:
+    """Rows × grid columns in [0, 1]: one column per grid step, or, for a transform on a log axis
+    (:attr:`~equifind.transforms.Transform.log_axis`), cells at the grid's parameters on a log x axis."""
+    if not transform.log_axis:
+        return ax.imshow(data, aspect="auto", cmap=_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+    n = data.shape[0]
+    ax.set_xscale("log")
+    edges = _log_edges(x)
+    mesh = ax.pcolormesh(edges, np.arange(n + 1) - 0.5, data, cmap=_CMAP, vmin=0.0, vmax=1.0, shading="flat")
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(n - 0.5, -0.5)  # row 0 on top, as imshow draws it
+    return mesh
+
+
+def _set_param_ticks(ax: Axes, x: np.ndarray, transform: Transform, max_ticks: int = 9) -> None:
+    """Tick labels from the transform (:meth:`~equifind.transforms.Transform.format_tick`): at column
+    indices, or at the parameters themselves on a log axis."""
     step = max(1, math.ceil(len(x) / max_ticks))
     idx = list(range(0, len(x), step))
-    ax.set_xticks(idx)
-    ax.set_xticklabels([tick_text(float(x[i]), transform) for i in idx])
+    if transform.log_axis:
+        ax.set_xticks([float(x[i]) for i in idx])
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        ax.set_xticks(idx)
+    ax.set_xticklabels([transform.format_tick(float(x[i])) for i in idx])
 
 
 def _unit_ticks(ax: Axes, units: list[int], axis: str = "y", max_ticks: int = 40) -> None:
@@ -77,8 +106,13 @@ def _unit_ticks(ax: Axes, units: list[int], axis: str = "y", max_ticks: int = 40
         ax.set_xticklabels(labels)
 
 
+def _period_text(period: float | None) -> str:
+    """A family's period in a figure title ("none" without one)."""
+    return "none" if period is None else f"{period:g}"
+
+
 def _title(m: Members, what: str) -> str:
-    return f"{m.layer} · {m.transform} family of {len(m.units)} units (period {m.period:g})\n{what}"
+    return f"{m.layer} · {m.transform} family of {len(m.units)} units (period {_period_text(m.period)})\n{what}"
 
 
 # --------------------------------------------------------------------------- figures
@@ -89,7 +123,7 @@ def tuning_heatmap(family: Family | FamilyScore, responses: Responses) -> Figure
 
     Rows are sorted by preferred parameter; a member's curve is its response to
     its best stimulus variant over the transform grid (hue_rotation: over
-    orientation, at the member's best hue).
+    orientation, at the member's best hue). Scale's zoom factors lie on a log axis.
 
     Args:
         family: the family (members in family order).
@@ -109,10 +143,10 @@ def tuning_heatmap(family: Family | FamilyScore, responses: Responses) -> Figure
     units = [m.units[i] for i in order]
     fig = Figure(figsize=(7.0, min(12.0, 2.2 + 0.25 * len(units))), layout="constrained")
     ax = fig.add_subplot()
-    im = ax.imshow(data, aspect="auto", cmap=_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+    im = _heatmap(ax, data, x, m.transform)
     _set_param_ticks(ax, x, m.transform)
     _unit_ticks(ax, units)
-    ax.set_xlabel(axis_label(m.transform))
+    ax.set_xlabel(m.transform.axis_label)
     ax.set_ylabel(f"{m.layer} unit (sorted by preferred)")
     ax.set_title(_title(m, "tuning curves"), fontsize=9)
     fig.colorbar(im, ax=ax, label=_NORMALISED, shrink=0.9)
@@ -135,19 +169,21 @@ def polar_tuning(family: Family | FamilyScore, responses: Responses) -> Figure:
         The figure.
 
     Raises:
-        ValueError: a transform without an angle (flip, scale), or bad responses.
+        ValueError: a transform that is not circular (flip, scale), or bad responses.
     """
     m = members_of(family)
-    if m.transform not in CIRCULAR:
-        raise ValueError(f"polar_tuning needs a circular transform {list(CIRCULAR)}, got {m.transform!r}")
+    tf = m.transform
+    if not tf.circular:
+        raise ValueError(f"polar_tuning needs a circular transform {list(names(circular=True))}, got {tf.name!r}")
     x, curves, hues = tuning_curves(m, responses)
     data = normalise_rows(curves)
-    theta = np.deg2rad(np.append(x, x[0] + 360.0))
+    full = float(tf.period)  # a circular transform's period is one full turn
+    theta = np.deg2rad(np.append(x, x[0] + full) * (360.0 / full))
     fig = Figure(figsize=(6.0, 5.2), layout="constrained")
     ax = fig.add_subplot(projection="polar")
     cyclic = matplotlib.colormaps["twilight_shifted"]
-    if m.transform == "rotation":
-        period = m.period if math.isfinite(m.period) and m.period > 0 else 360.0
+    if not tf.colour:  # an angle: a cyclic colour map over the family's period
+        period = m.period if m.period is not None and math.isfinite(m.period) and m.period > 0 else full
         colours = [cyclic((p % period) / period) for p in m.preferred]
     elif hues is not None:  # hue_rotation: the preferred hue shift (a contrast has no single hue)
         colours = [tuple(c) for c in hue_rgb(hues)]
@@ -161,10 +197,10 @@ def polar_tuning(family: Family | FamilyScore, responses: Responses) -> Figure:
     ax.set_rlim(0.0, 1.05)
     ax.set_rticks([0.5, 1.0])
     ax.set_rlabel_position(22.5)
-    ax.set_title(_title(m, f"polar tuning; angle: {axis_label(m.transform)}; radius: normalised response"), fontsize=8)
+    ax.set_title(_title(m, f"polar tuning; angle: {tf.axis_label}; radius: normalised response"), fontsize=8)
     if len(m.units) <= 16:
         ax.legend(title=f"{m.layer} unit", loc="upper left", bbox_to_anchor=(1.05, 1.0), fontsize=7, title_fontsize=7)
-    if m.transform == "rotation":
+    if not tf.colour:
         sm = ScalarMappable(norm=Normalize(0.0, period), cmap=cyclic)
         fig.colorbar(sm, ax=ax, label="preferred angle (degrees)", shrink=0.6, location="left")
     return fig
@@ -234,13 +270,14 @@ def equivariance_matrix(family: Family | FamilyScore, responses: Responses) -> F
     v0 = int(responses.best_variants()[rows[0]])
     data = normalise_rows(responses.values[rows, v0, :].double().numpy())
     n, s = data.shape
+    x = responses.params.double().numpy()
     fig = Figure(figsize=(7.0, min(12.0, 2.6 + 0.25 * n)), layout="constrained")
     ax = fig.add_subplot()
-    im = ax.imshow(data, aspect="auto", cmap=_CMAP, vmin=0.0, vmax=1.0, interpolation="nearest")
+    im = _heatmap(ax, data, x, m.transform)
     _unit_ticks(ax, m.units)
     ax.set_ylabel(f"{m.layer} unit (family order)")
     cols: list[float] = []
-    if m.transform == "hue_rotation":
+    if hue_and_angle(m.transform):
         k = hue_grid(responses)
         grid = responses.params.double().view(k, k, 2)
         ax.set_xticks([i * k for i in range(k)])
@@ -249,12 +286,13 @@ def equivariance_matrix(family: Family | FamilyScore, responses: Responses) -> F
             ax.axvline(i * k - 0.5, color="white", linewidth=0.5)
         ax.set_xlabel("g = (hue shift, rotation): hue blocks (degrees), rotation 0–360° within each")
     else:
-        _set_param_ticks(ax, responses.params.double().numpy(), m.transform)
-        ax.set_xlabel(f"g: {axis_label(m.transform)}")
+        _set_param_ticks(ax, x, m.transform)
+        ax.set_xlabel(f"g: {m.transform.axis_label}")
         cols, rws = expected_peaks(m, data, responses)
         if cols:
             ax.scatter(cols, rws, s=28, facecolors="none", edgecolors="white", linewidths=1.2)
-        ax.set_xlim(-0.5, s - 0.5)
+        if not m.transform.log_axis:
+            ax.set_xlim(-0.5, s - 0.5)
     what = f"f(g·x) = P_g f(x)? x = best stimulus of unit {m.units[0]}" + ("; ○ expected peaks" if cols else "")
     ax.set_title(_title(m, what), fontsize=9)
     fig.colorbar(im, ax=ax, label=_NORMALISED, shrink=0.9)
@@ -280,8 +318,9 @@ def hue_orientation_map(family: Family | FamilyScore, responses: Responses | Non
         ValueError: a family of another transform, or no way to know the hues.
     """
     m = members_of(family)
-    if m.transform != "hue_rotation":
-        raise ValueError(f"hue_orientation_map needs a 'hue_rotation' family, got {m.transform!r}")
+    if not hue_and_angle(m.transform):
+        which = list(names(colour=True, param_shape=(2,)))
+        raise ValueError(f"hue_orientation_map needs a family of a (hue, angle) transform {which}, got {m.transform.name!r}")
     hue, angle = hue_angle(m, responses)
     fig = Figure(figsize=(6.5, 5.5), layout="constrained")
     ax = fig.add_subplot()
@@ -314,8 +353,8 @@ HeldoutImages = Mapping[str, Mapping[int, "np.ndarray | torch.Tensor"]]
 
 
 def _heldout_title(score: FamilyScore, what: str) -> str:
-    return (f"{score.layer} · {score.transform} family of {len(score.order)} units (period {score.period:g}), "
-            f"held-out\n{what}")
+    return (f"{score.layer} · {score.transform} family of {len(score.order)} units "
+            f"(period {_period_text(score.period)}), held-out\n{what}")
 
 
 def _members_and_positions(score: FamilyScore, test: HeldoutSource) -> tuple[list[int], list[float]]:
@@ -324,9 +363,24 @@ def _members_and_positions(score: FamilyScore, test: HeldoutSource) -> tuple[lis
     members = list(test.members) or list(score.order)
     if test.positions:
         return members, list(test.positions)
+    tf = score.transform
+    if tf.period is None:  # no circle: the parameter that carries member 0's preference onto member j's
+        p0 = float(score.preferred.get(members[0], tf.identity))
+        return members, [float(tf.compose(float(score.preferred.get(u, p0)), tf.inverse(p0))) for u in members]
     p0 = float(score.preferred.get(members[0], 0.0))
-    period = float(score.period) if math.isfinite(score.period) and score.period > 0 else 360.0
+    fam = score.period
+    period = float(fam) if fam is not None and math.isfinite(fam) and fam > 0 else float(tf.period)
     return members, [(float(score.preferred.get(u, p0)) - p0) % period for u in members]
+
+
+def _position_text(transform: Transform, position: float) -> str:
+    """A member's position relative to member 0 as the held-out figure labels it: whole units of a circular
+    parameter (``"135°"``), the mirror state of a pair (``"1"``), else the transform's parameter text."""
+    if transform.circular:
+        return transform.format_tick(float(np.rint(position)))  # as f"{position:.0f}", NaN included
+    if transform.discovery == "pair":
+        return f"{position:.0f}"
+    return transform.format_param(position)
 
 
 def _as_image(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -383,18 +437,17 @@ def heldout_answers(score: FamilyScore, images: HeldoutImages, source: str | Non
     if missing:
         raise ValueError(f"no {source} images of units {sorted(missing)}")
     own = [_as_image(images[source][u]) for u in members]
-    transform = get_transform(score.transform)
-    moved = [own[0] if j == 0 else
-             transform.apply(own[0], min(1.0, float(positions[j])) if score.transform == "flip" else float(positions[j]))
+    tf = score.transform
+    pair = tf.discovery == "pair"  # a two-element group: a position is the mirror state, 0 or 1
+    moved = [own[0] if j == 0 else tf.apply(own[0], min(1.0, float(positions[j])) if pair else float(positions[j]))
              for j in range(len(members))]  # fmt: skip
     n = len(members)
     fig = Figure(figsize=(max(5.0, 1.05 * n), 4.6), layout="constrained")
     axes = fig.subplots(3, n, squeeze=False)
-    unit = "" if score.transform == "flip" else "°"
     for j, u in enumerate(members):
-        _show(axes[0, j], own[j], str(u), f"{positions[j]:.0f}{unit}" if score.transform != "flip" else
-              ("original" if j == 0 else "mirrored"))  # fmt: skip
-        _show(axes[1, j], moved[j], f"{members[0]} → {positions[j]:.0f}{unit}")
+        _show(axes[0, j], own[j], str(u), tf.format_tick(0.0 if j == 0 else 1.0) if pair else
+              _position_text(tf, positions[j]))  # fmt: skip
+        _show(axes[1, j], moved[j], f"{members[0]} → {_position_text(tf, positions[j])}")
         answer = int(test.answers[j]) if j < len(test.answers) else -1
         _show(axes[2, j], _as_image(images[source][answer]) if answer in images[source] else torch.full((1, 3, 8, 8), 0.5),
               f"answered by {answer}", mismatch=answer != u)  # fmt: skip

@@ -64,6 +64,8 @@ class Transform(abc.ABC):
             tuning harmonics say (:func:`equifind._circle.harmonic_period`), not ``period``.
         circuits: :func:`~equifind.circuit_symmetry` handles it (the weights between layers).
         axis_label: the parameter axis of a tuning plot, e.g. "rotation of the stimulus (degrees)".
+        log_axis: parameters multiply (a log-spaced grid of positive values): plots put them on a
+            log axis (scale).
     """
 
     name: ClassVar[str]
@@ -81,6 +83,7 @@ class Transform(abc.ABC):
     sub_periods: ClassVar[bool] = False
     circuits: ClassVar[bool] = False
     axis_label: ClassVar[str] = "transform parameter"
+    log_axis: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ images
 

@@ -29,6 +29,7 @@ class Scale(PixelTransform):
     min_steps = 4
     aperture_after = True  # zooming in pushes content past the aperture's edge: apply it again after
     axis_label = "zoom factor of the stimulus"
+    log_axis = True  # factors multiply: plots show them on a log axis
     #: Octaves below and above 1 that :meth:`grid` spans: factors ``2**-2 … 2**2``.
     OCTAVES: ClassVar[float] = 2.0
 

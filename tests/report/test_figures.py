@@ -1,7 +1,7 @@
 """Figures of equifind.report on small synthetic families, responses and circuits.
 
 The builders at the top (``rotation_case``, ``hue_case``, ``flip_case``,
-``hue_rotation_case``, ``make_circuit``) are shared with test_html.py and
+``scale_case``, ``hue_rotation_case``, ``make_circuit``) are shared with test_html.py and
 test_browser.py.
 """
 
@@ -102,6 +102,25 @@ def flip_case(layer: str = "conv2d2"):
     return Family(layer, "flip", [3, 5], [0.0, 1.0], 2.0, 0.99, 0.02, q_value=0.03, n_null=199), resp
 
 
+SCALE_PREFERRED = [0.5, 2**-0.5, 1.0, 2**0.5, 2.0]  # zoom factors, half an octave apart
+
+
+def scale_case(layer: str = "conv2d1", steps: int = 16, extra: int = 2):
+    """A scale family: unit u's tuning is a bump along log2(zoom) at ``SCALE_PREFERRED[u]`` (no period), on the
+    probe's log-spaced grid; ``extra`` noise units follow."""
+    grid = ef.Scale().grid(steps)
+    members = len(SCALE_PREFERRED)
+    values = 0.05 * torch.rand(members + extra, 2, steps, generator=torch.Generator().manual_seed(2))
+    for u, pref in enumerate(SCALE_PREFERRED):
+        bump = torch.exp(-0.5 * ((torch.log2(grid) - math.log2(pref)) / 0.35) ** 2)
+        for v, gain in enumerate((1.0, 0.6)):
+            values[u, v] += gain * bump
+    resp = ef.Responses(values, grid, layer=layer, transform="scale", stimuli=_bars(), meta={"center": list(CENTER)})
+    fam = Family(layer, "scale", list(range(members)), list(SCALE_PREFERRED), None, 0.93, 0.005, holes=[],
+                 q_value=0.005, n_null=199)  # fmt: skip
+    return fam, resp
+
+
 def hue_rotation_case(layer: str = "mixed3a", n: int = 6):
     """Four colour-contrast units peaking at (hue, angle) = (60 i, 90 i) on an n × n grid."""
     grid = ef.HueRotation().grid(n)
@@ -145,6 +164,9 @@ CASES = {
     "rotation-matrix": lambda: equivariance_matrix(*rotation_case()),
     "hue-polar": lambda: polar_tuning(*hue_case()),
     "flip-matrix": lambda: equivariance_matrix(*flip_case()),
+    "scale-heatmap": lambda: tuning_heatmap(*scale_case()),
+    "scale-strip": lambda: stimulus_strip(*scale_case()),
+    "scale-matrix": lambda: equivariance_matrix(*scale_case()),
     "hue_rotation-map": lambda: hue_orientation_map(*hue_rotation_case()),
     "weights": lambda: weight_diagram(make_circuit()),
 }
@@ -259,3 +281,27 @@ def test_hue_rotation_map_without_responses_uses_family_hues() -> None:
     fam.preferred_hue = None
     with pytest.raises(ValueError, match="preferred_hue"):
         hue_orientation_map(fam)
+
+
+def test_scale_family_on_a_log_axis_of_zoom_factors() -> None:
+    fam, resp = scale_case()
+    grid = resp.params.double().numpy()
+    for draw in (tuning_heatmap, equivariance_matrix):
+        ax = draw(fam, resp).axes[0]
+        assert ax.get_xscale() == "log"
+        assert not ax.images  # cells at the zoom factors, not at column indices
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels[0] == "×0.25" and all(t.startswith("×") for t in labels)
+        assert np.allclose(ax.get_xticks(), grid[::2])  # ticks at the grid's factors
+        lo, hi = ax.get_xlim()
+        assert lo < grid[0] < grid[-1] < hi and ax.get_xlabel().endswith("zoom factor of the stimulus")
+        assert "(period none)" in ax.get_title()
+    data = np.asarray(tuning_heatmap(fam, resp).axes[0].collections[0].get_array()).reshape(5, 16)
+    assert np.allclose(data.max(1), 1.0) and np.allclose(data.min(1), 0.0)
+    peaks = [float(grid[i]) for i in data.argmax(1)]  # rows by preferred zoom: peaks ascend, each near its factor
+    assert peaks == sorted(peaks)
+    assert np.allclose(np.log2(peaks), np.log2(SCALE_PREFERRED), rtol=0.0, atol=4 / 15 / 2 + 1e-6)  # within half a grid step
+    strip = stimulus_strip(fam, resp)
+    assert [ax.get_title() for ax in strip.axes if ax.images] == [ef.Scale().format_tick(p) for p in peaks]
+    with pytest.raises(ValueError, match="polar_tuning needs a circular transform"):
+        polar_tuning(fam, resp)

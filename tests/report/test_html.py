@@ -20,30 +20,31 @@ from equifind.report import figures as figures_module  # noqa: E402  (ef.report 
 from equifind.families import FamilyList, best_weight_support  # noqa: E402
 from equifind.report import report  # noqa: E402
 from equifind.report._files import slug  # noqa: E402
-from test_figures import as_score, flip_case, hue_case, hue_rotation_case, make_circuit, rotation_case  # noqa: E402
+from test_figures import (  # noqa: E402
+    as_score, flip_case, hue_case, hue_rotation_case, make_circuit, rotation_case, scale_case,
+)  # fmt: skip
 
 ODD_LAYER = "conv<1>"  # must be escaped in the page and made safe in file names
 AMP_LAYER = "mixed&2"
 
 
 def stand_in_scan(real: bool = False) -> Any:
-    """A small scan: a rotation family in conv<1>, a hue and a flip family in mixed&2, one circuit."""
+    """A small scan: a rotation family in conv<1>, a hue and a flip family in mixed&2, one circuit; each family
+    carries its FamilyScore (``Family.equivariance``), as a scan sets it."""
     rot, rot_resp = rotation_case(layer=ODD_LAYER)
     hue, hue_resp = hue_case(layer=AMP_LAYER)
     flip, flip_resp = flip_case(layer=AMP_LAYER)
+    for fam, resp in ((rot, rot_resp), (hue, hue_resp), (flip, flip_resp)):
+        fam.equivariance = as_score(fam, resp)
     families = {
         ODD_LAYER: {"rotation": FamilyList([rot], invariant=[9, 10], selective=list(range(9)))},
         AMP_LAYER: {"hue": FamilyList([hue], invariant=[], selective=list(range(6))),
                     "flip": FamilyList([flip], invariant=[0], selective=[3, 5])},
     }  # fmt: skip
-    scores = {
-        ODD_LAYER: {"rotation": [as_score(rot, rot_resp)]},
-        AMP_LAYER: {"hue": [as_score(hue, hue_resp)], "flip": [as_score(flip, flip_resp)]},
-    }
     responses = {ODD_LAYER: {"rotation": rot_resp}, AMP_LAYER: {"hue": hue_resp, "flip": flip_resp}}
     fields = dict(
         model="toy<net>", layers=[ODD_LAYER, AMP_LAYER], transforms=["rotation", "hue", "flip"],
-        config={"steps": 16, "note": "<script>alert(1)</script>"}, families=families, scores=scores,
+        config={"steps": 16, "note": "<script>alert(1)</script>"}, families=families,
         responses=responses, circuits=[make_circuit(source_layer=ODD_LAYER, target_layer=AMP_LAYER)],
         matches=[{"layer": ODD_LAYER, "transform": "rotation", "label": "curve <detectors>", "found_units": [0, 1, 2],
                   "label_units": [0, 1, 2, 3], "overlap": 0.75}],
@@ -225,7 +226,7 @@ def test_figure_budget_draws_the_significant_families_and_best_circuits_first(tm
     weak = dataclasses.replace(rot, p_value=0.5, q_value=0.5)  # a larger but insignificant family
     weak = dataclasses.replace(weak, units=[*weak.units, 20], preferred=[*weak.preferred, 359.0])
     res.families[ODD_LAYER]["rotation"] = FamilyList([weak, rot], invariant=[], selective=[])
-    res.scores[ODD_LAYER]["rotation"] = []
+    weak.equivariance = rot.equivariance = None  # neither scored
     res.circuits = [make_circuit(score=0.2), make_circuit(score=0.9)]
     out = report(res, tmp_path / "r", formats=("png", "html"), max_families=1, max_circuits=1)
     figures = files_under(out / "figures")
@@ -259,7 +260,7 @@ def test_families_confirmed_by_weights_come_first_with_their_verdict(tmp_path: P
     rot.weight_checked = small.weight_checked = True
     small.weight_support = best_weight_support(small, [circuit])
     res.families[ODD_LAYER]["rotation"] = FamilyList([rot, small], invariant=[], selective=[])
-    res.scores[ODD_LAYER]["rotation"] = []
+    rot.equivariance = small.equivariance = None  # neither scored
     out = report(res, tmp_path / "r", formats=("png", "html"), max_families=1)
     figures = files_under(out / "figures")
     # the family confirmed by weights (listed second, small and insignificant) is drawn, the other is not
@@ -275,3 +276,31 @@ def test_families_confirmed_by_weights_come_first_with_their_verdict(tmp_path: P
     assert "<th>confirmed by weights</th>" in page
     assert _summary_cells(page, "conv&lt;1&gt;", "rotation")[7] == "1"
     assert _summary_cells(page, "mixed&amp;2", "hue")[7] == "not checked"
+
+
+def test_scale_family_card_and_figures(tmp_path: Path) -> None:
+    fam, resp = scale_case()
+    out = report(fam, tmp_path / "scale", formats=("png", "html"), responses=resp)
+    kinds = sorted(p.stem.rsplit("__", 1)[1] for p in (out / "figures").iterdir())
+    assert kinds == ["equivariance", "stimuli", "tuning"]  # no polar plot: no circle
+    text = (out / "index.html").read_text(encoding="utf-8")
+    assert "<dt>preferred</dt><dd>×0.5, ×0.707, ×1, ×1.41, ×2</dd>" in text
+    assert "<dt>period</dt><dd>none</dd>" in text and "<dt>holes</dt><dd>n/a (no period)</dd>" in text
+    assert "<dt>equivariance score</dt><dd>not scored</dd>" in text
+
+
+def test_scan_with_a_scale_layer(tmp_path: Path) -> None:
+    res = stand_in_scan()
+    fam, resp = scale_case(layer=ODD_LAYER)
+    res.transforms = [*res.transforms, "scale"]
+    res.families[ODD_LAYER]["scale"] = FamilyList([fam], invariant=[], selective=list(range(5)))
+    res.responses[ODD_LAYER]["scale"] = resp
+    out = report(res, tmp_path / "r", formats=("png", "html"))
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "conv&lt;1&gt; · scale · family 1: 5 units, period none" in page
+    cells = _summary_cells(page, "conv&lt;1&gt;", "scale")
+    assert cells[2:6] == ["7", "5", "0", "1"] and cells[9:] == ["n/a", "n/a", "n/a"]  # unscored; not a mirror pair
+    assert _summary_cells(page, "mixed&amp;2", "flip")[3:5] == ["2", "1"]  # selective and invariant of the FamilyList
+    figures = files_under(out / "figures")
+    assert any(f.endswith("__scale__f00__tuning.png") for f in figures)
+    assert not any("__scale__" in f and f.endswith("__polar.png") for f in figures)
