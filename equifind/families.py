@@ -326,7 +326,7 @@ def explain_flip_pairs(
             modulus = min(float(rot.period), 180.0)
             miss = abs(math.remainder(angles[0] + angles[1], modulus))
             if miss <= tol + 1e-9 and (best is None or miss < best["mismatch"]):
-                best = {"transform": rot.transform, "units": list(rot.units), "period": float(rot.period),
+                best = {"transform": rot.transform.name, "units": list(rot.units), "period": float(rot.period),
                         "angles": angles, "mismatch": miss}  # fmt: skip
         pair.explained_by = best
         explained += best is not None

@@ -61,6 +61,9 @@ class Transform(abc.ABC):
         scores: :func:`~equifind.score_family` handles it.
         circuits: :func:`~equifind.circuit_symmetry` handles it (the weights between layers).
         axis_label: the parameter axis of a tuning plot, e.g. "rotation of the stimulus (degrees)".
+        pairs_explained_by: the registry name of the transform whose families may already
+            explain this transform's families, or None (flip: "rotation": a mirror pair is
+            often two members of a rotation family; :func:`~equifind.families.explain_flip_pairs`).
     """
 
     name: ClassVar[str]
@@ -77,6 +80,7 @@ class Transform(abc.ABC):
     scores: ClassVar[bool] = True
     circuits: ClassVar[bool] = False
     axis_label: ClassVar[str] = "transform parameter"
+    pairs_explained_by: ClassVar[str | None] = None
 
     # ------------------------------------------------------------------ images
 
