@@ -94,7 +94,7 @@ class ScanConfig:
         self._check_validate()
 
     def _check_transforms(self) -> None:
-        """Registered transforms (kept as names), and ``steps`` that each of them accepts (``Transform.check_steps``)."""
+        """Registered transforms (kept as names), and ``steps`` each of them accepts (``Transform.check_steps``)."""
         given = self.transforms
         if isinstance(given, (str, Transform)) or not isinstance(given, (tuple, list)):
             raise ValueError(f"transforms must be a list of names from {list(names())}, got {given!r}")

@@ -242,7 +242,7 @@ class ScanResult:
 
     def _held_out_count(self, fams: Sequence[Family], alpha: float, t: str) -> str:
         """``"2/3"``: of a layer and transform's validated families, those that held out; "-" if not validated."""
-        verdicts = [f.equivariance.held_out(alpha) for f in fams if f.equivariance is not None and f.equivariance.heldout]
+        verdicts = [sc.held_out(alpha) for sc in _validated(fams)]
         return f"{sum(bool(v) for v in verdicts)}/{len(verdicts)}" if self.validated(t) else "-"
 
     def _family_rows(self, alpha: float) -> list[str]:
@@ -267,7 +267,8 @@ class ScanResult:
         """A family's size, units, period, discovery q (p) and, where scored (``Family.equivariance``),
         equivariance q (p) and any held-out verdict."""
         fallback = self.config.get("n_null")
-        text = (f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {f.transform.format_period(f.period)}, "
+        period = f.transform.format_period(f.period)
+        text = (f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {period}, "
                 f"discovery {q_and_p(f.q_value, f.p_value, null_size(f, fallback))}")
         if f.colour_index is not None:
             text += f", colour index {f.colour_index:.2f}"
@@ -415,6 +416,11 @@ def _equivariance(family: Family) -> float | None:
     return None if family.equivariance is None else family.equivariance.equivariance
 
 
+def _validated(fams: Sequence[Family]) -> list[FamilyScore]:
+    """The scores of the families of ``fams`` that were validated on held-out stimuli (``FamilyScore.heldout``)."""
+    return [f.equivariance for f in fams if f.equivariance is not None and f.equivariance.heldout]
+
+
 def _score_families(resp: Responses, fams: FamilyList, cfg: ScanConfig) -> None:
     """Give each family its equivariance score (``Family.equivariance``) with its BH q-value over the
     families of this layer and transform; nothing for a transform whose families are not scored
@@ -495,7 +501,8 @@ def _load_stage(root: Path, layer: str, t: str) -> tuple[Responses, FamilyList] 
     if fmt is None and not (d / _OLD_SCORES).is_file():
         return None  # the previous layout, stopped before its scores were written
     if fmt is not None and fmt != _STAGE_FORMAT:
-        raise ValueError(f"{str(d / 'families.json')!r} has stage format {fmt!r}; this equifind reads {_STAGE_FORMAT!r}")
+        raise ValueError(f"{str(d / 'families.json')!r} has stage format {fmt!r}; "
+                         f"this equifind reads {_STAGE_FORMAT!r}")
     fams = FamilyList.from_dict(data)
     if fmt is None:
         _attach_old_scores(fams, d / _OLD_SCORES)
@@ -802,7 +809,7 @@ def _set_heldout_q_values(result: ScanResult) -> None:
 
 def _save_heldout(root: Path, layer: str, t: str, fams: Sequence[Family], images: HeldoutImages) -> None:
     """Write the held-out stage of the validated families of ``fams`` (:meth:`ScanResult.save`)."""
-    entries = [(list(f.units), f.equivariance.heldout) for f in fams if f.equivariance is not None and f.equivariance.heldout]
+    entries = [(list(sc.units), sc.heldout) for sc in _validated(fams)]
     _save_heldout_stage(root, layer, t, entries, images)
 
 
