@@ -114,7 +114,8 @@ def scan_shares(m: ef.Model) -> list[str]:
             "|---|---|---:|---:|---:|---|"]  # fmt: skip
     for layer in cfg.layers:
         for t in cfg.transforms:
-            scores = [s for s in res.scores.get(layer, {}).get(t, []) if s.heldout]
+            scores = [f.equivariance for f in res.families.get(layer, {}).get(t, [])
+                      if f.equivariance is not None and f.equivariance.heldout]
             held = [s for s in scores if s.held_out()]
             share = f"{len(held) / len(scores):.0%}" if scores else "–"
             eqs = ", ".join(f"{s.heldout_equivariance:.2f} [{s.heldout_test.statistic:+.3f}; {s.heldout_q_value:.2g}]"

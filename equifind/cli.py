@@ -7,10 +7,14 @@ Exit codes: 0 success, 2 bad usage (argparse), 1 failure with a one-line cause
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from .transforms import names
+from .unitref import UNIT_REF_FORM, format_unit_ref, one_layer, parse_unit_refs
 
 __all__ = ["main"]
 
@@ -52,7 +56,7 @@ def _cmd_record(args: argparse.Namespace) -> None:
     top = act.topk(min(args.top, act.numel()))
     print(f"strongest units at {args.at!r} on scikit-image's 'chelsea':")
     for value, unit in zip(top.values.tolist(), top.indices.tolist()):
-        print(f"  {args.layer}:{unit:<5d} {value:9.3f}")
+        print(f"  {format_unit_ref(args.layer, [unit]):<{len(args.layer) + 6}} {value:9.3f}")
 
 
 def _cmd_scan(args: argparse.Namespace) -> None:
@@ -95,8 +99,25 @@ def _cmd_score(args: argparse.Namespace) -> None:
     from .score import score_family
 
     model = _load(args)
-    fs = score_family(model, args.layer, args.units, transform=args.transform, steps=args.steps, seed=args.seed)
+    fs = score_family(model, args.layer, list(args.units), transform=args.transform, steps=args.steps, seed=args.seed)
     print(json.dumps(_finite_or_none(fs.to_dict()), indent=1, allow_nan=False) if args.json else fs.summary())
+
+
+def _unit_args(refs: Sequence[str]) -> tuple[str, tuple[int, ...]]:
+    """``score``'s units: ``LAYER:UNIT[,UNIT...]`` (one or more, one layer), or the older ``LAYER UNIT...``.
+
+    Raises:
+        ValueError: neither form (the message quotes the bad text and shows both forms).
+    """
+    if refs and ":" not in refs[0]:  # the older form: LAYER UNIT...
+        layer, units = refs[0], refs[1:]
+        bad = [u for u in units if not (u.isascii() and u.isdigit())]
+        if not units or bad:
+            what = "no units" if not units else f"{bad[0]!r} is not a unit number (a whole number ≥ 0)"
+            raise ValueError(f"{what} after layer {layer!r}; give units as {UNIT_REF_FORM} or as LAYER UNIT...")
+        return layer, tuple(int(u) for u in units)
+    ref = one_layer(parse_unit_refs(refs))
+    return ref.layer, ref.units
 
 
 def _finite_or_none(data: object) -> object:
@@ -145,12 +166,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=10)
     p.set_defaults(run=_cmd_record)
 
-    transforms = ["rotation", "hue", "flip", "hue_rotation"]
     formats = ["png", "svg", "pdf", "html"]
     p = sub.add_parser("scan", help="scan layers for equivariant families and circuits, and write a report")
     add_model_args(p)
     p.add_argument("--layers", nargs="+", help="layer names (default: the config's)")
-    p.add_argument("--transforms", nargs="+", choices=transforms, help="default: the config's (rotation hue flip)")
+    p.add_argument("--transforms", nargs="+", choices=names(),
+                   help="default: the config's, else rotation hue flip (equifind.config.DEFAULT_TRANSFORMS)")
     p.add_argument("--out", required=True, help="output directory (stage files, report)")
     p.add_argument("--config", help="TOML file with layers, steps and thresholds (see configs/)")
     p.add_argument("--steps", type=int, help="transform grid size (default: the config's, 64)")
@@ -169,13 +190,14 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="score how truly some units form one equivariant family")
     add_model_args(p)
-    p.add_argument("layer")
-    p.add_argument("units", nargs="+", type=int)
-    p.add_argument("--transform", default="rotation", choices=["rotation", "hue", "flip"])
+    p.add_argument("refs", nargs="+", metavar="LAYER:UNITS",
+                   help=f"the family's units as {UNIT_REF_FORM}, one or more of one layer; the older form "
+                        "LAYER UNIT [UNIT ...] still works")
+    p.add_argument("--transform", default="rotation", choices=names(scores=True))
     p.add_argument("--steps", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the FamilyScore as JSON")
-    p.set_defaults(run=_cmd_score)
+    p.set_defaults(run=_cmd_score, check=functools.partial(_check_score, p))
 
     p = sub.add_parser("report", help="(re)write the figures and index.html of a saved scan")
     p.add_argument("dir", help="a scan's --out directory")
@@ -185,10 +207,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Read ``score``'s units into ``args.layer`` and ``args.units``; bad ones are bad usage (exit 2)."""
+    try:
+        args.layer, args.units = _unit_args(args.refs)
+    except ValueError as err:
+        parser.error(str(err))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    check = getattr(args, "check", None)
+    if check is not None:
+        check(args)
     try:
         args.run(args)
     except Exception as err:  # one-line cause; the traceback on request

@@ -13,10 +13,13 @@ from typing import Any
 from ._stats import DEFAULT_Q, check_null_size
 from .families import DEFAULT_MIN_COLOUR_INDEX
 from .heldout import DEFAULT_FV_STEPS, DEFAULT_PATCHES, DEFAULT_POOL, DEFAULT_STEPS, SOURCES
+from .transforms import Transform, as_transform, names
 
-__all__ = ["ScanConfig", "load_config"]
+__all__ = ["ScanConfig", "load_config", "DEFAULT_TRANSFORMS"]
 
-TRANSFORM_NAMES = ("rotation", "hue", "flip", "hue_rotation")
+#: The transforms a scan probes by default: those the whole pipeline handles (families,
+#: scores and circuits), in the registry's order: rotation, hue, flip.
+DEFAULT_TRANSFORMS: tuple[str, ...] = names(scores=True, circuits=True)
 #: ``[validate]`` keys of a TOML config -> the flat ScanConfig field.
 _VALIDATE_KEYS = {k: f"validate_{k}" for k in ("sources", "top", "steps", "pool", "patches", "fv_steps")}
 
@@ -28,8 +31,11 @@ class ScanConfig:
     Attributes:
         model: zoo name, optional (the command line's MODEL wins).
         layers: layers to scan, in forward order.
-        transforms: transforms to probe per layer.
-        steps: transform grid size (hue_rotation: per axis, capped at 16).
+        transforms: names of the transforms to probe per layer (any registered name,
+            :func:`~equifind.transforms.names`; Transform objects are kept by name);
+            default :data:`DEFAULT_TRANSFORMS`.
+        steps: transform grid size, at least each transform's ``min_steps``; a transform
+            with ``scan_max_steps`` (hue_rotation: per axis, 16) probes with at most that many.
         stimuli: "auto" or a list of generator names (see equifind.stimuli).
         min_selectivity, min_similarity, min_size: find_families thresholds.
         min_colour_index: find_families' colour gate for hue and hue_rotation (the least
@@ -57,7 +63,7 @@ class ScanConfig:
 
     model: str | None = None
     layers: tuple[str, ...] = ()
-    transforms: tuple[str, ...] = ("rotation", "hue", "flip")
+    transforms: tuple[str, ...] = DEFAULT_TRANSFORMS
     steps: int = 64
     stimuli: str | tuple[str, ...] = "auto"
     min_selectivity: float = 0.25
@@ -78,11 +84,7 @@ class ScanConfig:
     validate_fv_steps: int = DEFAULT_FV_STEPS
 
     def __post_init__(self) -> None:
-        bad = [t for t in self.transforms if t not in TRANSFORM_NAMES]
-        if bad:
-            raise ValueError(f"unknown transforms {bad} in the scan config; valid: {list(TRANSFORM_NAMES)}")
-        if not isinstance(self.steps, int) or self.steps < 2:
-            raise ValueError(f"steps must be an int ≥ 2, got {self.steps!r}")
+        self._check_transforms()
         self._check_null_sizes()
         mci = self.min_colour_index
         if isinstance(mci, bool) or not isinstance(mci, (int, float)) or not 0.0 <= mci <= 1.0:
@@ -90,6 +92,38 @@ class ScanConfig:
         if not -1.0 <= self.circuit_min_score <= 1.0:
             raise ValueError(f"circuit_min_score must be in [-1, 1], got {self.circuit_min_score!r}")
         self._check_validate()
+
+    def _check_transforms(self) -> None:
+        """Registered transforms (kept as names), and ``steps`` each of them accepts (``Transform.check_steps``)."""
+        given = self.transforms
+        if isinstance(given, (str, Transform)) or not isinstance(given, (tuple, list)):
+            raise ValueError(f"transforms must be a list of names from {list(names())}, got {given!r}")
+        found: list[Transform] = []
+        bad: list[Any] = []
+        for t in given:
+            try:
+                found.append(as_transform(t))
+            except KeyError:
+                bad.append(t)
+        if bad:
+            raise ValueError(f"unknown transforms {bad} in the scan config; valid: {list(names())}")
+        object.__setattr__(self, "transforms", tuple(tf.name for tf in found))
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int):
+            raise ValueError(f"steps must be an int, got {self.steps!r}")
+        for tf in found:
+            try:
+                tf.check_steps(self.steps_for(tf))
+            except ValueError as err:
+                raise ValueError(f"steps: {err}") from None
+
+    def steps_for(self, transform: str | Transform) -> int:
+        """The grid a scan probes ``transform`` with: ``steps``, capped at the transform's ``scan_max_steps``.
+
+        Raises:
+            KeyError: an unknown transform.
+        """
+        tf = as_transform(transform)
+        return self.steps if tf.scan_max_steps is None else min(self.steps, tf.scan_max_steps)
 
     def _check_validate(self) -> None:
         """The ``[validate]`` settings: known sources without repeats, and ints within their ranges."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .store import write_atomic
 from .transforms import Transform, as_transform
 
 __all__ = ["Responses"]
@@ -257,7 +257,7 @@ class Responses:
         )  # fmt: skip
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write to one ``.npz`` file (arrays + JSON metadata), atomically.
+        """Write to one ``.npz`` file (arrays + JSON metadata), atomically (:func:`equifind.store.write_atomic`).
 
         Returns:
             The path written (``.npz`` appended if missing).
@@ -265,26 +265,18 @@ class Responses:
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "layer": self.layer, "transform": self.transform.name, "units": self.units,
             "variants": self.variants, "meta": self.meta, "format": "equifind.Responses/1",
         }  # fmt: skip
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                arrays = {"values": self.values.numpy(), "params": self.params.numpy(), "meta": np.array(json.dumps(meta))}
-                if self.natural_scale is not None:
-                    arrays["natural_scale"] = self.natural_scale.numpy()
-                if self.achromatic is not None:
-                    arrays["achromatic"] = self.achromatic.numpy()
-                if self.stimuli is not None:
-                    arrays["stimuli"] = (self.stimuli.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-                np.savez_compressed(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        arrays = {"values": self.values.numpy(), "params": self.params.numpy(), "meta": np.array(json.dumps(meta))}
+        if self.natural_scale is not None:
+            arrays["natural_scale"] = self.natural_scale.numpy()
+        if self.achromatic is not None:
+            arrays["achromatic"] = self.achromatic.numpy()
+        if self.stimuli is not None:
+            arrays["stimuli"] = (self.stimuli.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        write_atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
         return path
 
     @classmethod

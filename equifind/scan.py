@@ -1,18 +1,38 @@
 """``scan``: probe → families → scores for every layer and transform, then circuits.
 
-With ``out``, every stage's result is written as soon as it finishes (atomic
-writes), so an interrupted scan resumes where it stopped:
+What a scan does with a transform comes from the transform itself
+(:mod:`equifind.transforms`): every registered transform can be scanned; the grid is
+``ScanConfig.steps`` capped at ``Transform.scan_max_steps``; families are scored where
+``Transform.scores`` holds; circuits are checked for ``Transform.circuits``; a transform's
+families are checked against those of ``Transform.pairs_explained_by`` (flip pairs against
+rotation families).
+
+With ``out``, every stage's result is written as soon as it finishes (atomic writes,
+:mod:`equifind.store`), so an interrupted scan resumes where it stopped:
 
     out/scan.json                                   settings, model, layers, transforms
     out/stages/<layer>/<transform>/responses.npz    probe
-    out/stages/<layer>/<transform>/families.json    find_families
-    out/stages/<layer>/<transform>/scores.json      score of each family
+    out/stages/<layer>/<transform>/families.json    find_families, each family with its score
     out/stages/<layer>/<transform>/heldout.json     held-out validation (with ``validate_sources``)
     out/stages/<layer>/<transform>/heldout.npz      its units' held-out images (uint8)
     out/stages/circuits/<transform>.json + .npz     circuits between consecutive layers
 
-Held-out validation (``ScanConfig.validate_sources`` non-empty; rotation, hue and flip):
-once a layer's transforms are scored, the best ``validate_top`` families of each
+``families.json`` is :meth:`FamilyList.to_dict` plus ``"format": "equifind.ScanStage/2"``;
+each family's score (``Family.equivariance``, :class:`~equifind.FamilyScore`) is inside it
+(null where the family was not scored). It is written after ``responses.npz``, once the
+families are scored, so its presence marks the stage finished. Stage directories written
+before the scores moved into the families (no ``format`` key) hold the scores in
+``scores.json``, one per family in the same order (none for an unscored transform); they
+are still read (the stage is finished only when ``scores.json`` exists), the scores are
+given to the families by position, and :meth:`ScanResult.save` rewrites such a stage in the
+new layout (and removes its ``scores.json``).
+
+A family whose scoring raises ``NotImplementedError`` or ``ValueError`` (a transform
+whose score is not supported, or a family the score refuses) is not scored: it gets a
+score of NaN whose ``meta["unscored"]`` says why, and the scan goes on (with a warning).
+
+Held-out validation (``ScanConfig.validate_sources`` non-empty; transforms whose families are
+scored): once a layer's transforms are scored, the best ``validate_top`` families of each
 (:func:`_pick_for_validation`) are tested by one :func:`~equifind.heldout.validate_families`
 call per transform; the held-out images are made once per layer, for every transform's
 families and null pool together (one batch, so that a resumed scan whose other transforms
@@ -27,7 +47,8 @@ After the circuits, every family gets its weight verdict (``Family.weight_suppor
 ``Family.weight_checked``), computed from the circuits whenever a scan is run,
 resumed or loaded: the verdicts saved in ``families.json`` are never trusted, since
 that stage file is written before the circuits are checked. Likewise every flip pair
-of a layer that also holds rotation families is checked against them
+of a layer that also holds rotation families (a transform's families against those of
+its ``pairs_explained_by``) is checked against them
 (:func:`~equifind.families.explain_flip_pairs`, ``Family.explained_by``) whenever a
 scan is run, resumed or loaded; explained pairs stay in the data but are left out of
 the summary's counts and family list.
@@ -39,10 +60,9 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -56,13 +76,16 @@ from ._stats import DEFAULT_Q, bh_q
 from .config import ScanConfig, load_config
 from .families import (Family, FamilyList, best_weight_support, explain_flip_pairs, find_families, rank_families,
                        weight_verdict_text)
-from .heldout import supports as heldout_supports
 from .heldout import HeldoutSource, HeldoutStimuli, _pool_sample, validate_families
+from .heldout import supports as heldout_supports
 from .models.base import Model
 from .probe import probe
 from .responses import Responses
 from .score import FamilyScore, score_responses
-from .transforms import as_transform
+from .store import (circuit_files, circuits_dir, manifest_path, read_json, stage_dir, stages_dir, write_atomic,
+                    write_json)
+from .transforms import Transform, as_transform
+from .unitref import format_unit_ref
 
 __all__ = ["scan", "ScanResult", "load_labels"]
 
@@ -71,24 +94,8 @@ _FORMAT = "equifind.ScanResult/1"
 _LABELLED_MODEL = "inceptionv1"  # the model whose unit numbers the default labels use
 SUMMARY_CIRCUITS = 20  # circuits listed in summary(); the report shows all
 SUMMARY_FAMILIES = 20  # families listed in summary(), confirmed by weights first; the report shows all
-CIRCUIT_TRANSFORMS = ("rotation", "hue", "flip")  # the transforms whose circuits a scan checks
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(tmp)`` then rename tmp to ``path``; nothing is left at ``path`` on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, data: Any) -> None:
-    _write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, allow_nan=True)))
+_STAGE_FORMAT = "equifind.ScanStage/2"  # families.json with each family's score inside (see the module doc)
+_OLD_SCORES = "scores.json"  # the scores of a stage written before they moved into families.json
 
 
 def load_labels(path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
@@ -116,10 +123,11 @@ class ScanResult:
     Attributes:
         model: the model's name.
         layers: layers scanned, in forward order.
-        transforms: transforms probed.
+        transforms: names of the transforms probed.
         config: the settings (``ScanConfig.to_dict()``).
-        families: layer -> transform -> :class:`FamilyList`.
-        scores: layer -> transform -> one :class:`FamilyScore` per family (same order).
+        families: layer -> transform name -> :class:`FamilyList`; each family carries its
+            score in ``Family.equivariance`` (None for a transform whose families are not
+            scored, ``Transform.scores`` False).
         responses: layer -> transform -> :class:`Responses`.
         circuits: significant circuits (q ≤ alpha, BH over the checks of each transform) between
             families of consecutive layers.
@@ -132,7 +140,8 @@ class ScanResult:
             of the stages this call computed (stages read back when resuming have none); the
             held-out images of a layer are "layer/heldout/images".
         heldout_images: layer -> transform -> source -> unit -> ``uint8 ndarray [k, 3, H, W]``:
-            the held-out images of the units of the validated families (``FamilyScore.heldout``).
+            the held-out images of the units of the validated families (``FamilyScore.heldout``
+            of their ``Family.equivariance``).
     """
 
     model: str
@@ -140,7 +149,6 @@ class ScanResult:
     transforms: list[str]
     config: dict[str, Any]
     families: dict[str, dict[str, FamilyList]] = field(default_factory=dict)
-    scores: dict[str, dict[str, list[FamilyScore]]] = field(default_factory=dict)
     responses: dict[str, dict[str, Responses]] = field(default_factory=dict)
     circuits: list[Any] = field(default_factory=list)
     circuits_checked: list[str] = field(default_factory=list)
@@ -155,7 +163,12 @@ class ScanResult:
 
     def validated(self, transform: str) -> bool:
         """Whether the scan validates ``transform``'s best families on held-out stimuli (config
-        ``validate_sources`` set and a transform :mod:`~equifind.heldout` supports)."""
+        ``validate_sources`` set and a transform :mod:`~equifind.heldout` validates: scored, on a circle
+        or a pair, :func:`~equifind.heldout.supports`).
+
+        Raises:
+            KeyError: an unknown transform.
+        """
         return bool(self.config.get("validate_sources")) and heldout_supports(as_transform(transform))
 
     def weights_checked(self, layer: str, transform: str) -> bool:
@@ -198,27 +211,30 @@ class ScanResult:
         rows += self._circuit_rows(alpha)
         return "\n".join(rows)
 
-    def explains_flips(self, layer: str) -> bool:
-        """Whether ``layer``'s flip pairs were checked against its rotation families (both were scanned)."""
+    def explaining(self, layer: str, transform: str) -> str | None:
+        """The transform whose families ``layer``'s ``transform`` families were checked against
+        (``Transform.pairs_explained_by``: rotation for flip) when the layer has both; else None.
+
+        Raises:
+            KeyError: an unknown transform.
+        """
+        other = as_transform(transform).pairs_explained_by
         by_t = self.families.get(layer, {})
-        return "flip" in by_t and "rotation" in by_t
+        return other if other is not None and transform in by_t and other in by_t else None
 
     def _summary_row(self, layer: str, t: str, all_fams: FamilyList, alpha: float, sig: str) -> str:
         resp = self.responses.get(layer, {}).get(t)
         n_units = len(resp.units) if resp is not None else 0
-        all_scores = self.scores.get(layer, {}).get(t, [])
-        kept = [i for i, f in enumerate(all_fams) if f.explained_by is None]
-        fams = [all_fams[i] for i in kept]
-        scores = [all_scores[i] for i in kept if i < len(all_scores)]
+        fams = [f for f in all_fams if f.explained_by is None]
         best = ""
         if fams:
-            i = rank_families(fams, [sc.equivariance for sc in scores], alpha=alpha)[0]
-            best = self._describe(fams[i], scores[i] if i < len(scores) else None)
+            i = rank_families(fams, [_equivariance(f) for f in fams], alpha=alpha)[0]
+            best = self._describe(fams[i])
         n_sig = sum(f.q_value <= alpha for f in fams)
         by_wts = str(sum(f.weight_support is not None for f in fams)) if self.weights_checked(layer, t) else "-"
-        by_rot = str(len(all_fams) - len(fams)) if t == "flip" and self.explains_flips(layer) else "-"
+        by_rot = str(len(all_fams) - len(fams)) if self.explaining(layer, t) is not None else "-"
         in_fams = sum(len(f) for f in fams)
-        held = f" {self._held_out_count(all_scores, alpha, t):>8}" if self._validating() else ""
+        held = f" {self._held_out_count(all_fams, alpha, t):>8}" if self._validating() else ""
         return (f"{layer:<10} {t:<12} {n_units:>5} {len(all_fams.selective):>7} {len(all_fams.invariant):>6} "
                 f"{len(fams):>4} {n_sig:>{len(sig)}} {by_wts:>6} {in_fams:>7} {by_rot:>6}{held}  {best}")
 
@@ -226,42 +242,39 @@ class ScanResult:
         """Whether the scan validated families on held-out stimuli (the summary's "held out" column)."""
         return bool(self.config.get("validate_sources"))
 
-    def _held_out_count(self, scores: Sequence[FamilyScore], alpha: float, t: str) -> str:
+    def _held_out_count(self, fams: Sequence[Family], alpha: float, t: str) -> str:
         """``"2/3"``: of a layer and transform's validated families, those that held out; "-" if not validated."""
-        verdicts = [sc.held_out(alpha) for sc in scores if sc.heldout]
+        verdicts = [sc.held_out(alpha) for sc in _validated(fams)]
         return f"{sum(bool(v) for v in verdicts)}/{len(verdicts)}" if self.validated(t) else "-"
 
     def _family_rows(self, alpha: float) -> list[str]:
         """Every layer's families, ranked together (confirmed by weights first), with their weight verdicts."""
-        listed: list[tuple[Family, FamilyScore | None]] = []
-        for layer in self.layers:
-            for t in self.transforms:
-                fams = self.families.get(layer, {}).get(t) or []
-                scores = self.scores.get(layer, {}).get(t, [])
-                listed += [(f, scores[i] if i < len(scores) else None) for i, f in enumerate(fams)
-                           if f.explained_by is None]
+        listed = [f for layer in self.layers for t in self.transforms
+                  for f in self.families.get(layer, {}).get(t) or [] if f.explained_by is None]  # fmt: skip
         if not listed:
             return []
-        equivariance = [sc.equivariance if sc is not None else None for _, sc in listed]
-        order = rank_families([f for f, _ in listed], equivariance, alpha=alpha)
+        order = rank_families(listed, [_equivariance(f) for f in listed], alpha=alpha)
         shown = min(len(listed), SUMMARY_FAMILIES)
         rows = ["", f"families ({len(listed)}; confirmed by weights first, then q ≤ {alpha:g}, larger, more "
                     f"equivariant; the {shown} best):"]  # fmt: skip
         n_null = self.config.get("circuit_n_null")
         for i in order[:SUMMARY_FAMILIES]:
-            f, sc = listed[i]
-            rows.append(f"  {f.layer} {f.transform}: {self._describe(f, sc)}; {weight_verdict_text(f, n_null)}")
+            f = listed[i]
+            rows.append(f"  {f.layer} {f.transform}: {self._describe(f)}; {weight_verdict_text(f, n_null)}")
         if len(listed) > SUMMARY_FAMILIES:
             rows.append(f"  … {len(listed) - SUMMARY_FAMILIES} more in the report")
         return rows
 
-    def _describe(self, f: Family, score: FamilyScore | None) -> str:
-        """A family's size, units, period, discovery q (p) and equivariance q (p)."""
+    def _describe(self, f: Family) -> str:
+        """A family's size, units, period, discovery q (p) and, where scored (``Family.equivariance``),
+        equivariance q (p) and any held-out verdict."""
         fallback = self.config.get("n_null")
-        text = (f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {f.period:g}, "
+        period = f.transform.format_period(f.period)
+        text = (f"{len(f)} units {f.units[:8]}{'…' if len(f) > 8 else ''} period {period}, "
                 f"discovery {q_and_p(f.q_value, f.p_value, null_size(f, fallback))}")
         if f.colour_index is not None:
             text += f", colour index {f.colour_index:.2f}"
+        score = f.equivariance
         if score is not None:
             text += (f", equivariance {score.equivariance:.2f} "
                      f"{q_and_p(score.q_value, score.p_value, null_size(score, fallback))}")
@@ -278,7 +291,8 @@ class ScanResult:
                     + f"; the {shown} best):"]
         for c in sorted(self.circuits, key=lambda c: -c.score)[:SUMMARY_CIRCUITS]:
             rows.append(
-                f"  {c.source_layer}{c.source_units[:6]} → {c.target_layer}{c.target_units[:6]} "
+                f"  {format_unit_ref(c.source_layer, c.source_units, limit=6)} → "
+                f"{format_unit_ref(c.target_layer, c.target_units, limit=6)} "
                 f"{c.transform} {c.kind}: score {c.score:.2f}, {_gain_text(c)}, "
                 f"{q_and_p(c.q_value, c.p_value, null_size(c, self.config.get('circuit_n_null')))}"
             )
@@ -325,12 +339,12 @@ class ScanResult:
         """Write the scan (the stage layout of the module docstring) into ``directory``."""
         out = Path(directory)
         for layer, by_t in self.families.items():
-            for t in by_t:
-                _save_stage(out, layer, t, self.responses[layer][t], self.families[layer][t], self.scores[layer][t])
+            for t, fams in by_t.items():
+                _save_stage(out, layer, t, self.responses[layer][t], fams)
                 if self.validated(t):
-                    _save_heldout(out, layer, t, self.scores[layer][t], self.heldout_images.get(layer, {}).get(t, {}))
+                    _save_heldout(out, layer, t, fams, self.heldout_images.get(layer, {}).get(t, {}))
         _save_circuits(out, self.circuits, self.circuits_checked)
-        _write_json(out / "scan.json", self._manifest())
+        write_json(manifest_path(out), self._manifest())
         return out
 
     def _manifest(self) -> dict[str, Any]:
@@ -347,10 +361,10 @@ class ScanResult:
             FileNotFoundError: no ``scan.json`` in ``directory``.
         """
         root = Path(directory)
-        manifest_path = root / "scan.json"
-        if not manifest_path.is_file():
-            raise FileNotFoundError(f"no scan at {str(root)!r}: {manifest_path.name} is missing")
-        manifest = json.loads(manifest_path.read_text())
+        path = manifest_path(root)
+        if not path.is_file():
+            raise FileNotFoundError(f"no scan at {str(root)!r}: {path.name} is missing")
+        manifest = read_json(path)
         result = cls(manifest["model"], manifest["layers"], manifest["transforms"], manifest["config"])
         result.matches = manifest.get("matches", [])
         result.timings = manifest.get("timings", {})
@@ -358,10 +372,9 @@ class ScanResult:
             for t in result.transforms:
                 stage = _load_stage(root, layer, t)
                 if stage is not None:
-                    resp, fams, scores = stage
+                    resp, fams = stage
                     result.responses.setdefault(layer, {})[t] = resp
                     result.families.setdefault(layer, {})[t] = fams
-                    result.scores.setdefault(layer, {})[t] = scores
                     held = _load_heldout(root, layer, t) if result.validated(t) else None
                     if held is not None:
                         _attach_heldout(result, layer, t, *held)
@@ -377,10 +390,6 @@ class ScanResult:
 
 
 # -- stage files ------------------------------------------------------------------------
-
-
-def _stage_dir(root: Path, layer: str, transform: str) -> Path:
-    return root / "stages" / layer.replace("/", "_") / transform
 
 
 def _heldout_text(score: FamilyScore, alpha: float) -> str:
@@ -404,27 +413,58 @@ def _gain_text(circuit: Any) -> str:
     return text
 
 
-def _score_from_dict(d: dict[str, Any]) -> FamilyScore:
-    """A FamilyScore from its ``to_dict()``; files written before q_value and n_null were kept give NaN and 0."""
-    d = dict(d)
-    d["preferred"] = {int(k): float(v) for k, v in d["preferred"].items()}
-    d["q_value"] = math.nan if d.get("q_value") is None else float(d["q_value"])
-    d["n_null"] = int(d.get("n_null") or 0)
-    return FamilyScore(**d)
+def _equivariance(family: Family) -> float | None:
+    """The family's equivariance score (``Family.equivariance``), None when it was not scored."""
+    return None if family.equivariance is None else family.equivariance.equivariance
+
+
+def _validated(fams: Sequence[Family]) -> list[FamilyScore]:
+    """The scores of the families of ``fams`` that were validated on held-out stimuli (``FamilyScore.heldout``)."""
+    return [f.equivariance for f in fams if f.equivariance is not None and f.equivariance.heldout]
+
+
+def _score_families(resp: Responses, fams: FamilyList, cfg: ScanConfig) -> None:
+    """Give each family its equivariance score (``Family.equivariance``) with its BH q-value over the
+    families of this layer and transform; nothing for a transform whose families are not scored
+    (``Transform.scores``). A family the score cannot handle gets a NaN score saying why (:func:`_score`)."""
+    if not resp.transform.scores:
+        return
+    scores = _set_q_values([_score(resp, f, cfg) for f in fams], cfg.n_null)
+    for fam, sc in zip(fams, scores):
+        fam.equivariance = sc
+    failed = [sc.meta["unscored"] for sc in scores if "error" in sc.meta]
+    if failed:
+        warnings.warn(
+            f"{resp.layer} {resp.transform}: {len(failed)} of {len(fams)} families not scored ({failed[0]})",
+            stacklevel=3,
+        )
 
 
 def _score(resp: Responses, family: Family, cfg: ScanConfig) -> FamilyScore:
-    """The family's equivariance score; a family with more members than the grid has steps
-    cannot be scored (``score_responses`` refuses) and gets NaN scores, saying why in ``meta``."""
+    """The family's equivariance score.
+
+    A family with more members than the grid has steps cannot be scored (``score_responses``
+    refuses), and neither can one whose scoring raises ``NotImplementedError`` or ``ValueError``
+    (a transform whose score is not supported): those get NaN scores, saying why in
+    ``meta["unscored"]`` (and, for a raised error, its type in ``meta["error"]``).
+    """
     steps = resp.values.shape[2]
-    if len(family.units) <= steps:
+    if len(family.units) > steps:
+        return _unscored(resp, family, f"{len(family.units)} members on a {steps}-step grid; probe with more steps")
+    try:
         return score_responses(resp, family.units, n_null=cfg.n_null, seed=cfg.seed, period=family.period)
+    except (NotImplementedError, ValueError) as err:
+        return _unscored(resp, family, f"not scored: {err}", error=type(err).__name__)
+
+
+def _unscored(resp: Responses, family: Family, why: str, error: str | None = None) -> FamilyScore:
+    """A NaN score of ``family`` that says ``why`` in ``meta["unscored"]``."""
     nan = math.nan
+    meta = {"unscored": why} if error is None else {"unscored": why, "error": error}
     return FamilyScore(
         layer=resp.layer, transform=resp.transform, units=list(family.units), order=list(family.units),
         preferred=dict(zip(family.units, family.preferred)), period=family.period, equivariance=nan,
-        invariance=nan, per_shift=[], coverage=nan, holes=list(family.holes), p_value=nan, null_mean=nan,
-        meta={"unscored": f"{len(family.units)} members on a {steps}-step grid; probe with more steps"},
+        invariance=nan, per_shift=[], coverage=nan, holes=list(family.holes), p_value=nan, null_mean=nan, meta=meta,
     )  # fmt: skip
 
 
@@ -438,47 +478,83 @@ def _set_q_values(scores: list[FamilyScore], n_null: int) -> list[FamilyScore]:
     return scores
 
 
-def _save_stage(root: Path, layer: str, t: str, resp: Responses, fams: FamilyList, scores: list[FamilyScore]) -> None:
-    d = _stage_dir(root, layer, t)
+def _save_stage(root: Path, layer: str, t: str, resp: Responses, fams: FamilyList) -> None:
+    """``responses.npz``, then ``families.json`` with the scores inside (written last: the stage is done);
+    a ``scores.json`` of the previous layout goes."""
+    d = stage_dir(root, layer, t)
     resp.save(d / "responses.npz")
-    _write_json(d / "families.json", fams.to_dict())
-    _write_json(d / "scores.json", [s.to_dict() for s in scores])
+    write_json(d / "families.json", {"format": _STAGE_FORMAT, **fams.to_dict()})
+    (d / _OLD_SCORES).unlink(missing_ok=True)
 
 
-def _load_stage(root: Path, layer: str, t: str) -> tuple[Responses, FamilyList, list[FamilyScore]] | None:
-    d = _stage_dir(root, layer, t)
-    if not all((d / name).is_file() for name in ("responses.npz", "families.json", "scores.json")):
+def _load_stage(root: Path, layer: str, t: str) -> tuple[Responses, FamilyList] | None:
+    """The finished stage of ``layer`` and ``t`` (either layout of the module doc), or None.
+
+    The held-out results inside the families' scores are dropped: they are read from ``heldout.json``.
+
+    Raises:
+        ValueError: an unknown stage format, or a ``scores.json`` that does not match its families.
+    """
+    d = stage_dir(root, layer, t)
+    if not ((d / "responses.npz").is_file() and (d / "families.json").is_file()):
         return None
-    resp = Responses.load(d / "responses.npz")
-    fams = FamilyList.from_dict(json.loads((d / "families.json").read_text()))
-    scores = [_score_from_dict(s) for s in json.loads((d / "scores.json").read_text())]
-    return resp, fams, scores
+    data = read_json(d / "families.json")
+    fmt = data.get("format")
+    if fmt is None and not (d / _OLD_SCORES).is_file():
+        return None  # the previous layout, stopped before its scores were written
+    if fmt is not None and fmt != _STAGE_FORMAT:
+        raise ValueError(f"{str(d / 'families.json')!r} has stage format {fmt!r}; "
+                         f"this equifind reads {_STAGE_FORMAT!r}")
+    fams = FamilyList.from_dict(data)
+    if fmt is None:
+        _attach_old_scores(fams, d / _OLD_SCORES)
+    for fam in fams:
+        if fam.equivariance is not None:
+            fam.equivariance.heldout = {}
+    return Responses.load(d / "responses.npz"), fams
+
+
+def _attach_old_scores(fams: FamilyList, path: Path) -> None:
+    """Give ``fams`` the scores of a previous-layout ``scores.json`` (one per family, same order; none: unscored).
+
+    Raises:
+        ValueError: a number of scores other than 0 or one per family, or a score of other units than its family.
+    """
+    scores = [FamilyScore.from_dict(s) for s in read_json(path)]
+    if not scores:
+        return
+    if len(scores) != len(fams):
+        raise ValueError(f"{str(path)!r} holds {len(scores)} scores for {len(fams)} families; expected one per family")
+    for i, (fam, sc) in enumerate(zip(fams, scores)):
+        if sorted(sc.units) != sorted(fam.units):
+            raise ValueError(f"{str(path)!r}: score {i} is of units {sc.units}, its family {i} of units {fam.units}")
+        fam.equivariance = sc
 
 
 def _save_circuits(root: Path, circuits: list[Any], transforms: Sequence[str] = ()) -> None:
     """Write the circuits of each transform; ``transforms`` were checked, so they get a file even with no circuit."""
-    by_t: dict[str, list[Any]] = {t: [] for t in transforms}
+    by_t: dict[str, list[Any]] = {as_transform(t).name: [] for t in transforms}
     for c in circuits:
-        by_t.setdefault(c.transform, []).append(c)
+        by_t.setdefault(as_transform(c.transform).name, []).append(c)
     for t, items in by_t.items():
-        d = root / "stages" / "circuits"
         arrays = {}
         for i, c in enumerate(items):
             arrays[f"weights_{i}"] = c.weights.cpu().numpy()
             arrays[f"cosines_{i}"] = c.cosines.cpu().numpy()
-        _write_atomic(d / f"{t}.npz", lambda tmp: np.savez_compressed(open(tmp, "wb"), **arrays))
-        _write_json(d / f"{t}.json", [c.to_dict(max_weights=0) for c in items])
+        json_path, npz_path = circuit_files(root, t)
+        write_atomic(npz_path, lambda fh, arrays=arrays: np.savez_compressed(fh, **arrays))
+        write_json(json_path, [c.to_dict(max_weights=0) for c in items])
 
 
 def _load_circuits(root: Path, transform: str) -> list[Any] | None:
     from .circuits import CircuitScore
 
-    d = root / "stages" / "circuits"
-    if not ((d / f"{transform}.json").is_file() and (d / f"{transform}.npz").is_file()):
+    json_path, npz_path = circuit_files(root, transform)
+    if not (json_path.is_file() and npz_path.is_file()):
         return None
-    items = json.loads((d / f"{transform}.json").read_text())
+    items = read_json(json_path)
     out = []
-    with np.load(d / f"{transform}.npz") as arrays:
+    with np.load(npz_path) as arrays:
         for i, c in enumerate(items):
             c = {k: v for k, v in c.items() if k not in ("weights_shape", "weights", "cosines")}
             out.append(CircuitScore(**c, weights=torch.from_numpy(arrays[f"weights_{i}"]),
@@ -499,9 +575,9 @@ def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers
     """
     import shutil
 
-    manifest = out / "scan.json"
+    manifest = manifest_path(out)
     if manifest.is_file() and resume:
-        old = json.loads(manifest.read_text())
+        old = read_json(manifest)
         old_fp = ScanConfig.from_dict({k: v for k, v in old["config"].items()}).fingerprint()
         if old.get("model") != model.name or old_fp != config.fingerprint():
             raise ValueError(
@@ -509,9 +585,9 @@ def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers
                 "pass another out directory, or resume=False to start again"
             )
         if old.get("layers") != list(layers):
-            shutil.rmtree(out / "stages" / "circuits", ignore_errors=True)
+            shutil.rmtree(circuits_dir(out), ignore_errors=True)
     elif manifest.is_file() and not resume:
-        shutil.rmtree(out / "stages", ignore_errors=True)
+        shutil.rmtree(stages_dir(out), ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -524,7 +600,7 @@ def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
 def scan(
     model: Model,
     layers: Sequence[str] | None = None,
-    transforms: Sequence[str] | None = None,
+    transforms: Sequence[str | Transform] | None = None,
     config: str | os.PathLike | dict[str, Any] | ScanConfig | None = None,
     out: str | os.PathLike | None = None,
     resume: bool = True,
@@ -538,8 +614,11 @@ def scan(
         model: the model.
         layers: layer names (default: the config's, else every layer of the model), scanned
             in forward order.
-        transforms: among "rotation", "hue", "flip", "hue_rotation" (default: the config's,
-            else rotation, hue, flip).
+        transforms: registered transforms, by name or object (:func:`equifind.transforms.names`:
+            "rotation", "hue", "flip", "scale", "hue_rotation"; default: the config's, else
+            :data:`~equifind.config.DEFAULT_TRANSFORMS`, rotation, hue and flip). Each is probed
+            with ``steps`` grid steps, at most its ``scan_max_steps``; its families are scored
+            where ``Transform.scores`` holds, and their circuits checked where ``Transform.circuits`` does.
         config: a TOML path, dict or :class:`ScanConfig` (steps, stimuli, thresholds);
             arguments given here override it.
         out: directory for the stage files; with ``resume`` finished stages are read back.
@@ -552,8 +631,8 @@ def scan(
         A :class:`ScanResult`.
 
     Raises:
-        KeyError: an unknown layer. ValueError: bad settings, or ``out`` holds a scan with
-            other settings.
+        KeyError: an unknown layer. ValueError: bad settings (an unknown transform, too few
+            steps for one), or ``out`` holds a scan with other settings.
     """
     from tqdm.auto import tqdm
 
@@ -567,7 +646,7 @@ def scan(
     root = Path(out) if out is not None else None
     if root is not None:
         _check_out(root, model, cfg, resume, names)
-        _write_json(root / "scan.json", {
+        write_json(manifest_path(root), {
             "format": _FORMAT, "model": model.name, "layers": names, "transforms": list(cfg.transforms),
             "config": cfg.to_dict(), "matches": [],
         })  # fmt: skip
@@ -579,9 +658,8 @@ def scan(
         bar.set_postfix_str(f"{layer} {t}")
         stage = _load_stage(root, layer, t) if root is not None and resume else None
         if stage is None:
-            steps = min(cfg.steps, 16) if t == "hue_rotation" else cfg.steps
             with _timed(result.timings, f"{layer}/{t}/probe"):
-                resp = probe(model, layer, t, stimuli=stimuli, steps=steps, seed=cfg.seed, progress=progress)
+                resp = probe(model, layer, t, stimuli=stimuli, steps=cfg.steps_for(t), seed=cfg.seed, progress=progress)
             with _timed(result.timings, f"{layer}/{t}/families"):
                 fams = find_families(
                     resp, min_size=cfg.min_size, min_selectivity=cfg.min_selectivity,
@@ -589,19 +667,18 @@ def scan(
                     min_colour_index=cfg.min_colour_index,
                 )  # fmt: skip
             with _timed(result.timings, f"{layer}/{t}/scores"):
-                scores = _set_q_values([_score(resp, f, cfg) for f in fams if t != "hue_rotation"], cfg.n_null)
+                _score_families(resp, fams, cfg)
             if root is not None:
-                _save_stage(root, layer, t, resp, fams, scores)
+                _save_stage(root, layer, t, resp, fams)
         else:
-            resp, fams, scores = stage
+            resp, fams = stage
         result.responses.setdefault(layer, {})[t] = resp
         result.families.setdefault(layer, {})[t] = fams
-        result.scores.setdefault(layer, {})[t] = scores
         if cfg.validate_sources and t == cfg.transforms[-1]:  # the layer's last stage: validate its families
             _scan_heldout(model, result, cfg, layer, root, resume, progress)
     _set_heldout_q_values(result)
     if cfg.circuits and len(names) > 1:
-        result.circuits_checked = [t for t in result.transforms if t in CIRCUIT_TRANSFORMS]
+        result.circuits_checked = [t for t in result.transforms if as_transform(t).circuits]
         result.circuits = _scan_circuits(model, result, cfg, root, resume, progress)
     _set_weight_support(result)
     _explain_flips(result)
@@ -639,21 +716,21 @@ Heldout = dict[str, HeldoutSource]  # source -> a family's held-out test
 HeldoutImages = dict[str, dict[int, np.ndarray]]  # source -> unit -> uint8 [k, 3, H, W]
 
 
-def _pick_for_validation(fams: Sequence[Family], scores: Sequence[FamilyScore], top: int, alpha: float) -> list[int]:
+def _pick_for_validation(fams: Sequence[Family], top: int, alpha: float) -> list[int]:
     """Indices of the (at most ``top``) families of one layer and transform to validate on held-out stimuli.
 
     Significant families (discovery q ≤ ``alpha``) first, then larger ones, then smaller discovery q, then
-    smaller equivariance q, then the given order. Families without a finite equivariance score (unscored)
-    and flip pairs explained by a rotation family (``Family.explained_by``, as far as it is set) are skipped.
+    smaller equivariance q (``Family.equivariance``), then the given order. Families without a finite
+    equivariance score (unscored) and flip pairs explained by a rotation family (``Family.explained_by``,
+    as far as it is set) are skipped.
     """
     def key(i: int) -> tuple[bool, int, float, float, int]:
-        f, sc = fams[i], scores[i]
+        f = fams[i]
         q = f.q_value if math.isfinite(f.q_value) else math.inf
-        eq_q = sc.q_value if math.isfinite(sc.q_value) else math.inf
+        eq_q = f.equivariance.q_value if math.isfinite(f.equivariance.q_value) else math.inf  # type: ignore[union-attr]
         return (not f.q_value <= alpha, -len(f.units), q, eq_q, i)
 
-    ok = [i for i, f in enumerate(fams) if i < len(scores) and math.isfinite(scores[i].equivariance)
-          and f.explained_by is None]  # fmt: skip
+    ok = [i for i, f in enumerate(fams) if math.isfinite(_equivariance(f) or math.nan) and f.explained_by is None]
     return sorted(ok, key=key)[:top]
 
 
@@ -670,11 +747,12 @@ def _scan_heldout(model: Model, result: ScanResult, cfg: ScanConfig, layer: str,
     whenever any transform's stage is missing, so the images never depend on which stages were finished.
     """
     by_t = result.families.get(layer, {})
-    ts = [t for t in result.transforms if heldout_supports(as_transform(t)) and t in by_t]
-    if "flip" in ts and "rotation" in by_t:
-        explain_flip_pairs(by_t["flip"], by_t["rotation"])  # skip the pairs a rotation family explains
-    picks = {t: [by_t[t][i] for i in _pick_for_validation(by_t[t], result.scores[layer][t], cfg.validate_top, cfg.alpha)]
-             for t in ts}  # fmt: skip
+    ts = [t for t in result.transforms if result.validated(t) and t in by_t]
+    for t in ts:
+        other = result.explaining(layer, t)
+        if other is not None:
+            explain_flip_pairs(by_t[t], by_t[other])  # skip the pairs a rotation family explains
+    picks = {t: [by_t[t][i] for i in _pick_for_validation(by_t[t], cfg.validate_top, cfg.alpha)] for t in ts}
     done = {t: _load_heldout(root, layer, t) if root is not None and resume else None for t in ts}
     todo = [t for t in ts if done[t] is None]
     stimuli = HeldoutStimuli(model, layer, seed=cfg.seed, patches=cfg.validate_patches, fv_steps=cfg.validate_fv_steps,
@@ -709,10 +787,11 @@ def _scan_heldout(model: Model, result: ScanResult, cfg: ScanConfig, layer: str,
 
 def _attach_heldout(result: ScanResult, layer: str, t: str, entries: list[tuple[list[int], Heldout]],
                     images: HeldoutImages) -> None:  # fmt: skip
-    """Give each validated family's score its held-out tests (matched by units); keep the images."""
+    """Give each scored family's score its held-out tests (matched by units; none: not validated); keep the images."""
     by_units = {tuple(sorted(units)): test for units, test in entries}
-    for sc in result.scores.get(layer, {}).get(t, []):
-        sc.heldout = dict(by_units.get(tuple(sorted(sc.units)), {}))
+    for fam in result.families.get(layer, {}).get(t, []):
+        if fam.equivariance is not None:
+            fam.equivariance.heldout = dict(by_units.get(tuple(sorted(fam.units)), {}))
     result.heldout_images.setdefault(layer, {})[t] = images
 
 
@@ -722,41 +801,37 @@ def _set_heldout_q_values(result: ScanResult) -> None:
     by_key: dict[str, list[HeldoutSource]] = {}
     for layer in result.layers:
         for t in result.transforms:
-            for sc in result.scores.get(layer, {}).get(t, []):
-                for key, test in sc.heldout.items():
+            for fam in result.families.get(layer, {}).get(t, []):
+                for key, test in (fam.equivariance.heldout if fam.equivariance is not None else {}).items():
                     by_key.setdefault(key, []).append(test)
     for tests in by_key.values():
         for test, q in zip(tests, bh_q([test.p_value for test in tests])):
             test.q_value = q
 
 
-def _save_heldout(root: Path, layer: str, t: str, scores: Sequence[FamilyScore], images: HeldoutImages) -> None:
-    """Write the held-out stage of validated ``scores`` (:meth:`ScanResult.save`)."""
-    _save_heldout_stage(root, layer, t, [(list(sc.units), sc.heldout) for sc in scores if sc.heldout], images)
+def _save_heldout(root: Path, layer: str, t: str, fams: Sequence[Family], images: HeldoutImages) -> None:
+    """Write the held-out stage of the validated families of ``fams`` (:meth:`ScanResult.save`)."""
+    entries = [(list(sc.units), sc.heldout) for sc in _validated(fams)]
+    _save_heldout_stage(root, layer, t, entries, images)
 
 
 def _save_heldout_stage(root: Path, layer: str, t: str, entries: list[tuple[list[int], Heldout]],
                         images: HeldoutImages) -> None:  # fmt: skip
     """``heldout.npz`` (the images), then ``heldout.json`` (the results; written last, it marks the stage done)."""
-    d = _stage_dir(root, layer, t)
+    d = stage_dir(root, layer, t)
     arrays = {f"{source}_{u}": img for source, by_unit in images.items() for u, img in by_unit.items()}
-
-    def write_npz(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-
-    _write_atomic(d / "heldout.npz", write_npz)
-    _write_json(d / "heldout.json", {"families": [
+    write_atomic(d / "heldout.npz", lambda fh: np.savez_compressed(fh, **arrays))
+    write_json(d / "heldout.json", {"families": [
         {"units": [int(u) for u in units], "heldout": {k: v.to_dict() for k, v in test.items()}} for units, test in entries
     ]})  # fmt: skip
 
 
 def _load_heldout(root: Path, layer: str, t: str) -> tuple[list[tuple[list[int], Heldout]], HeldoutImages] | None:
     """The held-out stage of ``layer`` and ``t``: ``(entries, images)``, or None when it is not finished."""
-    d = _stage_dir(root, layer, t)
+    d = stage_dir(root, layer, t)
     if not ((d / "heldout.json").is_file() and (d / "heldout.npz").is_file()):
         return None
-    data = json.loads((d / "heldout.json").read_text())
+    data = read_json(d / "heldout.json")
     entries = [([int(u) for u in e["units"]], {k: HeldoutSource.from_dict(v) for k, v in e["heldout"].items()})
                for e in data["families"]]  # fmt: skip
     images: HeldoutImages = {}
@@ -788,13 +863,14 @@ def _set_weight_support(result: ScanResult) -> None:
 def _explain_flips(result: ScanResult) -> None:
     """Set ``Family.explained_by`` of every flip pair (see :func:`~equifind.families.explain_flip_pairs`).
 
-    In a layer holding both flip and rotation families the pairs are checked against the
-    rotation families; elsewhere every flip pair gets None. Whatever the families held
-    before is replaced (``families.json`` of the flip stage may be written before the
-    rotation stage exists).
+    The families of a transform with ``Transform.pairs_explained_by`` (flip) are checked against
+    the families of that transform (rotation) in a layer holding both (:meth:`ScanResult.explaining`);
+    elsewhere each of them gets None. Whatever the families held before is replaced (``families.json``
+    of the flip stage may be written before the rotation stage exists).
     """
     for layer, by_t in result.families.items():
-        flips = by_t.get("flip")
-        if flips is None:
-            continue
-        explain_flip_pairs(flips, by_t["rotation"] if result.explains_flips(layer) else [])
+        for t, fams in by_t.items():
+            if as_transform(t).pairs_explained_by is None:
+                continue
+            other = result.explaining(layer, t)
+            explain_flip_pairs(fams, by_t[other] if other is not None else [])

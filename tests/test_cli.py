@@ -26,11 +26,45 @@ def test_layers_offline(capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["bogus"], ["layers"], ["score", "googlenet_bvlc", "conv2d0", "x"], ["scan", "googlenet_bvlc"], ["score", "m", "l", "1", "--transform", "twist"]],
+    [[], ["bogus"], ["layers"], ["score", "googlenet_bvlc", "conv2d0", "x"], ["scan", "googlenet_bvlc"], ["score", "m", "l", "1", "--transform", "twist"],
+     ["score", "m", "conv2d0"], ["score", "m", "conv2d0:3,x"], ["score", "m", "conv2d0:3", "conv2d1:4"],
+     ["score", "m", "l:1,2", "--transform", "hue_rotation"], ["scan", "m", "--out", "o", "--transforms", "twist"]],
 )
 def test_bad_usage_exits_2(capsys, argv):
     code, _, err = run(capsys, *argv)
     assert code == 2 and "usage:" in err
+
+
+@pytest.mark.parametrize("refs, says", [
+    (["conv2d0:3,x"], "bad unit reference 'conv2d0:3,x': 'x' is not a unit number"),
+    (["conv2d0", "3", "x"], "'x' is not a unit number (a whole number ≥ 0) after layer 'conv2d0'"),
+    (["conv2d0"], "no units after layer 'conv2d0'"),
+    (["conv2d0:3", "conv2d1:4"], "units of one layer are needed, got 2 layers ['conv2d0', 'conv2d1']"),
+])  # fmt: skip
+def test_bad_score_units_say_what_is_wrong_and_the_form(capsys, refs, says):
+    code, _, err = run(capsys, "score", "m", *refs)
+    assert code == 2 and says in err and err.strip().endswith(("(e.g. mixed3b:12,34)", "or as LAYER UNIT...", "conv2d1:4"))
+
+
+def test_score_takes_layer_colon_units_and_the_older_form():
+    from equifind.cli import _parser
+
+    def units(*argv: str) -> tuple[str, tuple[int, ...]]:
+        args = _parser().parse_args(["score", "m", *argv])
+        args.check(args)
+        return args.layer, args.units
+
+    assert units("mixed3b:12,34") == units("mixed3b:12", "mixed3b:34") == units("mixed3b", "12", "34") == ("mixed3b", (12, 34))
+
+
+def test_transform_choices_come_from_the_registry():
+    from equifind.cli import _parser
+    from equifind.transforms import names
+
+    args = _parser().parse_args(["scan", "m", "--out", "o", "--transforms", "scale", "hue_rotation"])
+    assert args.transforms == ["scale", "hue_rotation"]
+    for t in names(scores=True):
+        assert _parser().parse_args(["score", "m", "l:1,2", "--transform", t]).transform == t
 
 
 def test_unknown_model_is_one_line_exit_1(capsys):
@@ -58,7 +92,7 @@ def test_score_json(capsys):
     data = json.loads(out, parse_constant=lambda name: pytest.fail(f"--json printed {name}, not strict JSON"))
     assert sorted(data["order"]) == [3, 7, 11] and 0.0 <= data["equivariance"] <= 1.0
     assert data["q_value"] == data["p_value"] and data["n_null"] > 0  # one family scored: one test, q = p
-    code, _, err = run(capsys, "score", "googlenet_bvlc", "conv2d0", "3", "99", "--weights", weights, "--device", "cpu")
+    code, _, err = run(capsys, "score", "googlenet_bvlc", "conv2d0:3,99", "--weights", weights, "--device", "cpu")
     assert code == 1 and "64 units" in err
 
 

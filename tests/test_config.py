@@ -39,6 +39,33 @@ def test_bad_configs(data, match):
         ScanConfig.from_dict(data)
 
 
+def test_transforms_come_from_the_registry():
+    from equifind.config import DEFAULT_TRANSFORMS
+    from equifind.transforms import as_transform, names
+
+    assert ScanConfig().transforms == DEFAULT_TRANSFORMS == ("rotation", "hue", "flip") == names(scores=True, circuits=True)
+    assert ScanConfig.from_dict({"transforms": ["scale"]}).transforms == ("scale",)  # any registered transform
+    assert ScanConfig(transforms=(as_transform("flip"), "scale")).transforms == ("flip", "scale")  # kept by name
+    assert ScanConfig.from_dict(ScanConfig(transforms=("scale", "hue_rotation")).to_dict()).transforms == ("scale", "hue_rotation")
+    with pytest.raises(ValueError, match=r"unknown transforms \['twist'\] in the scan config; valid: \['rotation', 'hue', 'flip', 'scale'"):
+        ScanConfig(transforms=("rotation", "twist"))
+    with pytest.raises(ValueError, match="transforms must be a list of names"):
+        ScanConfig(transforms="rotation")
+
+
+def test_steps_are_checked_by_each_transform():
+    with pytest.raises(ValueError, match="steps: rotation needs an integer number of steps >= 4, got 3"):
+        ScanConfig(steps=3)
+    with pytest.raises(ValueError, match="steps: scale needs an integer number of steps >= 4, got 2"):
+        ScanConfig(transforms=("scale",), steps=2)
+    with pytest.raises(ValueError, match="steps must be an int, got 8.0"):
+        ScanConfig(steps=8.0)
+    assert ScanConfig(transforms=("flip",), steps=1).steps == 1  # the flip grid is its two states
+    cfg = ScanConfig(transforms=("rotation", "hue_rotation"), steps=64)
+    assert cfg.steps_for("rotation") == 64 and cfg.steps_for("hue_rotation") == 16  # hue_rotation's scan_max_steps
+    assert ScanConfig(transforms=("hue_rotation",), steps=8).steps_for("hue_rotation") == 8
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "none.toml")

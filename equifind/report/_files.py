@@ -22,6 +22,8 @@ from typing import BinaryIO, Literal
 import matplotlib
 from matplotlib.figure import Figure
 
+from ..store import write_atomic
+
 __all__ = [
     "ImageFormat", "ReportFormat", "IMAGE_FORMATS", "REPORT_FORMATS",
     "save_figure", "check_formats", "write_text", "slug", "staged_report",
@@ -37,7 +39,7 @@ REPORT_FORMATS: tuple[str, ...] = (*IMAGE_FORMATS, "html")
 #: Name of the report's figure folder inside ``out_dir``.
 FIGURES_DIR = "figures"
 INDEX = "index.html"
-_FILE_MODE, _DIR_MODE = 0o644, 0o755  # permissions of the report's files and of a new out_dir
+_DIR_MODE = 0o755  # permissions of a new out_dir
 
 # Metadata that would otherwise carry the date or vary between runs.
 _METADATA: dict[str, dict[str, None]] = {
@@ -82,17 +84,9 @@ def check_formats(formats: Sequence[str] | str, valid: Sequence[str]) -> tuple[s
 
 
 def _replace_into(path: Path, data_writer: Callable[[BinaryIO], None]) -> None:
-    """Write through ``data_writer(file)`` into a temporary file, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            data_writer(f)
-        os.chmod(tmp, _FILE_MODE)  # mkstemp's 0o600 would hide the report from other readers
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through ``data_writer(file)`` into a temporary file, then rename it to ``path``
+    (:func:`equifind.store.write_atomic`: the mode of a plainly opened file)."""
+    write_atomic(path, data_writer)
 
 
 def save_figure(

@@ -66,6 +66,9 @@ class Transform(abc.ABC):
         axis_label: the parameter axis of a tuning plot, e.g. "rotation of the stimulus (degrees)".
         log_axis: parameters multiply (a log-spaced grid of positive values): plots put them on a
             log axis (scale).
+        pairs_explained_by: the registry name of the transform whose families may already
+            explain this transform's families, or None (flip: "rotation": a mirror pair is
+            often two members of a rotation family; :func:`~equifind.families.explain_flip_pairs`).
     """
 
     name: ClassVar[str]
@@ -84,6 +87,7 @@ class Transform(abc.ABC):
     circuits: ClassVar[bool] = False
     axis_label: ClassVar[str] = "transform parameter"
     log_axis: ClassVar[bool] = False
+    pairs_explained_by: ClassVar[str | None] = None
 
     # ------------------------------------------------------------------ images
 

@@ -27,6 +27,7 @@ class Flip(PixelTransform):
     identity = 0.0
     discovery = "pair"
     axis_label = "stimulus"
+    pairs_explained_by = "rotation"  # a mirror pair is often two members of a rotation family
 
     def _params(self, params: Params, n: int, like: Tensor) -> Tensor:
         p = super()._params(params, n, like)
