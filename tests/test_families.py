@@ -345,7 +345,7 @@ SCRAMBLED[5, 1] += 90.0  # (hue 90, angle 90) → angle 180: no longer a grid
         (lambda: _resp(GRID), {"n_null": -1}, "n_null must be an int >= 0, got -1"),
         (lambda: _resp(GRID), {"seed": None}, "seed must be an int"),
         (lambda: _resp(GRID), {"compare": "best"}, "'variants' or 'tuning', got 'best'"),
-        (lambda: _resp([0.5, 1.0, 2.0], "scale"), {}, "scale responses need >= 4 zoom factors"),
+        (lambda: _resp([0.5, 1.0, 2.0], "scale"), {}, ">= 4 zoom factors"),
         (lambda: _resp([0.5, 1.0, 2.0, 3.0], "scale"), {}, "evenly spaced in log-scale"),
         (lambda: _resp([0.0, 120.0, 240.0]), {}, ">= 4 steps"),
         (lambda: _resp([0.0, 90.0, 190.0, 270.0]), {}, "entry 2 is 190, expected 180"),

@@ -60,19 +60,35 @@ class Scale(PixelTransform):
         return torch.logspace(-self.OCTAVES, self.OCTAVES, n, base=2.0, dtype=torch.float64).to(torch.get_default_dtype())
 
     def check_grid(self, params: Tensor) -> tuple[int, ...]:
-        """A 1-D grid of >= 4 zoom factors > 0, ascending and evenly spaced in log-scale."""
-        if params.dim() != 1 or len(params) < self.min_steps:
-            raise ValueError(f"scale responses need >= {self.min_steps} zoom factors, got params of shape {tuple(params.shape)}")
-        if not bool((params > 0).all()):
-            raise ValueError(f"scale params must be zoom factors > 0, got {show(params)}")
-        logs = torch.log2(params.double())
-        steps = logs.diff()
-        bad = torch.nonzero((steps - steps.mean()).abs() > 1e-3 * steps.mean().abs()).flatten()
-        if float(steps.mean()) <= 0 or len(bad):
-            i = int(bad[0]) + 1 if len(bad) else 1
-            raise ValueError(f"scale params must be ascending and evenly spaced in log-scale (as Scale.grid(n)); "
-                             f"entry {i} is {float(params[i]):g} after {float(params[i - 1]):g}, got {show(params)}")
-        return (len(params),)
+        """An ascending, log-evenly spaced grid of >= :attr:`min_steps` finite zoom factors > 0.
+
+        Raises:
+            ValueError: params not 1-D, too few, a factor <= 0 or not finite, or factors not
+                evenly spaced in log-scale (ascending), naming the offending entry.
+        """
+        p = torch.as_tensor(params).double()
+        if p.dim() != 1 or len(p) < self.min_steps:
+            raise ValueError(f"scale params must be Tensor[steps] of >= {self.min_steps} zoom factors, got shape {tuple(p.shape)}")
+        bad = torch.nonzero(~torch.isfinite(p) | (p <= 0)).flatten()
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(f"scale params must be finite zoom factors > 0; entry {i} is {float(p[i]):g}")
+        logs = torch.log2(p)
+        n = len(p)
+        step = float(logs[-1] - logs[0]) / (n - 1)
+        if not step > 0:
+            raise ValueError(
+                f"scale params must ascend log-evenly (e.g. Scale().grid(n)), got first {float(p[0]):g} and last {float(p[-1]):g}"
+            )
+        expected = logs[0] + step * torch.arange(n, dtype=torch.float64)
+        off = torch.nonzero((logs - expected).abs() > 1e-3 * step).flatten()
+        if len(off):
+            i = int(off[0])
+            raise ValueError(
+                f"scale params must be evenly spaced in log-scale ({n} factors from {float(p[0]):g} to {float(p[-1]):g}, "
+                f"ratio {2.0**step:.4g} per step); entry {i} is {float(p[i]):g}, expected {float(2.0 ** expected[i]):.4g}"
+            )
+        return (n,)
 
     def log_step(self, params: Tensor) -> float:
         """The grid's step in octaves (log2 of the ratio of neighbouring factors)."""
@@ -94,12 +110,17 @@ class Scale(PixelTransform):
         return "none"
 
     def default_stimuli(self, geometry: Any, *, device: torch.device | str | None = None, seed: int = 0) -> Any:
-        """The rotation set (gratings, edges, lines, curves) and rings of both polarities at a quarter and half
-        the field's radius: every variant at zoom 1, small enough that the grid's largest zoom still fits."""
+        """The rotation set (gratings, edges, lines, curves) and achromatic disks, bright and dark, of radius
+        rf/8, rf/5 and rf/3, which drive centre-surround units of every size somewhere on the zoom grid;
+        every variant at zoom 1."""
         from .. import stimuli as st
         from .rotation import oriented_stimuli
 
         s, rf = geometry.canvas, geometry.rf_size
         common = dict(center=geometry.center, radius=geometry.radius, device=device)
-        rings = st.circle(s, radii=(rf / 16, rf / 8), widths=(max(1.0, round(rf / 16)),), polarities=(1.0, -1.0), **common)
-        return st.StimulusSet.cat([*oriented_stimuli(geometry, device), rings])
+        sets = oriented_stimuli(geometry, device)
+        for r in (rf / 8, rf / 5, rf / 3):
+            # A ring centred at (r - 0.5) / 2 of width r + 0.5 is the full disk of radius r, its centre pixel included.
+            disk = st.circle(s, radii=((r - 0.5) / 2,), widths=(r + 0.5,), **common)
+            sets.append(st.StimulusSet(disk.images, [dict(p, kind="disk", disk_radius=r) for p in disk.params]))
+        return st.StimulusSet.cat(sets)
