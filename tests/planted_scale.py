@@ -18,17 +18,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from planted import _coords
+
 K = 31  # kernel side: holds the largest surround (σ 6.4 px) to ±2.3σ
 SIGMA0 = 1.0  # centre σ (px) of the smallest planted size
 RATIO = math.sqrt(2.0)  # size ratio between neighbouring members
 SURROUND = 1.6  # surround σ / centre σ
 N_SIZES = 5
-
-
-def _coords(k: int = K) -> tuple[Tensor, Tensor]:
-    r = torch.arange(k, dtype=torch.float64) - (k - 1) / 2
-    y, x = torch.meshgrid(r, r, indexing="ij")
-    return y, x
 
 
 def centre_surround(sigma: float, k: int = K) -> Tensor:
