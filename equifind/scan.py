@@ -27,8 +27,8 @@ are still read (the stage is finished only when ``scores.json`` exists), the sco
 given to the families by position, and :meth:`ScanResult.save` rewrites such a stage in the
 new layout (and removes its ``scores.json``).
 
-A family whose scoring raises ``NotImplementedError`` or ``ValueError`` (a transform
-whose score is not supported, or a family the score refuses) is not scored: it gets a
+A family whose scoring raises ``NotImplementedError`` (a transform
+whose score is not written yet), or with more members than grid steps, is not scored: it gets a
 score of NaN whose ``meta["unscored"]`` says why, and the scan goes on (with a warning).
 
 Held-out validation (``ScanConfig.validate_sources`` non-empty; transforms whose families are
@@ -444,7 +444,7 @@ def _score(resp: Responses, family: Family, cfg: ScanConfig) -> FamilyScore:
     """The family's equivariance score.
 
     A family with more members than the grid has steps cannot be scored (``score_responses``
-    refuses), and neither can one whose scoring raises ``NotImplementedError`` or ``ValueError``
+    refuses), and neither can one whose scoring raises ``NotImplementedError``
     (a transform whose score is not supported): those get NaN scores, saying why in
     ``meta["unscored"]`` (and, for a raised error, its type in ``meta["error"]``).
     """
@@ -453,7 +453,7 @@ def _score(resp: Responses, family: Family, cfg: ScanConfig) -> FamilyScore:
         return _unscored(resp, family, f"{len(family.units)} members on a {steps}-step grid; probe with more steps")
     try:
         return score_responses(resp, family.units, n_null=cfg.n_null, seed=cfg.seed, period=family.period)
-    except (NotImplementedError, ValueError) as err:
+    except NotImplementedError as err:  # a ValueError is a bug or bad input: it propagates
         return _unscored(resp, family, f"not scored: {err}", error=type(err).__name__)
 
 

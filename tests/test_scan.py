@@ -203,7 +203,7 @@ def test_previous_layout_scores_that_do_not_match_their_families_are_an_error(pl
 
 
 def test_a_family_whose_scoring_is_not_supported_is_recorded_unscored(planted, tmp_path, monkeypatch):
-    """Scoring that raises NotImplementedError (or ValueError) leaves a NaN score saying why, with a warning;
+    """Scoring that raises NotImplementedError leaves a NaN score saying why, with a warning;
     the scan, its summary, save and load go on."""
     _, model = planted
 
