@@ -36,11 +36,15 @@ endif
 demo: $(VENV)/.installed
 	$(BIN)/equifind scan $(DEMO_MODEL) --config configs/$(DEMO_MODEL)$(if $(filter googlenet_bvlc,$(DEMO_MODEL)),_early).toml --out $(DEMO_OUT)
 
+# Tests run in one worker process per core (pytest-xdist): the suite is mostly single-threaded
+# Python and NumPy, so two workers on a 2-core machine take about half the time of one.
+TEST_WORKERS ?= auto
+
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow"
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py
