@@ -367,3 +367,26 @@ def test_validate_flags_override_the_config():
     args = _parser().parse_args(["scan", "m", "--out", "o", "--layers", "a", "b", "--steps", "16", "--seed", "3", "--transforms", "flip"])
     cfg = _scan_config(args)
     assert (cfg.layers, cfg.steps, cfg.seed, cfg.transforms) == (("a", "b"), 16, 3, ("flip",))
+
+
+def test_the_transform_alone_decides_the_fewest_steps(capsys, monkeypatch):
+    """Raise Rotation.min_steps: the probe, discovery's grid check, a scan config and the CLI all follow."""
+    import torch
+
+    import equifind as ef
+    from equifind.config import ScanConfig
+    from equifind.transforms import Rotation
+
+    monkeypatch.setattr(Rotation, "min_steps", 6)
+    says = "rotation needs an integer number of steps >= 6, got 5"
+    with pytest.raises(ValueError, match=f"steps: {says}"):
+        ScanConfig(transforms=("rotation",), steps=5)
+    code, _, err = run(capsys, "score", "googlenet_bvlc", "conv2d0:1,2", "--steps", "5")
+    assert code == 2 and f"--steps: {says}" in err
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5), torch.nn.ReLU())
+    model = ef.load_model(net, name="tiny", device="cpu", preprocess=lambda x: x)
+    with pytest.raises(ValueError, match=says):
+        ef.probe(model, model.layers[-1], "rotation", steps=5, progress=False, natural=False)
+    with pytest.raises(ValueError, match=">= 6 steps over 360°"):
+        Rotation().check_grid(Rotation().grid(5))
+    assert Rotation().check_grid(Rotation().grid(6)) == (6,)
