@@ -129,8 +129,8 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1 or str(value) != text.strip().lstrip("+"):
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
     return value
 
