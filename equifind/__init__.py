@@ -9,6 +9,7 @@ Every public name is imported on first use (PEP 562), so ``import equifind`` (an
 ``equifind`` command's ``--help``) does not import torch.
 """
 
+# ruff: noqa: F401  (the TYPE_CHECKING imports re-export names that __all__ builds from _SOURCES)
 from __future__ import annotations
 
 import importlib
@@ -112,7 +113,7 @@ for _name in _SHADOWED:
 sys.modules[__name__].__class__ = _Package
 del _name
 
-if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports
+if TYPE_CHECKING:  # what type checkers and IDEs see: the eager imports (re-exported through __all__)
     from . import controls, heldout, stimuli
     from .circuits import CircuitScore, Units, circuit_symmetry, find_circuits
     from .config import ScanConfig

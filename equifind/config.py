@@ -33,7 +33,8 @@ class ScanConfig:
 
     Attributes:
         model: zoo name, optional (the command line's MODEL must agree with it).
-        layers: layers to scan, in forward order.
+        layers: layers to scan, in forward order (one string is a one-element list, as for
+            ``transforms``, ``stimuli`` and ``validate_sources``).
         transforms: names of the transforms to probe per layer (any registered name,
             :func:`~equifind.transforms.names`; Transform objects are kept by name);
             default :data:`DEFAULT_TRANSFORMS`.
