@@ -1,25 +1,159 @@
 """The ``equifind`` command.
 
-Exit codes: 0 success, 2 bad usage (argparse), 1 failure with a one-line cause
-(the traceback only with ``--debug``).
+Exit codes: 0 success; 2 bad usage (an unknown model, layer, unit or transform, bad steps, a bad
+config, device, ``--top`` or path), found before any computation and told in one line that names
+the bad value; 1 a failure, with a one-line cause (the traceback only with ``--debug``, which is
+accepted anywhere on the line); 130 interrupted (Ctrl-C).
+
+This module imports nothing heavy at import time (no torch), so ``equifind --help`` is quick;
+the choices it offers are static lists that ``tests/test_cli.py`` checks against the registries.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import difflib
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
-from .transforms import names
 from .unitref import UNIT_REF_FORM, format_unit_ref, one_layer, parse_unit_refs
 
-__all__ = ["main"]
+__all__ = ["main", "UsageError"]
+
+#: The zoo's model names (``equifind.models.MODELS``), for help texts without importing torch.
+MODEL_NAMES: tuple[str, ...] = ("inceptionv1", "googlenet_bvlc", "squeezenet1_0", "efficientnet_lite0")
+#: Registered transforms (``equifind.transforms.names()``), for ``--transforms`` choices.
+TRANSFORM_NAMES: tuple[str, ...] = ("rotation", "hue", "flip", "scale", "hue_rotation")
+#: Those ``score_family`` handles (``names(scores=True)``).
+SCORE_TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "scale")
+#: What a scan probes without ``--transforms`` or a config (``equifind.config.DEFAULT_TRANSFORMS``).
+DEFAULT_TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip")
+FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
+#: Exit status of an interrupted command (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 
 
-def _load(args: argparse.Namespace):
+class UsageError(Exception):
+    """Bad usage found after parsing (exit 2): the message is one line naming the bad value."""
+
+
+# -- checks made before any computation ---------------------------------------------------------
+
+
+def _closest(name: str, valid: Sequence[str]) -> str:
+    """`` did you mean 'x'?`` for the closest of ``valid``, or ``""``."""
+    near = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.6)
+    return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def _check_model_name(name: str) -> None:
+    """A zoo name (``equifind.models.MODELS``), else UsageError with the closest and the valid names."""
+    from .models import MODELS
+
+    if name not in MODELS:
+        raise UsageError(f"unknown model {name!r}{_closest(name, list(MODELS))}; valid: {', '.join(MODELS)}")
+
+
+def _check_device(text: str | None) -> None:
+    """``--device``: None (automatic), cpu, cuda[:N] with that GPU present, or mps where available.
+
+    Raises:
+        UsageError: a device torch does not know, or one this machine does not have.
+    """
+    if text is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except RuntimeError:
+        raise UsageError(f"--device {text!r} is not a device; valid: cpu, cuda, cuda:N, mps") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {text!r}: no CUDA GPU is available on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"--device {text!r}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UsageError(f"--device {text!r}: MPS is not available on this machine; use --device cpu")
+    elif dev.type != "cpu":
+        raise UsageError(f"--device {text!r} is not supported; valid: cpu, cuda, cuda:N, mps")
+
+
+def _check_file(path: str | None, flag: str) -> None:
+    """``path`` (when given) names an existing file, else UsageError naming ``flag`` and the path."""
+    if path is not None and not Path(path).is_file():
+        what = "a directory, not a file" if Path(path).is_dir() else "no such file"
+        raise UsageError(f"{flag} {path!r}: {what}")
+
+
+def _check_writable_dir(path: str | os.PathLike, flag: str) -> None:
+    """``path`` is a writable directory, or can be created as one; nothing is created here.
+
+    Raises:
+        UsageError: ``path`` is a file, or it (or the nearest existing folder above it) is not
+            writable; the message names the directory.
+    """
+    target = Path(path).expanduser().absolute()
+    if target.exists():
+        if not target.is_dir():
+            raise UsageError(f"{flag} {str(path)!r} is a file, not a directory")
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {str(path)!r}: the directory is not writable")
+        return
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {str(path)!r} cannot be created: {str(parent)!r} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {str(path)!r} cannot be created: {str(parent)!r} is not writable")
+
+
+def _check_layer(model: Any, layer: str) -> None:
+    """``layer`` is one of the model's layers, else UsageError (closest, and how to list them)."""
+    if layer not in model.layers:
+        raise UsageError(
+            f"unknown layer {layer!r} of {model.name}{_closest(layer, model.layers)} "
+            f"(list them with `equifind layers {model.name}`)"
+        )
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an int ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """argparse type: an int ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}")
+    return value
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> Any:
+    """The model of ``args``, after checking its name, weights path and device (bad ones: UsageError)."""
+    _check_model_name(args.model)
+    _check_file(args.weights, "--weights")
+    _check_device(args.device)
     from .models import load_model
 
     return load_model(args.model, weights=args.weights, device=args.device)
@@ -32,47 +166,103 @@ def _cmd_layers(args: argparse.Namespace) -> None:
         print(f"{name:<{width}}  {model.num_units(name):>5} units")
 
 
-def _example_image(size: int):
-    import torch
-    import torch.nn.functional as F
-    from skimage import data
+def _read_image(path: str, size: int) -> Any:
+    """``path`` as float RGB ``Tensor[1, 3, size, size]`` in [0, 1]: centre-cropped square, then resized.
 
-    img = torch.from_numpy(data.chelsea()).permute(2, 0, 1).float().div(255)[None]
+    Raises:
+        UsageError: no such file, or not an image Pillow can read.
+    """
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    _check_file(path, "--image")
+    try:
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise UsageError(f"--image {path!r} is not an image Pillow can read ({type(err).__name__})") from None
+    return _square(torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div(255)[None], size)
+
+
+def _square(img: Any, size: int) -> Any:
+    """``img`` (``Tensor[1, 3, H, W]``) centre-cropped to a square and resized to ``size × size``."""
+    import torch.nn.functional as F
+
+    h, w = img.shape[-2:]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    img = img[..., top : top + side, left : left + side]
     return F.interpolate(img, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
+def _example_image(size: int) -> Any:
+    """scikit-image's 'chelsea' photograph at ``size × size``."""
+    import torch
+    from skimage import data
+
+    return _square(torch.from_numpy(data.chelsea()).permute(2, 0, 1).float().div(255)[None], size)
+
+
 def _cmd_record(args: argparse.Namespace) -> None:
+    for path in args.image or ():
+        _check_file(path, "--image")
+    model = _load(args)
+    _check_layer(model, args.layer)
     import torch
 
     from .record import record
 
-    model = _load(args)
-    images = _example_image(model.input_size)
+    size = model.input_size
+    named = [(p, _read_image(p, size)) for p in args.image] if args.image else [("scikit-image's 'chelsea'", _example_image(size))]
+    images = torch.cat([img for _, img in named])
     with torch.no_grad(), record(model, [args.layer], at=args.at) as rec:
         model(images)
-    act = rec[args.layer][0]
+    acts = rec[args.layer]
     rf = model.receptive_field(args.layer)
-    print(f"{model.name} {args.layer}: {act.numel()} units, receptive field {rf.size} px at {rf.center}")
-    top = act.topk(min(args.top, act.numel()))
-    print(f"strongest units at {args.at!r} on scikit-image's 'chelsea':")
-    for value, unit in zip(top.values.tolist(), top.indices.tolist()):
-        print(f"  {format_unit_ref(args.layer, [unit]):<{len(args.layer) + 6}} {value:9.3f}")
+    print(f"{model.name} {args.layer}: {acts.shape[1]} units, receptive field {rf.size} px at {rf.center}")
+    for (name, _), act in zip(named, acts):
+        top = act.topk(min(args.top, act.numel()))
+        print(f"strongest units at {args.at!r} on {name}:")
+        for value, unit in zip(top.values.tolist(), top.indices.tolist()):
+            print(f"  {format_unit_ref(args.layer, [unit]):<{len(args.layer) + 6}} {value:9.3f}")
+
+
+def _scan_config(args: argparse.Namespace) -> Any:
+    """The scan's settings: the config file with the command line's overrides, all checked.
+
+    Raises:
+        UsageError: a bad config file or value, or a config naming another model than MODEL.
+    """
+    from .config import load_config
+
+    try:
+        cfg = load_config(args.config)
+    except (FileNotFoundError, ValueError) as err:
+        raise UsageError(f"--config: {err}") from None
+    if cfg.model is not None and cfg.model != args.model:
+        raise UsageError(f"--config {args.config!r} is for model {cfg.model!r}, but the command line names {args.model!r}")
+    try:
+        cfg = cfg.replace(
+            layers=args.layers, transforms=args.transforms, steps=args.steps, seed=args.seed,
+            validate_sources=_sources(args.validate), validate_top=args.validate_top,
+        )  # fmt: skip
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if not cfg.layers:
+        raise UsageError("no layers to scan: give --layers or a --config that lists them")
+    return cfg
 
 
 def _cmd_scan(args: argparse.Namespace) -> None:
-    from .config import load_config
+    cfg = _scan_config(args)
+    _check_writable_dir(args.out, "--out")
+    model = _load(args)
+    for layer in cfg.layers:
+        _check_layer(model, layer)
     from .scan import scan
 
-    cfg = load_config(args.config)
-    cfg = cfg.replace(steps=args.steps, validate_sources=_sources(args.validate), validate_top=args.validate_top)
-    model = _load(args)
-    layers = args.layers or (list(cfg.layers) if cfg.layers else None)
-    if not layers:
-        raise ValueError("no layers to scan: give --layers or a --config that lists them")
-    result = scan(
-        model, layers=layers, transforms=args.transforms, config=cfg,
-        out=args.out, resume=not args.no_resume, seed=args.seed, progress=not args.quiet,
-    )  # fmt: skip
+    result = scan(model, config=cfg, out=args.out, resume=not args.no_resume, progress=not args.quiet)
     if result.model == "inceptionv1":  # the Circuits thread's labels number its units
         result.compare()
     result.save(args.out)
@@ -96,9 +286,14 @@ def _sources(text: str | None) -> tuple[str, ...] | None:
 def _cmd_score(args: argparse.Namespace) -> None:
     import json
 
+    model = _load(args)
+    _check_layer(model, args.layer)
+    n = model.num_units(args.layer)
+    bad = [u for u in args.units if u >= n]
+    if bad:
+        raise UsageError(f"unit {bad[0]} is not in {args.layer}, which has {n} units (0 to {n - 1})")
     from .score import score_family
 
-    model = _load(args)
     fs = score_family(model, args.layer, list(args.units), transform=args.transform, steps=args.steps, seed=args.seed)
     print(json.dumps(_finite_or_none(fs.to_dict()), indent=1, allow_nan=False) if args.json else fs.summary())
 
@@ -132,6 +327,9 @@ def _finite_or_none(data: object) -> object:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
+    if not Path(args.dir).is_dir():
+        raise UsageError(f"DIR {args.dir!r}: no such directory (give a scan's --out directory)")
+    _check_writable_dir(args.out or args.dir, "--out" if args.out else "DIR")
     from .report import report
     from .scan import ScanResult
 
@@ -145,37 +343,58 @@ def _page(out: Path, formats: list[str]) -> Path:
     return out / "index.html" if "html" in formats else out
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="equifind", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on failure")
-    sub = parser.add_subparsers(dest="command", required=True)
+# -- the parser ----------------------------------------------------------------------------------
 
-    def add_model_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("model", help="zoo name: inceptionv1, googlenet_bvlc, squeezenet1_0, efficientnet_lite0")
-        p.add_argument("--weights", help="path to the weight file (default: $EQUIFIND_WEIGHTS_DIR)")
-        p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (exit 2) that points at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    """``--debug`` on a subcommand (so it works anywhere); SUPPRESS keeps the top level's value."""
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on failure")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help=f"zoo name: {', '.join(MODEL_NAMES)}")
+    p.add_argument("--weights", metavar="PATH", help="path to the weight file (default: $EQUIFIND_WEIGHTS_DIR)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: cuda when available)")
+    _add_common(p)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="equifind", description=__doc__.splitlines()[0],
+                     epilog="Exit codes: 0 success, 2 bad usage, 1 failure, 130 interrupted.")  # fmt: skip
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on failure (accepted anywhere)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
 
     p = sub.add_parser("layers", help="list a model's probe-able layers and their widths")
-    add_model_args(p)
+    _add_model_args(p)
     p.set_defaults(run=_cmd_layers)
 
-    p = sub.add_parser("record", help="record one layer on an example photograph and show its strongest units")
-    add_model_args(p)
-    p.add_argument("layer")
-    p.add_argument("--at", default="center", choices=["center", "max", "mean"])
-    p.add_argument("--top", type=int, default=10)
+    p = sub.add_parser("record", help="record one layer on photographs and show its strongest units")
+    _add_model_args(p)
+    p.add_argument("layer", help="the layer to record (see `equifind layers MODEL`)")
+    p.add_argument("--image", nargs="+", metavar="PATH",
+                   help="image files, centre-cropped to a square and resized to the model's input "
+                        "(default: scikit-image's 'chelsea' photograph)")
+    p.add_argument("--at", default="center", choices=["center", "max", "mean"],
+                   help="which position of each unit's map: the centre, its maximum or its mean (default: center)")
+    p.add_argument("--top", type=_positive_int, default=10, metavar="N", help="strongest units shown per image (default: 10)")
     p.set_defaults(run=_cmd_record)
 
-    formats = ["png", "svg", "pdf", "html"]
     p = sub.add_parser("scan", help="scan layers for equivariant families and circuits, and write a report")
-    add_model_args(p)
+    _add_model_args(p)
     p.add_argument("--layers", nargs="+", help="layer names (default: the config's)")
-    p.add_argument("--transforms", nargs="+", choices=names(),
-                   help="default: the config's, else rotation hue flip (equifind.config.DEFAULT_TRANSFORMS)")
-    p.add_argument("--out", required=True, help="output directory (stage files, report)")
-    p.add_argument("--config", help="TOML file with layers, steps and thresholds (see configs/)")
-    p.add_argument("--steps", type=int, help="transform grid size (default: the config's, 64)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--transforms", nargs="+", choices=TRANSFORM_NAMES, metavar="TRANSFORM",
+                   help=f"any of {', '.join(TRANSFORM_NAMES)} (default: the config's, else {' '.join(DEFAULT_TRANSFORMS)})")
+    p.add_argument("--out", required=True, help="output directory (stage files, report); must be writable")
+    p.add_argument("--config", help="TOML file with layers, steps and thresholds (see configs/); its model must be MODEL")
+    p.add_argument("--steps", type=int, help="transform grid size, at least each transform's minimum (default: the config's, 64)")
+    p.add_argument("--seed", type=_non_negative_int, help="seed of every random choice (default: the config's, 0)")
     p.add_argument("--validate", metavar="SOURCES",
                    help="validate the best families of each layer and transform on held-out stimuli: comma-separated "
                         "feature_vis (each unit's feature visualization), patches (its top natural patches); "
@@ -184,52 +403,94 @@ def _parser() -> argparse.ArgumentParser:
                    help="families validated per layer and transform (default: the config's, 3)")
     p.add_argument("--no-resume", action="store_true", help="recompute stages already in --out")
     p.add_argument("--no-report", action="store_true", help="skip the figures and index.html")
-    p.add_argument("--formats", nargs="+", choices=formats, default=["png", "svg", "html"])
+    p.add_argument("--formats", nargs="+", choices=FORMATS, default=["png", "svg", "html"], metavar="FORMAT",
+                   help=f"report formats, any of {', '.join(FORMATS)} (default: png svg html)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_cmd_scan)
 
     p = sub.add_parser("score", help="score how truly some units form one equivariant family")
-    add_model_args(p)
+    _add_model_args(p)
     p.add_argument("refs", nargs="+", metavar="LAYER:UNITS",
                    help=f"the family's units as {UNIT_REF_FORM}, one or more of one layer; the older form "
                         "LAYER UNIT [UNIT ...] still works")
-    p.add_argument("--transform", default="rotation", choices=names(scores=True))
-    p.add_argument("--steps", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--transform", default="rotation", choices=SCORE_TRANSFORMS,
+                   help=f"the group the units should be copies under: {', '.join(SCORE_TRANSFORMS)} (default: rotation)")
+    p.add_argument("--steps", type=int, default=64,
+                   help="transform grid size, at least the transform's minimum and the number of units (default: 64)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the stimuli and the null (default: 0)")
     p.add_argument("--json", action="store_true", help="print the FamilyScore as JSON")
-    p.set_defaults(run=_cmd_score, check=functools.partial(_check_score, p))
+    p.set_defaults(run=_cmd_score, check=_check_score)
 
     p = sub.add_parser("report", help="(re)write the figures and index.html of a saved scan")
-    p.add_argument("dir", help="a scan's --out directory")
-    p.add_argument("--out", help="where to write the report (default: DIR)")
-    p.add_argument("--formats", nargs="+", choices=formats, default=["png", "svg", "html"])
-    p.set_defaults(run=_cmd_report, command="report")
+    p.add_argument("dir", metavar="DIR", help="a scan's --out directory")
+    p.add_argument("--out", help="where to write the report (default: DIR); must be writable")
+    p.add_argument("--formats", nargs="+", choices=FORMATS, default=["png", "svg", "html"], metavar="FORMAT",
+                   help=f"report formats, any of {', '.join(FORMATS)} (default: png svg html)")
+    _add_common(p)
+    p.set_defaults(run=_cmd_report)
     return parser
 
 
-def _check_score(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Read ``score``'s units into ``args.layer`` and ``args.units``; bad ones are bad usage (exit 2)."""
+def _check_score(args: argparse.Namespace) -> None:
+    """Read ``score``'s units into ``args.layer`` and ``args.units``, and check ``--steps`` against the transform.
+
+    Raises:
+        UsageError: bad unit references, or too few steps for the transform or the units.
+    """
     try:
         args.layer, args.units = _unit_args(args.refs)
     except ValueError as err:
-        parser.error(str(err))
+        raise UsageError(str(err)) from None
+    from .transforms import as_transform
+
+    tf = as_transform(args.transform)
+    try:
+        tf.check_steps(args.steps)
+    except ValueError as err:
+        raise UsageError(f"--steps: {err}") from None
+    if args.steps < len(args.units):
+        raise UsageError(f"--steps {args.steps} is fewer than the {len(args.units)} units scored; use --steps ≥ {len(args.units)}")
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line (a KeyError's without its quotes)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(line.strip() for line in text.splitlines()) if text else type(err).__name__
+
+
+def _interrupted(args: argparse.Namespace) -> str:
+    """What an interrupted command says: a scan keeps its finished stages."""
+    if args.command == "scan":
+        return f"interrupted; finished stages are kept in {args.out} — rerun to resume"
+    return "interrupted"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    check = getattr(args, "check", None)
-    if check is not None:
-        check(args)
+    """Run the command line; returns the exit code (0, 1 failure, 2 bad usage, 130 interrupted)."""
     try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # --help (0) or bad usage (2), already printed
+        return done.code if isinstance(done.code, int) else 2
+    debug = bool(getattr(args, "debug", False))
+    try:
+        check = getattr(args, "check", None)
+        if check is not None:
+            check(args)
         args.run(args)
-    except Exception as err:  # one-line cause; the traceback on request
-        if args.debug:
+    except UsageError as err:
+        if debug:
             raise
-        text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-        cause = " ".join(line.strip() for line in text.splitlines()) if text else type(err).__name__
-        print(f"equifind {args.command}: error: {type(err).__name__}: {cause}", file=sys.stderr)
+        print(f"equifind {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"equifind {args.command}: {_interrupted(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # one-line cause; the traceback on request
+        if debug:
+            raise
+        print(f"equifind {args.command}: error: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
         return 1
     return 0
 

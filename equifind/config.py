@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import math
 import os
 import tomllib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,8 +32,9 @@ class ScanConfig:
     """Everything that decides a scan's numbers (so a resumed scan can check it matches).
 
     Attributes:
-        model: zoo name, optional (the command line's MODEL wins).
-        layers: layers to scan, in forward order.
+        model: zoo name, optional (the command line's MODEL must agree with it).
+        layers: layers to scan, in forward order (one string is a one-element list, as for
+            ``transforms``, ``stimuli`` and ``validate_sources``).
         transforms: names of the transforms to probe per layer (any registered name,
             :func:`~equifind.transforms.names`; Transform objects are kept by name);
             default :data:`DEFAULT_TRANSFORMS`.
@@ -84,32 +88,60 @@ class ScanConfig:
     validate_fv_steps: int = DEFAULT_FV_STEPS
 
     def __post_init__(self) -> None:
+        """Check every field's type and range, naming the key, the value and what is valid.
+
+        Lists may be given as one string (``layers = "conv2d0"`` is ``("conv2d0",)``); they are
+        kept as tuples. The same rules hold for TOML, dicts, :meth:`replace` and ``ScanConfig(...)``.
+
+        Raises:
+            ValueError: the first bad field (its key as a TOML config writes it, the value, what is valid).
+        """
+        self._check_types()
         self._check_transforms()
         self._check_null_sizes()
-        mci = self.min_colour_index
-        if isinstance(mci, bool) or not isinstance(mci, (int, float)) or not 0.0 <= mci <= 1.0:
-            raise ValueError(f"min_colour_index must be a number in [0, 1], got {mci!r}")
-        if not -1.0 <= self.circuit_min_score <= 1.0:
-            raise ValueError(f"circuit_min_score must be in [-1, 1], got {self.circuit_min_score!r}")
         self._check_validate()
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def _check_types(self) -> None:
+        """Types and ranges of the fields that do not depend on each other."""
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            raise ValueError(f"model must be a model name (a non-empty string), got {self.model!r}")
+        self._set("layers", _names("layers", self.layers, "layer names", allow_empty=True))
+        self._set("stimuli", _stimuli(self.stimuli))
+        _number("min_selectivity", self.min_selectivity, 0.0, 1.0)
+        _number("min_similarity", self.min_similarity, 0.0, 1.0, low_open=True)
+        _integer("min_size", self.min_size, 2)
+        _number("min_colour_index", self.min_colour_index, 0.0, 1.0)
+        _boolean("circuits", self.circuits)
+        _number("alpha", self.alpha, 0.0, 1.0, low_open=True, what=" (the q-value threshold)")
+        _number("circuit_min_score", self.circuit_min_score, -1.0, 1.0)
+        _integer("seed", self.seed, 0)
 
     def _check_transforms(self) -> None:
         """Registered transforms (kept as names), and ``steps`` each of them accepts (``Transform.check_steps``)."""
         given = self.transforms
-        if isinstance(given, (str, Transform)) or not isinstance(given, (tuple, list)):
-            raise ValueError(f"transforms must be a list of names from {list(names())}, got {given!r}")
+        if isinstance(given, Transform):
+            given = (given,)
+        items = _names("transforms", given, f"names from {list(names())}", allow_objects=(Transform,))
         found: list[Transform] = []
         bad: list[Any] = []
-        for t in given:
+        for t in items:
             try:
                 found.append(as_transform(t))
             except KeyError:
                 bad.append(t)
         if bad:
-            raise ValueError(f"unknown transforms {bad} in the scan config; valid: {list(names())}")
-        object.__setattr__(self, "transforms", tuple(tf.name for tf in found))
+            near = _did_you_mean(str(bad[0]), names())
+            raise ValueError(f"unknown transforms {bad} in the scan config;{near} valid: {list(names())}")
+        kept = tuple(tf.name for tf in found)
+        if len(set(kept)) != len(kept):
+            raise ValueError(f"transforms must not repeat a name, got {list(kept)}")
+        self._set("transforms", kept)
         if isinstance(self.steps, bool) or not isinstance(self.steps, int):
-            raise ValueError(f"steps must be an int, got {self.steps!r}")
+            least = max(tf.min_steps for tf in found)
+            raise ValueError(f"steps must be an int ≥ {least} (for {', '.join(kept)}), got {_got(self.steps)}")
         for tf in found:
             try:
                 tf.check_steps(self.steps_for(tf))
@@ -127,33 +159,21 @@ class ScanConfig:
 
     def _check_validate(self) -> None:
         """The ``[validate]`` settings: known sources without repeats, and ints within their ranges."""
-        sources = self.validate_sources
-        if isinstance(sources, str) or not isinstance(sources, (tuple, list)):
-            raise ValueError(
-                f"validate_sources ([validate] sources) must be a list of {list(SOURCES)} (empty: off), got {sources!r}"
-            )
+        label = _label("validate_sources")
+        sources = _names("validate_sources", self.validate_sources, f"values of {list(SOURCES)} (empty: off)", allow_empty=True)
         bad = [s for s in sources if s not in SOURCES]
         if bad or len(set(sources)) != len(sources):
-            raise ValueError(
-                f"validate_sources ([validate] sources) must be distinct values of {list(SOURCES)} (empty: off), "
-                f"got {list(sources)!r}"
-            )
-        object.__setattr__(self, "validate_sources", tuple(s for s in SOURCES if s in sources))  # one canonical order
+            raise ValueError(f"{label} must be distinct values of {list(SOURCES)} (empty: off), got {list(sources)!r}")
+        self._set("validate_sources", tuple(s for s in SOURCES if s in sources))  # one canonical order
         if sources:  # the held-out tests draw n_null random unit sets per family
             check_null_size(self.n_null, self.alpha, "n_null")
         for name, least in (("top", 1), ("steps", 4), ("pool", 1), ("patches", 1), ("fv_steps", 1)):
-            value = getattr(self, f"validate_{name}")
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"validate_{name} ([validate] {name}) must be an int ≥ {least}, got {value!r}")
+            _integer(f"validate_{name}", getattr(self, f"validate_{name}"), least)
 
     def _check_null_sizes(self) -> None:
         """``n_null`` 0 (no null) or enough to reach ``alpha``; ``circuit_n_null`` enough when circuits are on."""
         for name in ("n_null", "circuit_n_null"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int ≥ 0, got {value!r}")
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha <= 1:
-            raise ValueError(f"alpha (the q-value threshold) must be in (0, 1], got {self.alpha!r}")
+            _integer(name, getattr(self, name), 0)
         if self.n_null:
             check_null_size(self.n_null, self.alpha, "n_null")
         if self.circuits:
@@ -161,38 +181,49 @@ class ScanConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScanConfig:
-        """Build from a flat dict or TOML tables ``[probe]``, ``[families]``, ``[circuits]``, ``[validate]``.
+        """Build from a flat dict or TOML tables ``[probe]``, ``[families]``, ``[circuits]``, ``[validate]``, ``[scan]``.
 
         ``[circuits]`` keys ``enabled``, ``n_null``, ``min_score`` are the fields ``circuits``,
         ``circuit_n_null``, ``circuit_min_score``; ``[validate]`` key ``k`` is ``validate_k``.
 
         Raises:
-            ValueError: unknown keys (named, with the valid ones).
+            ValueError: not a dict, an unknown key or table (named, with the closest valid one),
+                a key given twice, or a bad value (see :class:`ScanConfig`).
         """
+        if not isinstance(data, dict):
+            raise ValueError(f"a scan config must be a dict (or TOML tables), got {type(data).__name__} {data!r}")
+        valid = [f.name for f in fields(cls)]
         flat: dict[str, Any] = {}
+        where: dict[str, str] = {}
         for key, value in data.items():
-            if isinstance(value, dict) and key in ("probe", "families", "circuits", "scan", "validate"):
-                for k, v in value.items():
-                    flat[_flat_key(key, k)] = v
+            if key in _TABLES and not isinstance(value, dict) and key not in valid:
+                raise ValueError(f"[{key}] must be a table of settings, got {value!r}")
+            if key in _TABLES and isinstance(value, dict):
+                pairs = [(_flat_key(key, k), v, f"[{key}] {k}") for k, v in value.items()]
             else:
-                flat[key] = value
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(flat) - names)
+                pairs = [(key, value, repr(key))]
+            for field, v, said in pairs:
+                if field in flat:
+                    raise ValueError(f"scan config key {said} repeats {where[field]} (both set {field}); keep one")
+                flat[field], where[field] = v, said
+        unknown = [k for k in flat if k not in valid]
         if unknown:
-            raise ValueError(f"unknown scan config keys {unknown}; valid: {sorted(names)}")
-        for key in ("layers", "transforms"):
-            if key in flat:
-                flat[key] = tuple(flat[key])
-        if isinstance(flat.get("validate_sources"), list):
-            flat["validate_sources"] = tuple(flat["validate_sources"])
-        if isinstance(flat.get("stimuli"), list):
-            flat["stimuli"] = tuple(flat["stimuli"])
+            near = _did_you_mean(unknown[0], valid)
+            raise ValueError(f"unknown scan config key {where[unknown[0]]};{near} valid: {sorted(valid)}")
         return cls(**flat)
 
     def replace(self, **changes: Any) -> ScanConfig:
-        """A copy with ``changes`` (None values are ignored)."""
+        """A copy with ``changes`` (None values are ignored), checked like a new config.
+
+        Raises:
+            ValueError: an unknown field (with the closest) or a bad value.
+        """
+        valid = [f.name for f in fields(self)]
+        for key in changes:
+            if key not in valid:
+                raise ValueError(f"unknown scan config key {key!r};{_did_you_mean(key, valid)} valid: {sorted(valid)}")
         data = asdict(self)
-        data.update({k: (tuple(v) if isinstance(v, list) else v) for k, v in changes.items() if v is not None})
+        data.update({k: v for k, v in changes.items() if v is not None})
         return ScanConfig(**data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,22 +239,117 @@ class ScanConfig:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: TOML tables a config may group its keys in.
+_TABLES = ("probe", "families", "circuits", "scan", "validate")
+#: ScanConfig fields whose TOML key differs, as a TOML config writes them (for messages).
+_LABELS = {
+    "circuits": "circuits ([circuits] enabled)", "circuit_n_null": "circuit_n_null ([circuits] n_null)",
+    "circuit_min_score": "circuit_min_score ([circuits] min_score)",
+    **{f: f"{f} ([validate] {k})" for k, f in _VALIDATE_KEYS.items()},
+}  # fmt: skip
+
+
 def _flat_key(table: str, key: str) -> str:
-    """The ScanConfig field of ``key`` in TOML table ``table``."""
+    """The ScanConfig field of ``key`` in TOML table ``table``.
+
+    Raises:
+        ValueError: a key ``[validate]`` does not have (with the closest).
+    """
     if table == "circuits":
         return {"enabled": "circuits", "n_null": "circuit_n_null", "min_score": "circuit_min_score"}.get(key, key)
     if table == "validate":
         if key not in _VALIDATE_KEYS:
-            raise ValueError(f"unknown key {key!r} in [validate]; valid: {sorted(_VALIDATE_KEYS)}")
+            raise ValueError(f"unknown key {key!r} in [validate];{_did_you_mean(key, _VALIDATE_KEYS)} valid: {sorted(_VALIDATE_KEYS)}")
         return _VALIDATE_KEYS[key]
     return key
+
+
+def _label(field: str) -> str:
+    """How messages name ``field``: with its TOML table key where that differs."""
+    return _LABELS.get(field, field)
+
+
+def _did_you_mean(name: str, valid: Iterable[str]) -> str:
+    """`` did you mean 'x'?`` for the closest valid name, or ``""``."""
+    near = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.6)
+    return f" did you mean {near[0]!r}?" if near else ""
+
+
+def _got(value: object) -> str:
+    """A bad value for a message: its repr, and its type unless it is an int or a float."""
+    if type(value) in (int, float):
+        return repr(value)
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _integer(field: str, value: object, least: int) -> None:
+    """ValueError unless ``value`` is an int (not a bool) ≥ ``least``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{_label(field)} must be an int ≥ {least}, got {_got(value)}")
+
+
+def _number(
+    field: str, value: object, low: float, high: float, *, low_open: bool = False, what: str = ""
+) -> None:
+    """ValueError unless ``value`` is a finite int or float in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (low < value if low_open else low <= value) or not value <= high:
+        span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{_label(field)}{what} must be a number in {span}, got {_got(value)}")
+
+
+def _boolean(field: str, value: object) -> None:
+    """ValueError unless ``value`` is true or false."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{_label(field)} must be true or false, got {_got(value)}")
+
+
+def _names(
+    field: str, value: object, valid: str, *, allow_empty: bool = False, allow_objects: tuple[type, ...] = ()
+) -> tuple[Any, ...]:
+    """A list of names as a tuple: one string is a one-element list.
+
+    Raises:
+        ValueError: not a string or a list/tuple of non-empty strings (or ``allow_objects``), or empty
+            unless ``allow_empty``; the message names the field, the value and ``valid``.
+    """
+    items = (value,) if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"{_label(field)} must be a list of {valid}, got {_got(value)}")
+    for item in items:
+        if not (isinstance(item, allow_objects) or (isinstance(item, str) and item)):
+            raise ValueError(f"{_label(field)} must be a list of {valid}; {item!r} in {list(items)!r} is not a name")
+    if not items and not allow_empty:
+        raise ValueError(f"{_label(field)} must name at least one: a list of {valid}, got {list(items)!r}")
+    return tuple(items)
+
+
+def _stimuli(value: object) -> str | tuple[str, ...]:
+    """``"auto"``, one generator name, or a tuple of them (registered in :data:`equifind.stimuli.STIMULI`).
+
+    Raises:
+        ValueError: anything else, naming the bad entry and the valid names (with the closest).
+    """
+    from .stimuli import STIMULI
+
+    valid = ["auto", *STIMULI]
+    if value == "auto":
+        return "auto"
+    items = _names("stimuli", value, f"stimulus names ({', '.join(STIMULI)}) or 'auto'")
+    for item in items:
+        if item not in STIMULI:
+            raise ValueError(
+                f"unknown stimulus {item!r} in stimuli;{_did_you_mean(item, valid)} valid: 'auto' or a list of {list(STIMULI)}"
+            )
+    return value if isinstance(value, str) else items
 
 
 def load_config(source: str | os.PathLike | dict[str, Any] | ScanConfig | None) -> ScanConfig:
     """A :class:`ScanConfig` from a TOML path, a dict, a ScanConfig or None (defaults).
 
     Raises:
-        FileNotFoundError: no such TOML file. ValueError: invalid TOML or keys.
+        FileNotFoundError: no such TOML file. ValueError: invalid TOML, keys or values (from a
+            file, the message starts with its path).
     """
     if source is None:
         return ScanConfig()
@@ -236,6 +362,9 @@ def load_config(source: str | os.PathLike | dict[str, Any] | ScanConfig | None) 
         raise FileNotFoundError(f"no config file at {str(path)!r}")
     try:
         data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: invalid TOML: {err}") from err
-    return ScanConfig.from_dict(data)
+    try:
+        return ScanConfig.from_dict(data)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None

@@ -124,13 +124,6 @@ def _stimulus_set(spec: StimuliSpec, transform: Transform, geometry: ProbeGeomet
     return st.StimulusSet.cat(sets)
 
 
-def _check_steps(steps: object) -> int:
-    """``steps`` as a positive int (for hue_rotation, per axis: a steps × steps grid), else ValueError."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    return steps
-
-
 def probe(
     model: Model,
     layer: str,
@@ -157,8 +150,8 @@ def probe(
             given at the render size ``probe_geometry(...).scaled().canvas`` (when the
             geometry supersamples) are transformed there and reduced to the canvas, as the
             auto stimuli are; others are used at the canvas size.
-        steps: transform grid size (for hue_rotation, per axis: steps² parameters;
-            flip always has 2).
+        steps: transform grid size, at least the transform's ``min_steps`` (for hue_rotation,
+            per axis: steps² parameters; flip always has 2).
         units: unit indices to keep (default all).
         batch_size: images per forward pass (default: about 64 MB of input).
         device: where to run (default the model's device; the model is not moved).
@@ -203,7 +196,7 @@ def probe(
     # aperture's centre map the disk onto itself; a zoom moves content across its edge.
     base = soft_aperture(stim.images, render.radius, center=render.center)
     after = render.radius if tf.aperture_after else None
-    params = tf.grid(_check_steps(steps)).to(dev)
+    params = tf.grid(tf.check_steps(steps)).to(dev)  # the transform's own minimum (Transform.min_steps)
     n_var, n_steps = len(stim), params.shape[0]
     total = n_var * n_steps
     if batch_size is None:

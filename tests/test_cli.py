@@ -1,22 +1,34 @@
-"""The equifind command: success, bad usage (exit 2), failures (exit 1, one line)."""
+"""The equifind command: success, bad usage (exit 2, one line), failures (exit 1, one line), Ctrl-C (130)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from equifind.cli import main
-from conftest import weight_file
+from equifind.cli import UsageError, main
+from conftest import ROOT, weight_file
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     try:
         code = main(list(argv))
-    except SystemExit as exit_:  # argparse's bad usage
-        code = int(exit_.code)
+    except SystemExit as exit_:  # main returns its code; this would be a bug, and fails the checks below
+        code = f"SystemExit({exit_.code})"
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def _env() -> dict[str, str]:
+    """The environment of a subprocess that runs this checkout's equifind."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
 def test_layers_offline(capsys):
@@ -24,15 +36,128 @@ def test_layers_offline(capsys):
     assert code == 0 and "_conv_stem" in out and "32 units" in out
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [[], ["bogus"], ["layers"], ["score", "googlenet_bvlc", "conv2d0", "x"], ["scan", "googlenet_bvlc"], ["score", "m", "l", "1", "--transform", "twist"],
-     ["score", "m", "conv2d0"], ["score", "m", "conv2d0:3,x"], ["score", "m", "conv2d0:3", "conv2d1:4"],
-     ["score", "m", "l:1,2", "--transform", "hue_rotation"], ["scan", "m", "--out", "o", "--transforms", "twist"]],
-)
-def test_bad_usage_exits_2(capsys, argv):
-    code, _, err = run(capsys, *argv)
-    assert code == 2 and "usage:" in err
+# -- bad usage: exit 2 and one line that names the bad value -------------------------------------
+
+#: A file in the way of a directory (os.access says root may write anywhere, so an unwritable
+#: directory is made by putting a file where a parent folder should be).
+A_FILE = "{tmp}/a-file"
+
+
+def _config(tmp: Path, text: str) -> str:
+    path = tmp / "cfg.toml"
+    path.write_text(text)
+    return str(path)
+
+
+#: (argv with {tmp} for the test's folder, what the one line must say). Every scan writes to
+#: {tmp}/out, which must not exist afterwards: bad usage is found before anything is written.
+BAD_USAGE = [
+    ([], "the following arguments are required: COMMAND"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["layers"], "the following arguments are required: MODEL"),
+    (["scan", "googlenet_bvlc"], "the following arguments are required: --out"),
+    # unknown model, transform
+    (["layers", "googlenet_bvcl"], "unknown model 'googlenet_bvcl'; did you mean 'googlenet_bvlc'?"),
+    (["scan", "googlenet_bvcl", "--layers", "conv2d0", "--out", "{tmp}/out"], "unknown model 'googlenet_bvcl'"),
+    (["score", "m", "l:1,2", "--transform", "twist"], "argument --transform: invalid choice: 'twist'"),
+    (["score", "m", "l:1,2", "--transform", "hue_rotation"], "invalid choice: 'hue_rotation'"),
+    (["scan", "m", "--out", "{tmp}/out", "--transforms", "twist"], "argument --transforms: invalid choice: 'twist'"),
+    # units
+    (["score", "m", "conv2d0:3,x"], "bad unit reference 'conv2d0:3,x': 'x' is not a unit number"),
+    (["score", "m", "conv2d0", "3", "x"], "'x' is not a unit number (a whole number ≥ 0) after layer 'conv2d0'"),
+    (["score", "m", "conv2d0"], "no units after layer 'conv2d0'"),
+    (["score", "m", "conv2d0:3", "conv2d1:4"], "units of one layer are needed, got 2 layers ['conv2d0', 'conv2d1']"),
+    # steps
+    (["score", "googlenet_bvlc", "conv2d0:3,4", "--steps", "0"], "--steps: rotation needs an integer number of steps >= 4, got 0"),
+    (["score", "googlenet_bvlc", "conv2d0:1,2,3,4,5", "--steps", "4"], "--steps 4 is fewer than the 5 units scored"),
+    (["score", "googlenet_bvlc", "conv2d0:1", "--steps", "x"], "argument --steps: invalid int value: 'x'"),
+    (["scan", "googlenet_bvlc", "--layers", "conv2d0", "--out", "{tmp}/out", "--steps", "3"],
+     "steps: rotation needs an integer number of steps >= 4, got 3"),
+    (["scan", "googlenet_bvlc", "--layers", "conv2d0", "--transforms", "scale", "--out", "{tmp}/out", "--steps", "0"],
+     "steps: scale needs an integer number of steps >= 4, got 0"),
+    # config
+    (["scan", "googlenet_bvlc", "--out", "{tmp}/out", "--config", "{config:[families]\nmin_similarity = \"high\"\n}"],
+     "min_similarity must be a number in (0, 1], got 'high' (str)"),
+    (["scan", "googlenet_bvlc", "--out", "{tmp}/out", "--config", "{config:layers = [\"conv2d0\"]\nalpha = 2\n}"],
+     "alpha (the q-value threshold) must be a number in (0, 1], got 2"),
+    (["scan", "googlenet_bvlc", "--out", "{tmp}/out", "--config", "{config:layers = [\"conv2d0\"]\nstepz = 8\n}"],
+     "unknown scan config key 'stepz'; did you mean 'steps'?"),
+    (["scan", "googlenet_bvlc", "--out", "{tmp}/out", "--config", "{config:model = \"squeezenet1_0\"\nlayers = \"conv2d0\"\n}"],
+     "is for model 'squeezenet1_0', but the command line names 'googlenet_bvlc'"),
+    (["scan", "googlenet_bvlc", "--out", "{tmp}/out", "--config", "{tmp}/none.toml"], "no config file at"),
+    (["scan", "googlenet_bvlc", "--out", "{tmp}/out"], "no layers to scan: give --layers or a --config"),
+    (["scan", "googlenet_bvlc", "--out", "{tmp}/out", "--layers", "conv2d0", "--validate", "feature_vis,bogus"],
+     "got ['feature_vis', 'bogus']"),
+    (["scan", "googlenet_bvlc", "--out", "{tmp}/out", "--layers", "conv2d0", "--validate-top", "0"],
+     "validate_top ([validate] top) must be an int ≥ 1, got 0"),
+    (["scan", "googlenet_bvlc", "--out", "{tmp}/out", "--layers", "conv2d0", "--seed", "-1"], "argument --seed: expected a whole number ≥ 0, got '-1'"),
+    # device, top, paths
+    (["layers", "googlenet_bvlc", "--device", "cuda:99"], "--device 'cuda:99'"),
+    (["layers", "googlenet_bvlc", "--device", "gpu"], "--device 'gpu' is not a device; valid: cpu, cuda, cuda:N, mps"),
+    (["record", "googlenet_bvlc", "conv2d0", "--top", "-3"], "argument --top: expected a whole number ≥ 1, got '-3'"),
+    (["record", "googlenet_bvlc", "conv2d0", "--top", "0"], "argument --top: expected a whole number ≥ 1, got '0'"),
+    (["record", "googlenet_bvlc", "conv2d0", "--image", "{tmp}/nope.png"], "--image '{tmp}/nope.png': no such file"),
+    (["record", "googlenet_bvlc", "conv2d0", "--image", "{tmp}"], "--image '{tmp}': a directory, not a file"),
+    (["layers", "googlenet_bvlc", "--weights", "{tmp}/nope.pth"], "--weights '{tmp}/nope.pth': no such file"),
+    (["scan", "googlenet_bvlc", "--layers", "conv2d0", "--out", A_FILE], "--out '{tmp}/a-file' is a file, not a directory"),
+    (["scan", "googlenet_bvlc", "--layers", "conv2d0", "--out", A_FILE + "/out"],
+     "--out '{tmp}/a-file/out' cannot be created: '{tmp}/a-file' is a file, not a directory"),
+    (["report", "{tmp}", "--out", A_FILE + "/report"], "--out '{tmp}/a-file/report' cannot be created"),
+    (["report", "{tmp}/nothing-here"], "DIR '{tmp}/nothing-here': no such directory"),
+]  # fmt: skip
+
+
+def _fill(arg: str, tmp: Path) -> str:
+    """``{tmp}`` is the test's folder; ``{config:TEXT}`` a TOML file holding TEXT."""
+    if arg.startswith("{config:"):
+        return _config(tmp, arg[len("{config:") : -1])
+    return arg.replace("{tmp}", str(tmp))
+
+
+@pytest.mark.parametrize("argv, says", BAD_USAGE, ids=[" ".join(a)[:60] for a, _ in BAD_USAGE])
+def test_bad_usage_exits_2_with_one_line_naming_the_value(capsys, tmp_path, argv, says):
+    (tmp_path / "a-file").write_text("in the way")
+    code, out, err = run(capsys, *(_fill(a, tmp_path) for a in argv))
+    assert code == 2, err
+    assert err.endswith("\n") and err.count("\n") == 1, f"not one line: {err!r}"  # one line, however long
+    assert _fill(says, tmp_path) in err and err.startswith("equifind") and "Traceback" not in err
+    assert out == ""
+    assert not (tmp_path / "out").exists(), "bad usage wrote the --out directory"
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["record", "efficientnet_lite0", "_conv_stemm"], "unknown layer '_conv_stemm' of efficientnet_lite0; did you mean '_conv_stem'?"),
+    (["score", "efficientnet_lite0", "_conv_stem:3,99"], "unit 99 is not in _conv_stem, which has 32 units (0 to 31)"),
+    (["scan", "efficientnet_lite0", "--layers", "_conv_stem", "_blocks.0.bogus", "--out", "{tmp}/out"],
+     "unknown layer '_blocks.0.bogus' of efficientnet_lite0"),
+])  # fmt: skip
+def test_unknown_layer_or_unit_exits_2_before_any_computation(capsys, tmp_path, argv, says):
+    code, out, err = run(capsys, *(_fill(a, tmp_path) for a in argv), "--device", "cpu")
+    assert code == 2 and err.count("\n") == 1 and says in err and out == "", err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_model_with_debug_anywhere_raises(capsys):
+    for argv in (["--debug", "layers", "googlenet_bvcl"], ["layers", "googlenet_bvcl", "--debug"],
+                 ["layers", "--debug", "googlenet_bvcl"]):  # fmt: skip
+        with pytest.raises(UsageError, match="unknown model 'googlenet_bvcl'"):
+            main(argv)
+    code, _, err = run(capsys, "report", "/nonexistent-dir-for-equifind")
+    assert code == 2 and "Traceback" not in err  # without --debug: one line
+
+
+def test_debug_is_accepted_after_the_subcommand():
+    from equifind.cli import _parser
+
+    for argv in (["--debug", "scan", "m", "--out", "o"], ["scan", "m", "--out", "o", "--debug"], ["report", "d", "--debug"]):
+        assert _parser().parse_args(argv).debug is True
+    assert _parser().parse_args(["scan", "m", "--out", "o"]).debug is False
+
+
+def test_missing_weights_are_a_failure_exit_1(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EQUIFIND_WEIGHTS_DIR", str(tmp_path))  # the default place holds no file
+    code, _, err = run(capsys, "layers", "googlenet_bvlc", "--device", "cpu")
+    assert code == 1 and "WeightsNotFoundError" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("refs, says", [
@@ -57,6 +182,37 @@ def test_score_takes_layer_colon_units_and_the_older_form():
     assert units("mixed3b:12,34") == units("mixed3b:12", "mixed3b:34") == units("mixed3b", "12", "34") == ("mixed3b", (12, 34))
 
 
+# -- the parser: help everywhere, static choices that match the registries ------------------------
+
+
+def _all_actions(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)
+        yield f"{parser.prog} {action.dest}", action
+
+
+def test_every_argument_has_help():
+    from equifind.cli import _parser
+
+    missing = [where for where, action in _all_actions(_parser()) if not action.help or action.help == argparse.SUPPRESS]
+    assert missing == []
+    assert len(list(_all_actions(_parser()))) > 40  # the walk reached every subcommand
+
+
+def test_static_choices_match_the_registries():
+    from equifind import cli
+    from equifind.config import DEFAULT_TRANSFORMS
+    from equifind.models import MODELS
+    from equifind.transforms import names
+
+    assert cli.TRANSFORM_NAMES == names()
+    assert cli.SCORE_TRANSFORMS == names(scores=True)
+    assert cli.DEFAULT_TRANSFORMS == DEFAULT_TRANSFORMS
+    assert cli.MODEL_NAMES == tuple(MODELS)
+
+
 def test_transform_choices_come_from_the_registry():
     from equifind.cli import _parser
     from equifind.transforms import names
@@ -67,21 +223,79 @@ def test_transform_choices_come_from_the_registry():
         assert _parser().parse_args(["score", "m", "l:1,2", "--transform", t]).transform == t
 
 
-def test_unknown_model_is_one_line_exit_1(capsys):
-    code, _, err = run(capsys, "layers", "googlenet_bvcl")
-    assert code == 1
-    assert err.strip().count("\n") == 0 and "did you mean 'googlenet_bvlc'" in err and "Traceback" not in err
+def test_help_runs_without_importing_torch():
+    code = ("import sys, contextlib, io; from equifind.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out: rc = [main([a, '--help']) for a in ('layers', 'record', 'scan', 'score', 'report')]\n"
+            "print(rc, 'torch' in sys.modules, 'usage: equifind scan' in out.getvalue())")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=120)
+    assert done.stdout.strip() == "[0, 0, 0, 0, 0] False True", done.stderr
+    done = subprocess.run([sys.executable, "-m", "equifind.cli", "--help"], capture_output=True, text=True, env=_env(), timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("usage: equifind") and "Exit codes" in done.stdout
 
 
-def test_missing_weights_exit_1(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("EQUIFIND_WEIGHTS_DIR", str(tmp_path))
-    code, _, err = run(capsys, "layers", "googlenet_bvlc", "--weights", str(tmp_path / "nope.pth"))
-    assert code == 1 and "WeightsNotFoundError" in err and err.strip().count("\n") == 0
+def test_the_package_imports_lazily():
+    code = ("import sys, equifind as ef; before = 'torch' in sys.modules\n"
+            "import equifind.scan, equifind.report, equifind.probe, equifind.record\n"
+            "print(before, sorted(set(ef.__all__) - set(dir(ef))), [callable(ef.scan), callable(ef.report), callable(ef.probe), callable(ef.record)],\n"
+            "      ef.stimuli.__name__, ef.Family.__module__, ef.rotation_ceiling.__module__)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.stdout.strip() == "False [] [True, True, True, True] equifind.stimuli equifind.families equifind.transforms.kernels", done.stderr
 
 
-def test_debug_shows_the_traceback(capsys):
-    with pytest.raises(KeyError):
-        main(["--debug", "layers", "googlenet_bvcl"])
+def test_the_lazy_package_keeps_every_public_name():
+    import equifind as ef
+
+    for name in ef.__all__:
+        assert getattr(ef, name) is not None
+    assert ef.scan.__module__ == "equifind.scan" and callable(ef.report)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        ef.nothing  # noqa: B018
+
+
+# -- record on the user's images --------------------------------------------------------------------
+
+
+def test_record_takes_image_files(capsys, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, shape in enumerate([(90, 160, 3), (300, 200, 3)]):  # any size: centre-cropped and resized
+        paths.append(str(tmp_path / f"img{i}.png"))
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(paths[-1])
+    code, out, err = run(capsys, "record", "efficientnet_lite0", "_conv_stem", "--device", "cpu", "--image", *paths, "--top", "2")
+    assert code == 0, err
+    assert out.count("strongest units at 'center' on ") == 2 and paths[0] in out and paths[1] in out
+    assert len([line for line in out.splitlines() if line.startswith("  _conv_stem:")]) == 4
+    code, out, _ = run(capsys, "record", "efficientnet_lite0", "_conv_stem", "--device", "cpu", "--top", "1")
+    assert code == 0 and "on scikit-image's 'chelsea'" in out
+
+
+# -- Ctrl-C ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_with_one_line(tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "equifind.cli", "scan", "efficientnet_lite0", "--layers", "_conv_stem",
+            "--device", "cpu", "--out", str(out), "--quiet", "--no-report"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "scan.json").is_file():  # the scan has started: settings written, probing
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err == f"equifind scan: interrupted; finished stages are kept in {out} — rerun to resume\n"
+
+
+# -- real models -------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -93,7 +307,7 @@ def test_score_json(capsys):
     assert sorted(data["order"]) == [3, 7, 11] and 0.0 <= data["equivariance"] <= 1.0
     assert data["q_value"] == data["p_value"] and data["n_null"] > 0  # one family scored: one test, q = p
     code, _, err = run(capsys, "score", "googlenet_bvlc", "conv2d0:3,99", "--weights", weights, "--device", "cpu")
-    assert code == 1 and "64 units" in err
+    assert code == 2 and "64 units" in err
 
 
 @pytest.mark.slow
@@ -112,8 +326,10 @@ def test_scan_and_report_commands(capsys, tmp_path):
     assert code == 0, err
     assert text.strip().endswith(f"report: {out / 'index.html'}") and (out / "index.html").is_file()
     assert any((out / "figures").glob("conv2d0__rotation__*.png"))
-    code, _, err = run(capsys, "report", str(tmp_path / "nothing-here"))
-    assert code == 1 and "nothing-here" in err and "Traceback" not in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "report", str(empty))  # a folder without a scan: a failure, not bad usage
+    assert code == 1 and "empty" in err and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_scan_prints_the_families_confirmed_by_weights_first(capsys, tmp_path, monkeypatch):
@@ -125,6 +341,7 @@ def test_scan_prints_the_families_confirmed_by_weights_first(capsys, tmp_path, m
     p = planted("eq→eq", "rotation", n=4, exact=True, seed=0)  # layer "3" fed by a planted circuit from "2"
     model = ef.load_model(p.net, preprocess=centred, name="planted-circuit", device="cpu")
     monkeypatch.setattr(equifind.models, "load_model", lambda *args, **kwargs: model)
+    monkeypatch.setattr("equifind.cli._check_model_name", lambda name: None)
     config = tmp_path / "small.toml"
     config.write_text("[families]\nn_null = 30\n\n[circuits]\nn_null = 30\n")
     code, text, err = run(
@@ -138,15 +355,8 @@ def test_scan_prints_the_families_confirmed_by_weights_first(capsys, tmp_path, m
     assert families[1].startswith("  2 rotation: 4 units") and families[1].endswith("; weights not checked")
 
 
-@pytest.mark.parametrize("flags, match", [(["--validate", "feature_vis,bogus"], "got ['feature_vis', 'bogus']"),
-                                          (["--validate-top", "0"], "validate_top ([validate] top) must be an int ≥ 1")])
-def test_bad_validate_flags_are_one_line(capsys, tmp_path, flags, match):
-    code, _, err = run(capsys, "scan", "googlenet_bvlc", "--layers", "conv2d0", "--out", str(tmp_path), *flags)
-    assert code == 1 and match in err and err.strip().count("\n") == 0 and "Traceback" not in err
-
-
 def test_validate_flags_override_the_config():
-    from equifind.cli import _parser, _sources
+    from equifind.cli import _parser, _scan_config, _sources
     from equifind.config import ScanConfig
 
     args = _parser().parse_args(["scan", "m", "--out", "o", "--validate", "patches, feature_vis", "--validate-top", "2"])
@@ -154,3 +364,29 @@ def test_validate_flags_override_the_config():
     assert cfg.validate_sources == ("feature_vis", "patches") and cfg.validate_top == 2
     assert ScanConfig(validate_sources=("patches",)).replace(validate_sources=_sources("none")).validate_sources == ()
     assert _sources(None) is None
+    args = _parser().parse_args(["scan", "m", "--out", "o", "--layers", "a", "b", "--steps", "16", "--seed", "3", "--transforms", "flip"])
+    cfg = _scan_config(args)
+    assert (cfg.layers, cfg.steps, cfg.seed, cfg.transforms) == (("a", "b"), 16, 3, ("flip",))
+
+
+def test_the_transform_alone_decides_the_fewest_steps(capsys, monkeypatch):
+    """Raise Rotation.min_steps: the probe, discovery's grid check, a scan config and the CLI all follow."""
+    import torch
+
+    import equifind as ef
+    from equifind.config import ScanConfig
+    from equifind.transforms import Rotation
+
+    monkeypatch.setattr(Rotation, "min_steps", 6)
+    says = "rotation needs an integer number of steps >= 6, got 5"
+    with pytest.raises(ValueError, match=f"steps: {says}"):
+        ScanConfig(transforms=("rotation",), steps=5)
+    code, _, err = run(capsys, "score", "googlenet_bvlc", "conv2d0:1,2", "--steps", "5")
+    assert code == 2 and f"--steps: {says}" in err
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5), torch.nn.ReLU())
+    model = ef.load_model(net, name="tiny", device="cpu", preprocess=lambda x: x)
+    with pytest.raises(ValueError, match=says):
+        ef.probe(model, model.layers[-1], "rotation", steps=5, progress=False, natural=False)
+    with pytest.raises(ValueError, match=">= 6 steps over 360°"):
+        Rotation().check_grid(Rotation().grid(5))
+    assert Rotation().check_grid(Rotation().grid(6)) == (6,)

@@ -50,7 +50,9 @@ class Transform(abc.ABC):
         circular: parameters live on a circle of length ``period`` (positions wrap;
             figures are polar; gaps between members are "holes").
         discovery: how families are found, see :data:`Discovery`.
-        min_steps: the fewest grid steps (per axis) family discovery and scoring accept.
+        min_steps: the fewest grid steps (per axis) this transform takes: the one bound that the probe,
+            family discovery (:meth:`check_grid`), scoring, a scan config and the CLI all read,
+            through :meth:`check_steps`.
         scan_max_steps: a scan probes with at most this many steps per axis (None: no cap);
             hue_rotation's grid has steps² parameters.
         colour: acts on colour: probes add grey versions of the stimuli, discovery gates

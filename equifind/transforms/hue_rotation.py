@@ -69,11 +69,13 @@ class HueRotation(Circular, Transform):
 
 
     def check_grid(self, params: Tensor) -> tuple[int, ...]:
-        """A hue-major ``n × n`` grid (as :meth:`grid` makes), n >= 4, each axis evenly spaced over 360°."""
+        """A hue-major ``n × n`` grid (as :meth:`grid` makes), n >= :attr:`min_steps`, each axis evenly spaced over 360°."""
         p = params
         n = math.isqrt(len(p)) if p.dim() == 2 else 0
-        if p.dim() != 2 or p.shape[1] != 2 or n * n != len(p) or n < 4:
-            raise ValueError(f"hue_rotation params must be Tensor[n*n, 2] of (hue, angle), n >= 4, got shape {tuple(p.shape)}")
+        if p.dim() != 2 or p.shape[1] != 2 or n * n != len(p) or n < self.min_steps:
+            raise ValueError(
+                f"hue_rotation params must be Tensor[n*n, 2] of (hue, angle), n >= {self.min_steps}, got shape {tuple(p.shape)}"
+            )
         cube = p.reshape(n, n, 2)
         for axis, what in ((0, "hue"), (1, "angle")):
             line = cube[:, 0, 0] if axis == 0 else cube[0, :, 1]

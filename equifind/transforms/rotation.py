@@ -34,9 +34,11 @@ class Circular:
         return wrap(-a, 360.0)
 
     def check_grid(self, params: Tensor) -> tuple[int, ...]:
-        """A 1-D grid of >= 4 steps evenly spaced over 360° (any start, ascending)."""
-        if params.dim() != 1 or len(params) < 4:
-            raise ValueError(f"{self.name} responses need >= 4 steps over 360°, got params of shape {tuple(params.shape)}")
+        """A 1-D grid of >= :attr:`min_steps` steps evenly spaced over 360° (any start, ascending)."""
+        if params.dim() != 1 or len(params) < self.min_steps:
+            raise ValueError(
+                f"{self.name} responses need >= {self.min_steps} steps over 360°, got params of shape {tuple(params.shape)}"
+            )
         check_circle(params, f"{self.name} params")
         return (len(params),)
 
