@@ -10,7 +10,7 @@ rotation families).
 With ``out``, every stage's result is written as soon as it finishes (atomic writes,
 :mod:`equifind.store`), so an interrupted scan resumes where it stopped:
 
-    out/scan.json                                   settings, model, layers, transforms
+    out/scan.json                                   settings, model, layers, transforms, timings, finished stages
     out/stages/<layer>/<transform>/responses.npz    probe
     out/stages/<layer>/<transform>/families.json    find_families, each family with its score
     out/stages/<layer>/<transform>/heldout.json     held-out validation (with ``validate_sources``)
@@ -26,6 +26,20 @@ before the scores moved into the families (no ``format`` key) hold the scores in
 are still read (the stage is finished only when ``scores.json`` exists), the scores are
 given to the families by position, and :meth:`ScanResult.save` rewrites such a stage in the
 new layout (and removes its ``scores.json``).
+
+``scan.json`` is rewritten (atomically) each time a stage finishes, after the stage's files:
+its ``"finished"`` list (:func:`equifind.store.stage_to_json`: families of a layer and transform,
+their held-out validation, the circuits of a transform) and its ``"timings"`` say what is done and
+how long it took. A stage counts as finished only when it is recorded there, so a scan killed
+between a stage's files and the record computes that stage again (to the same result); a resumed
+scan keeps the timings of the stages it reads back. :meth:`ScanResult.load` reads only recorded
+stages and says what is missing (:attr:`ScanResult.missing`). A ``scan.json`` without the list
+(written before it existed) trusts every stage whose files are there, as before. A stage file that
+cannot be parsed is named in a warning, moved aside (``<name>.corrupt``) and computed again by the
+next scan (left out, with the warning, by ``load``); a ``scan.json`` that cannot be parsed is an
+error naming it on ``load``, and is moved aside by ``scan`` with the stages (whose settings can
+then not be checked), which are all computed again. Stale temporary files of killed writers are
+removed when a scan starts (:func:`equifind.store.clean_temporaries`).
 
 A family whose scoring raises ``NotImplementedError`` (a transform
 whose score is not written yet), or with more members than grid steps, is not scored: it gets a
@@ -832,8 +846,11 @@ def scan(
             where ``Transform.scores`` holds, and their circuits checked where ``Transform.circuits`` does.
         config: a TOML path, dict or :class:`ScanConfig` (steps, stimuli, thresholds);
             arguments given here override it.
-        out: directory for the stage files; with ``resume`` finished stages are read back.
-        resume: reuse the finished stages in ``out`` (they must come from the same settings).
+        out: directory for the stage files; with ``resume`` finished stages are read back (with
+            their timings). A stage file that cannot be read is named in a warning, moved aside
+            (``<name>.corrupt``) and computed again; see the module doc.
+        resume: reuse the finished stages in ``out`` (they must come from the same settings;
+            the CLI's ``--no-resume`` is ``resume=False``).
         device: move the model there first (default: leave it where it is).
         seed: overrides the config's seed.
         progress: progress bars per layer and stage.
