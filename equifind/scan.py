@@ -656,7 +656,7 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     """
     data = read_json(path)
     if not isinstance(data, dict):
-        raise ValueError(f"{str(path)!r} holds a JSON {type(data).__name__}, not an object")
+        raise ValueError(f"{str(path)!r} holds a JSON {type(data).__name__}, not an object")  # noqa: TRY004 - bad content
     return data
 
 

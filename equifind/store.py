@@ -38,8 +38,8 @@ import re
 import secrets
 import shutil
 import time
-import zlib
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO

@@ -43,9 +43,10 @@ CONFIG: dict[str, Any] = {
 
 def model() -> Any:
     """The planted eq→eq rotation circuit of tests/planted_circuits.py (layers "2" and "3"), as an equifind model."""
-    import equifind as ef
     from planted import centred
     from planted_circuits import planted
+
+    import equifind as ef
 
     p = planted("eq→eq", "rotation", n=4, exact=True, seed=0)
     return ef.load_model(p.net, preprocess=centred, name="planted-circuit", device="cpu")

@@ -27,7 +27,12 @@ from typing import BinaryIO, Literal
 import matplotlib
 from matplotlib.figure import Figure
 
-from ..store import clean_temporaries, clean_temporary_dirs, make_temporary_dir, write_atomic
+from ..store import (
+    clean_temporaries,
+    clean_temporary_dirs,
+    make_temporary_dir,
+    write_atomic,
+)
 
 __all__ = [
     "ImageFormat", "ReportFormat", "IMAGE_FORMATS", "REPORT_FORMATS",

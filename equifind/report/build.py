@@ -528,7 +528,7 @@ def _incomplete_banner(res: Any) -> list[str]:
     missing = list(getattr(res, "missing", None) or [])
     if not missing:
         return []
-    return [f"Incomplete scan: {_count(len(missing), 'stage')} did not finish",
-            "Missing: " + "; ".join(missing) + ".",
-            "Counts and verdicts below cover only the stages that finished. Run the scan again with the same out "
-            "directory and settings to finish it, then report again."]
+    advice = ("Counts and verdicts below cover only the stages that finished. Run the scan again with the same out "
+              "directory and settings to finish it, then report again.")
+    return [f"Incomplete scan: {_count(len(missing), 'stage')} did not finish", "Missing: " + "; ".join(missing) + ".",
+            advice]
