@@ -278,3 +278,26 @@ def test_report_into_a_read_only_folder_fails_at_once(reference, tmp_path):
             ef.report(reference[0], out, formats=("png", "html"))
     finally:
         out.chmod(0o755)
+
+
+def test_a_scan_saved_before_the_stage_record_still_loads_and_resumes(reference, tmp_path, monkeypatch, one_thread):
+    import importlib
+
+    out = Path(shutil.copytree(reference[1], tmp_path / "scan"))
+    manifest = json.loads((out / "scan.json").read_text())
+    del manifest["finished"], manifest["timings"]  # scan.json as scans wrote it before
+    (out / "scan.json").write_text(json.dumps(manifest))
+    for path in (out / "stages" / "circuits").glob("flip.*"):
+        path.unlink()  # the old scan stopped before the flip circuits
+    with pytest.warns(UserWarning, match="missing: circuits of flip"):
+        old = ScanResult.load(out)  # every stage whose files are there is trusted
+    assert old.missing == ["circuits of flip"] and old.timings == {}
+    scan_module = importlib.import_module("equifind.scan")
+    probed: list[str] = []
+    real = scan_module.probe
+    monkeypatch.setattr(scan_module, "probe", lambda *a, **kw: probed.append(a[1]) or real(*a, **kw))
+    resumed = _scan(out)
+    assert probed == [] and _digest(resumed) == _digest(reference[0]) and resumed.complete
+    assert "circuits/flip" in resumed.timings
+    recorded = json.loads((out / "scan.json").read_text())["finished"]
+    assert len(recorded) == 10 and {"stage": "circuits", "transform": "flip"} in recorded
