@@ -439,13 +439,14 @@ class ScanResult:
             raise FileNotFoundError(f"no scan at {str(root)!r}: {path.name} is missing")
         try:
             manifest = _read_manifest(path)
+            finished, legacy = _finished_stages(root, manifest)
         except UnreadableFile as err:
             raise ValueError(f"{err}; the scan in {str(root)!r} cannot be loaded. Running the scan again with "
                              "this out directory moves it aside and recomputes the scan") from err
         result = cls(manifest["model"], manifest["layers"], manifest["transforms"], manifest["config"])
         result.matches = manifest.get("matches", [])
         result.timings = manifest.get("timings", {})
-        record = _Record(root, manifest, _finished_stages(root, manifest), repair=False)
+        record = _Record(root, manifest, finished, repair=False, legacy=legacy)
         for layer in result.layers:
             for t in result.transforms:
                 stage = record.read(("families", layer, t))
@@ -673,16 +674,20 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return data
 
 
-def _finished_stages(root: Path, manifest: dict[str, Any]) -> set[Stage] | None:
-    """The stages ``scan.json`` records as finished; None for a manifest written before that record existed.
+def _finished_stages(root: Path, manifest: dict[str, Any]) -> tuple[set[Stage], bool]:
+    """The stages ``scan.json`` records as finished, and whether the manifest predates that record
+    (``"finished"`` absent: then the stages of its layers and transforms whose files are all there).
 
     Raises:
         UnreadableFile: a ``"finished"`` entry that is not a stage.
     """
     if "finished" not in manifest:
-        return None
+        layers, transforms = list(manifest["layers"]), list(manifest["transforms"])
+        stages: list[Stage] = [(kind, layer, t) for kind in ("families", "heldout") for layer in layers for t in transforms]
+        stages += [("circuits", None, t) for t in transforms]
+        return {s for s in stages if all(p.is_file() for p in stage_files(root, s))}, True
     try:
-        return {stage_from_json(entry, manifest_path(root)) for entry in manifest["finished"]}
+        return {stage_from_json(entry, manifest_path(root)) for entry in manifest["finished"]}, False
     except (TypeError, ValueError) as err:
         raise UnreadableFile(manifest_path(root), str(err)) from err
 
@@ -690,20 +695,20 @@ def _finished_stages(root: Path, manifest: dict[str, Any]) -> set[Stage] | None:
 class _Record:
     """The stages of a scan directory that finished, read back through :meth:`read`, added through :meth:`done`.
 
-    ``finished`` None (a manifest written before the record existed) trusts every stage whose files are there.
-    With ``repair``, a stage file that cannot be read is moved aside (:func:`~equifind.store.move_aside`) so
+    ``legacy``: ``finished`` was read from the files there (a manifest written before the record existed),
+    so a stage that turns out incomplete is not worth a warning. With ``repair``, a stage file that cannot be read is moved aside (:func:`~equifind.store.move_aside`) so
     the stage is recomputed; without (loading), it is only named in a warning. ``root`` None: nothing is
     read or written (a scan without ``out``).
     """
 
-    def __init__(self, root: Path | None, manifest: dict[str, Any], finished: set[Stage] | None, *, repair: bool) -> None:
-        self.root, self.manifest, self.repair = root, manifest, repair
-        self.legacy = finished is None
-        self.finished: set[Stage] = set() if finished is None else set(finished)
+    def __init__(self, root: Path | None, manifest: dict[str, Any], finished: set[Stage], *, repair: bool,
+                 legacy: bool = False) -> None:  # fmt: skip
+        self.root, self.manifest, self.repair, self.legacy = root, manifest, repair, legacy
+        self.finished: set[Stage] = set(finished)
 
     def read(self, stage: Stage) -> Any:
         """The results of ``stage`` read back, or None when it did not finish or its files cannot be used."""
-        if self.root is None or not (self.legacy or stage in self.finished):
+        if self.root is None or stage not in self.finished:
             return None
         kind, layer, t = stage
         what = describe_stage(stage)
@@ -726,8 +731,8 @@ class _Record:
             warnings.warn(f"{str(manifest_path(self.root))!r} records {what} as finished, but its files ({files}) "
                           "are missing or incomplete; " + ("it is computed again" if self.repair else "left out"),
                           stacklevel=3)  # fmt: skip
-        if got is not None:
-            self.finished.add(stage)
+        if got is None:
+            self.finished.discard(stage)
         return got
 
     def done(self, stage: Stage, timings: dict[str, float]) -> None:
@@ -748,7 +753,7 @@ class _Record:
 # -- the scan ---------------------------------------------------------------------------
 
 
-def _open_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers: Sequence[str]) -> tuple[set[Stage] | None, dict[str, float]]:
+def _open_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers: Sequence[str]) -> tuple[set[Stage], bool, dict[str, float]]:
     """Get ``out`` ready for a scan: the stages finished there that can be reused, and their timings.
 
     Stale temporary files of killed writers are removed. Resuming refuses a scan of another
@@ -759,8 +764,8 @@ def _open_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers:
     aside with the stages it described (their settings cannot be checked), with a warning.
 
     Returns:
-        ``(finished, timings)``: the stages recorded as finished (None: a manifest written before
-        the record existed, whose stage files are trusted) and their timings; nothing without ``resume``.
+        ``(finished, legacy, timings)``: the stages recorded as finished (``legacy``: a manifest written
+        before the record existed, those whose files are there) and their timings; none without ``resume``.
 
     Raises:
         ValueError: resuming a scan of another model or with other settings; the message says which
@@ -775,25 +780,25 @@ def _open_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers:
             moved = move_aside(stages_dir(out))
             warnings.warn(f"{str(out)!r} holds stages but no {manifest.name}: their settings cannot be checked; "
                           f"moved aside to {moved.name!r} and computed again", stacklevel=3)  # fmt: skip
-        return set(), {}
+        return set(), False, {}
     if not resume:
         shutil.rmtree(stages_dir(out), ignore_errors=True)
-        return set(), {}
+        return set(), False, {}
     try:
         old = _read_manifest(manifest)
-        finished = _finished_stages(out, old)
+        finished, legacy = _finished_stages(out, old)
     except UnreadableFile as err:
         moved = [move_aside(p).name for p in (manifest, stages_dir(out)) if p.exists()]
         warnings.warn(f"{err}; moved aside ({', '.join(map(repr, moved))}): the stages it described cannot be "
                       "checked against these settings, so the whole scan is computed again", stacklevel=3)  # fmt: skip
-        return set(), {}
+        return set(), False, {}
     _check_same_settings(out, old, model, config)
     timings = {k: float(v) for k, v in (old.get("timings") or {}).items()}
     if old.get("layers") != list(layers):
         shutil.rmtree(circuits_dir(out), ignore_errors=True)
-        finished = None if finished is None else {s for s in finished if s[0] != "circuits"}
+        finished = {s for s in finished if s[0] != "circuits"}
         timings = {k: v for k, v in timings.items() if not k.startswith("circuits/")}
-    return finished, timings
+    return finished, legacy, timings
 
 
 def _check_same_settings(out: Path, old: dict[str, Any], model: Model, config: ScanConfig) -> None:
@@ -872,10 +877,10 @@ def scan(
         model.check_layer(name)
     names = sorted(dict.fromkeys(names), key=model.depth)
     root = Path(out) if out is not None else None
-    finished, timings = _open_out(root, model, cfg, resume, names) if root is not None else (set(), {})
+    finished, legacy, timings = _open_out(root, model, cfg, resume, names) if root is not None else (set(), False, {})
     result = ScanResult(model.name, names, list(cfg.transforms), cfg.to_dict(), timings=timings)
     record = _Record(root, {"format": _FORMAT, "model": model.name, "layers": names, "transforms": list(cfg.transforms),
-                            "config": cfg.to_dict(), "matches": []}, finished, repair=True)  # fmt: skip
+                            "config": cfg.to_dict(), "matches": []}, finished, repair=True, legacy=legacy)  # fmt: skip
     record.write(result.timings)
     stimuli = cfg.stimuli if isinstance(cfg.stimuli, str) else list(cfg.stimuli)
     jobs = [(layer, t) for layer in names for t in cfg.transforms]
