@@ -10,7 +10,7 @@ rotation families).
 With ``out``, every stage's result is written as soon as it finishes (atomic writes,
 :mod:`equifind.store`), so an interrupted scan resumes where it stopped:
 
-    out/scan.json                                   settings, model, layers, transforms
+    out/scan.json                                   settings, model, layers, transforms, timings, finished stages
     out/stages/<layer>/<transform>/responses.npz    probe
     out/stages/<layer>/<transform>/families.json    find_families, each family with its score
     out/stages/<layer>/<transform>/heldout.json     held-out validation (with ``validate_sources``)
@@ -26,6 +26,20 @@ before the scores moved into the families (no ``format`` key) hold the scores in
 are still read (the stage is finished only when ``scores.json`` exists), the scores are
 given to the families by position, and :meth:`ScanResult.save` rewrites such a stage in the
 new layout (and removes its ``scores.json``).
+
+``scan.json`` is rewritten (atomically) each time a stage finishes, after the stage's files:
+its ``"finished"`` list (:func:`equifind.store.stage_to_json`: families of a layer and transform,
+their held-out validation, the circuits of a transform) and its ``"timings"`` say what is done and
+how long it took. A stage counts as finished only when it is recorded there, so a scan killed
+between a stage's files and the record computes that stage again (to the same result); a resumed
+scan keeps the timings of the stages it reads back. :meth:`ScanResult.load` reads only recorded
+stages and says what is missing (:attr:`ScanResult.missing`). A ``scan.json`` without the list
+(written before it existed) trusts every stage whose files are there, as before. A stage file that
+cannot be parsed is named in a warning, moved aside (``<name>.corrupt``) and computed again by the
+next scan (left out, with the warning, by ``load``); a ``scan.json`` that cannot be parsed is an
+error naming it on ``load``, and is moved aside by ``scan`` with the stages (whose settings can
+then not be checked), which are all computed again. Stale temporary files of killed writers are
+removed when a scan starts (:func:`equifind.store.clean_temporaries`).
 
 A family whose scoring raises ``NotImplementedError`` (a transform
 whose score is not written yet), or with more members than grid steps, is not scored: it gets a
@@ -82,8 +96,9 @@ from .models.base import Model
 from .probe import probe
 from .responses import Responses
 from .score import FamilyScore, score_responses
-from .store import (circuit_files, circuits_dir, manifest_path, read_json, stage_dir, stages_dir, write_atomic,
-                    write_json)
+from .store import (Stage, UnreadableFile, circuit_files, circuits_dir, clean_temporaries, describe_stage,
+                    manifest_path, move_aside, read_guarded, read_json, stage_dir, stage_files, stage_from_json,
+                    stage_to_json, stages_dir, write_atomic, write_json)
 from .transforms import Transform, as_transform
 from .unitref import format_unit_ref
 
@@ -136,9 +151,9 @@ class ScanResult:
             every layer but the first get a weight verdict ("confirmed by weights" or "not
             confirmed"); the others' weights were not checked.
         matches: filled by :meth:`compare`.
-        timings: seconds per stage, keyed "layer/transform/stage" and "circuits/transform"
-            of the stages this call computed (stages read back when resuming have none); the
-            held-out images of a layer are "layer/heldout/images".
+        timings: seconds per stage, keyed "layer/transform/stage" and "circuits/transform"; a
+            stage read back when resuming keeps the time it took when it ran (saved in
+            ``scan.json``); the held-out images of a layer are "layer/heldout/images".
         heldout_images: layer -> transform -> source -> unit -> ``uint8 ndarray [k, 3, H, W]``:
             the held-out images of the units of the validated families (``FamilyScore.heldout``
             of their ``Family.equivariance``).
@@ -155,6 +170,48 @@ class ScanResult:
     matches: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     heldout_images: dict[str, dict[str, dict[str, dict[int, np.ndarray]]]] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> list[str]:
+        """The stages this scan should have but does not (empty for a finished scan), in words, e.g.
+        ``["layer 3 · flip: probe, families and scores", "circuits of rotation"]``: a scan that was
+        interrupted, loaded before it finished (:meth:`load`), or whose stage files could not be read."""
+        return [describe_stage(stage) for stage in self._missing_stages()]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every stage of the scan finished (:attr:`missing` is empty)."""
+        return not self._missing_stages()
+
+    def expected_stages(self) -> list[Stage]:
+        """Every stage the settings ask for, in the order a scan runs them: per layer each transform's
+        families, then its held-out validation (where :meth:`validated`); then the circuits of every
+        transform with ``Transform.circuits`` (config ``circuits`` and more than one layer)."""
+        stages: list[Stage] = []
+        for layer in self.layers:
+            stages += [("families", layer, t) for t in self.transforms]
+            stages += [("heldout", layer, t) for t in self.transforms if self.validated(t)]
+        if self.config.get("circuits") and len(self.layers) > 1:
+            stages += [("circuits", None, t) for t in self.transforms if as_transform(t).circuits]
+        return stages
+
+    def _missing_stages(self) -> list[Stage]:
+        """The expected stages (:meth:`expected_stages`) whose results this object does not hold."""
+        def held(stage: Stage) -> bool:
+            kind, layer, t = stage
+            if kind == "circuits":
+                return t in self.circuits_checked
+            return t in (self.families if kind == "families" else self.heldout_images).get(layer, {})  # type: ignore[arg-type]
+
+        return [stage for stage in self.expected_stages() if not held(stage)]
+
+    def _incomplete_rows(self) -> list[str]:
+        """The summary's first lines for a scan that did not finish (none for a finished one)."""
+        missing = self.missing
+        if not missing:
+            return []
+        return [f"INCOMPLETE SCAN: {len(missing)} of {len(self.expected_stages())} stages did not finish: "
+                + "; ".join(missing) + ". Run the scan again with the same out directory and settings to finish it.", ""]
 
     @property
     def invariant(self) -> dict[str, dict[str, list[int]]]:
@@ -209,7 +266,7 @@ class ScanResult:
                     rows.append(self._summary_row(layer, t, fams, alpha, sig))
         rows += self._family_rows(alpha)
         rows += self._circuit_rows(alpha)
-        return "\n".join(rows)
+        return "\n".join(self._incomplete_rows() + rows)
 
     def explaining(self, layer: str, transform: str) -> str | None:
         """The transform whose families ``layer``'s ``transform`` families were checked against
@@ -282,6 +339,9 @@ class ScanResult:
         return text
 
     def _circuit_rows(self, alpha: float) -> list[str]:
+        not_run = [t for kind, _, t in self._missing_stages() if kind == "circuits"]
+        if not_run:
+            return ["", f"circuits of {', '.join(not_run)}: not run (the scan stopped before them)"]
         if not self.circuits:
             return []
         floor = self.config.get("circuit_min_score")
@@ -336,54 +396,76 @@ class ScanResult:
 
     # -- persistence --------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write the scan (the stage layout of the module docstring) into ``directory``."""
+        """Write the scan (the stage layout of the module docstring) into ``directory``; ``scan.json``
+        records the stages this object holds as finished (the others stay :attr:`missing`). Stale
+        temporary files of killed writers in ``directory`` are removed first."""
         out = Path(directory)
+        clean_temporaries(out)
         for layer, by_t in self.families.items():
             for t, fams in by_t.items():
                 _save_stage(out, layer, t, self.responses[layer][t], fams)
                 if self.validated(t):
                     _save_heldout(out, layer, t, fams, self.heldout_images.get(layer, {}).get(t, {}))
         _save_circuits(out, self.circuits, self.circuits_checked)
-        write_json(manifest_path(out), self._manifest())
+        missing = set(self._missing_stages())
+        write_json(manifest_path(out), self._manifest([s for s in self.expected_stages() if s not in missing]))
         return out
 
-    def _manifest(self) -> dict[str, Any]:
+    def _manifest(self, finished: Sequence[Stage]) -> dict[str, Any]:
+        """``scan.json``: the settings, the timings and the stages ``finished`` (see the module doc)."""
         return {
             "format": _FORMAT, "model": self.model, "layers": self.layers, "transforms": self.transforms,
             "config": self.config, "matches": self.matches, "timings": self.timings,
+            "finished": [stage_to_json(s) for s in finished],
         }  # fmt: skip
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> ScanResult:
-        """Read a scan written by :meth:`save` or by ``scan(..., out=directory)``.
+        """Read a scan written by :meth:`save` or by ``scan(..., out=directory)``, finished or not.
+
+        Only the stages ``scan.json`` records as finished are read (a scan saved before that record
+        existed: those whose files are there). A scan that did not finish loads what it has, and says
+        what it lacks: :attr:`missing`, :attr:`complete`, the first line of :meth:`summary`, and a
+        warning. A stage file that cannot be read is named in a warning and left out (missing); the
+        next ``scan`` with this ``out`` moves it aside and recomputes the stage. Nothing is written.
 
         Raises:
             FileNotFoundError: no ``scan.json`` in ``directory``.
+            ValueError: ``scan.json`` cannot be read (truncated, not a scan manifest); the message names it.
         """
         root = Path(directory)
         path = manifest_path(root)
         if not path.is_file():
             raise FileNotFoundError(f"no scan at {str(root)!r}: {path.name} is missing")
-        manifest = read_json(path)
+        try:
+            manifest = _read_manifest(path)
+            finished, legacy = _finished_stages(root, manifest)
+        except UnreadableFile as err:
+            raise ValueError(f"{err}; the scan in {str(root)!r} cannot be loaded. Running the scan again with "
+                             "this out directory moves it aside and recomputes the scan") from err
         result = cls(manifest["model"], manifest["layers"], manifest["transforms"], manifest["config"])
         result.matches = manifest.get("matches", [])
         result.timings = manifest.get("timings", {})
+        record = _Record(root, manifest, finished, repair=False, legacy=legacy)
         for layer in result.layers:
             for t in result.transforms:
-                stage = _load_stage(root, layer, t)
+                stage = record.read(("families", layer, t))
                 if stage is not None:
                     resp, fams = stage
                     result.responses.setdefault(layer, {})[t] = resp
                     result.families.setdefault(layer, {})[t] = fams
-                    held = _load_heldout(root, layer, t) if result.validated(t) else None
+                    held = record.read(("heldout", layer, t)) if result.validated(t) else None
                     if held is not None:
                         _attach_heldout(result, layer, t, *held)
         _set_heldout_q_values(result)
         for t in result.transforms:
-            loaded = _load_circuits(root, t)
+            loaded = record.read(("circuits", None, t))
             if loaded is not None:
                 result.circuits += loaded
                 result.circuits_checked.append(t)
+        if result.missing:
+            warnings.warn(f"the scan in {str(root)!r} did not finish; missing: {'; '.join(result.missing)} "
+                          "(run the scan again with this out directory and settings to finish it)", stacklevel=2)
         _set_weight_support(result)
         _explain_flips(result)
         return result
@@ -494,24 +576,25 @@ def _load_stage(root: Path, layer: str, t: str) -> tuple[Responses, FamilyList] 
 
     Raises:
         ValueError: an unknown stage format, or a ``scores.json`` that does not match its families.
+        UnreadableFile: a stage file that cannot be parsed (named in the message).
     """
     d = stage_dir(root, layer, t)
     if not ((d / "responses.npz").is_file() and (d / "families.json").is_file()):
         return None
-    data = read_json(d / "families.json")
+    data = read_guarded(d / "families.json", _read_json_object)
     fmt = data.get("format")
     if fmt is None and not (d / _OLD_SCORES).is_file():
         return None  # the previous layout, stopped before its scores were written
     if fmt is not None and fmt != _STAGE_FORMAT:
         raise ValueError(f"{str(d / 'families.json')!r} has stage format {fmt!r}; "
                          f"this equifind reads {_STAGE_FORMAT!r}")
-    fams = FamilyList.from_dict(data)
+    fams = read_guarded(d / "families.json", lambda _: FamilyList.from_dict(data))
     if fmt is None:
         _attach_old_scores(fams, d / _OLD_SCORES)
     for fam in fams:
         if fam.equivariance is not None:
             fam.equivariance.heldout = {}
-    return Responses.load(d / "responses.npz"), fams
+    return read_guarded(d / "responses.npz", Responses.load), fams
 
 
 def _attach_old_scores(fams: FamilyList, path: Path) -> None:
@@ -520,7 +603,7 @@ def _attach_old_scores(fams: FamilyList, path: Path) -> None:
     Raises:
         ValueError: a number of scores other than 0 or one per family, or a score of other units than its family.
     """
-    scores = [FamilyScore.from_dict(s) for s in read_json(path)]
+    scores = read_guarded(path, lambda p: [FamilyScore.from_dict(s) for s in read_json(p)])
     if not scores:
         return
     if len(scores) != len(fams):
@@ -552,42 +635,189 @@ def _load_circuits(root: Path, transform: str) -> list[Any] | None:
     json_path, npz_path = circuit_files(root, transform)
     if not (json_path.is_file() and npz_path.is_file()):
         return None
-    items = read_json(json_path)
-    out = []
-    with np.load(npz_path) as arrays:
-        for i, c in enumerate(items):
-            c = {k: v for k, v in c.items() if k not in ("weights_shape", "weights", "cosines")}
-            out.append(CircuitScore(**c, weights=torch.from_numpy(arrays[f"weights_{i}"]),
-                                    cosines=torch.from_numpy(arrays[f"cosines_{i}"])))  # fmt: skip
-    return out
+    items = read_guarded(json_path, read_json)
+
+    def circuits_of(path: Path) -> list[Any]:
+        out = []
+        with np.load(path, allow_pickle=False) as arrays:
+            for i, c in enumerate(items):
+                c = {k: v for k, v in c.items() if k not in ("weights_shape", "weights", "cosines")}
+                out.append(CircuitScore(**c, weights=torch.from_numpy(arrays[f"weights_{i}"]),
+                                        cosines=torch.from_numpy(arrays[f"cosines_{i}"])))  # fmt: skip
+        return out
+
+    return read_guarded(npz_path, circuits_of)
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``.
+
+    Raises:
+        ValueError: not valid JSON, or not an object (the message names the file).
+    """
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(path)!r} holds a JSON {type(data).__name__}, not an object")  # noqa: TRY004 - bad content
+    return data
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """The content of ``scan.json``.
+
+    Raises:
+        UnreadableFile: truncated or damaged, or not a scan manifest (no model, layers, transforms, config).
+    """
+    data = read_guarded(path, _read_json_object)
+    lacking = [k for k in ("model", "layers", "transforms", "config") if k not in data]
+    if lacking:
+        raise UnreadableFile(path, f"not an equifind scan manifest: no {', '.join(map(repr, lacking))}")
+    return data
+
+
+def _finished_stages(root: Path, manifest: dict[str, Any]) -> tuple[set[Stage], bool]:
+    """The stages ``scan.json`` records as finished, and whether the manifest predates that record
+    (``"finished"`` absent: then the stages of its layers and transforms whose files are all there).
+
+    Raises:
+        UnreadableFile: a ``"finished"`` entry that is not a stage.
+    """
+    if "finished" not in manifest:
+        layers, transforms = list(manifest["layers"]), list(manifest["transforms"])
+        stages: list[Stage] = [(kind, layer, t) for kind in ("families", "heldout") for layer in layers for t in transforms]
+        stages += [("circuits", None, t) for t in transforms]
+        return {s for s in stages if all(p.is_file() for p in stage_files(root, s))}, True
+    try:
+        return {stage_from_json(entry, manifest_path(root)) for entry in manifest["finished"]}, False
+    except (TypeError, ValueError) as err:
+        raise UnreadableFile(manifest_path(root), str(err)) from err
+
+
+class _Record:
+    """The stages of a scan directory that finished, read back through :meth:`read`, added through :meth:`done`.
+
+    ``legacy``: ``finished`` was read from the files there (a manifest written before the record existed),
+    so a stage that turns out incomplete is not worth a warning. With ``repair``, a stage file that cannot be read is moved aside (:func:`~equifind.store.move_aside`) so
+    the stage is recomputed; without (loading), it is only named in a warning. ``root`` None: nothing is
+    read or written (a scan without ``out``).
+    """
+
+    def __init__(self, root: Path | None, manifest: dict[str, Any], finished: set[Stage], *, repair: bool,
+                 legacy: bool = False) -> None:  # fmt: skip
+        self.root, self.manifest, self.repair, self.legacy = root, manifest, repair, legacy
+        self.finished: set[Stage] = set(finished)
+
+    def read(self, stage: Stage) -> Any:
+        """The results of ``stage`` read back, or None when it did not finish or its files cannot be used."""
+        if self.root is None or stage not in self.finished:
+            return None
+        kind, layer, t = stage
+        what = describe_stage(stage)
+        try:
+            if kind == "circuits":
+                got = _load_circuits(self.root, t)
+            else:
+                got = (_load_stage if kind == "families" else _load_heldout)(self.root, layer, t)  # type: ignore[arg-type]
+        except UnreadableFile as err:
+            self.finished.discard(stage)
+            if self.repair:
+                moved = move_aside(err.path)
+                warnings.warn(f"{err}; moved aside to {moved.name!r}, and {what} is computed again", stacklevel=3)
+            else:
+                warnings.warn(f"{err}; {what} is left out (a scan with this out directory computes it again)",
+                              stacklevel=3)  # fmt: skip
+            return None
+        if got is None and not self.legacy:
+            files = ", ".join(repr(str(p)) for p in stage_files(self.root, stage))
+            warnings.warn(f"{str(manifest_path(self.root))!r} records {what} as finished, but its files ({files}) "
+                          "are missing or incomplete; " + ("it is computed again" if self.repair else "left out"),
+                          stacklevel=3)  # fmt: skip
+        if got is None:
+            self.finished.discard(stage)
+        return got
+
+    def done(self, stage: Stage, timings: dict[str, float]) -> None:
+        """Record ``stage`` as finished (its files are written) in ``scan.json``, with the ``timings`` so far."""
+        self.finished.add(stage)
+        self.write(timings)
+
+    def write(self, timings: dict[str, float]) -> None:
+        """Rewrite ``scan.json`` (atomically): the manifest, ``timings`` and the stages finished."""
+        if self.root is None:
+            return
+        order = {kind: i for i, kind in enumerate(("families", "heldout", "circuits"))}
+        finished = sorted(self.finished, key=lambda s: (order[s[0]], s[1] or "", s[2]))
+        write_json(manifest_path(self.root), {**self.manifest, "timings": timings,
+                                              "finished": [stage_to_json(s) for s in finished]})  # fmt: skip
 
 
 # -- the scan ---------------------------------------------------------------------------
 
 
-def _check_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers: Sequence[str]) -> None:
-    """Refuse to resume a scan with other settings; clear the stages that cannot be reused.
+def _open_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers: Sequence[str]) -> tuple[set[Stage], bool, dict[str, float]]:
+    """Get ``out`` ready for a scan: the stages finished there that can be reused, and their timings.
 
-    Resuming with another layer list keeps the per-layer stages but drops the circuit
-    stages: circuits pair consecutive layers, and their q-values are BH over all the
-    checks of a transform, so circuits read back from another layer list (and the weight
-    verdicts drawn from them) would be wrong.
+    Stale temporary files of killed writers are removed. Resuming refuses a scan of another
+    model or with other settings. Resuming with another layer list keeps the per-layer stages
+    but drops the circuit stages: circuits pair consecutive layers, and their q-values are BH
+    over all the checks of a transform, so circuits read back from another layer list (and the
+    weight verdicts drawn from them) would be wrong. A ``scan.json`` that cannot be read is moved
+    aside with the stages it described (their settings cannot be checked), with a warning.
+
+    Returns:
+        ``(finished, legacy, timings)``: the stages recorded as finished (``legacy``: a manifest written
+        before the record existed, those whose files are there) and their timings; none without ``resume``.
+
+    Raises:
+        ValueError: resuming a scan of another model or with other settings; the message says which
+            differ (old → new) and how to start again.
     """
     import shutil
 
+    clean_temporaries(out)
     manifest = manifest_path(out)
-    if manifest.is_file() and resume:
-        old = read_json(manifest)
-        old_fp = ScanConfig.from_dict({k: v for k, v in old["config"].items()}).fingerprint()
-        if old.get("model") != model.name or old_fp != config.fingerprint():
-            raise ValueError(
-                f"{str(out)!r} holds a scan of {old.get('model')!r} with other settings; "
-                "pass another out directory, or resume=False to start again"
-            )
-        if old.get("layers") != list(layers):
-            shutil.rmtree(circuits_dir(out), ignore_errors=True)
-    elif manifest.is_file() and not resume:
+    if not manifest.is_file():
+        if stages_dir(out).is_dir() and any(stages_dir(out).iterdir()):
+            moved = move_aside(stages_dir(out))
+            warnings.warn(f"{str(out)!r} holds stages but no {manifest.name}: their settings cannot be checked; "
+                          f"moved aside to {moved.name!r} and computed again", stacklevel=3)  # fmt: skip
+        return set(), False, {}
+    if not resume:
         shutil.rmtree(stages_dir(out), ignore_errors=True)
+        return set(), False, {}
+    try:
+        old = _read_manifest(manifest)
+        finished, legacy = _finished_stages(out, old)
+    except UnreadableFile as err:
+        moved = [move_aside(p).name for p in (manifest, stages_dir(out)) if p.exists()]
+        warnings.warn(f"{err}; moved aside ({', '.join(map(repr, moved))}): the stages it described cannot be "
+                      "checked against these settings, so the whole scan is computed again", stacklevel=3)  # fmt: skip
+        return set(), False, {}
+    _check_same_settings(out, old, model, config)
+    timings = {k: float(v) for k, v in (old.get("timings") or {}).items()}
+    if old.get("layers") != list(layers):
+        shutil.rmtree(circuits_dir(out), ignore_errors=True)
+        finished = {s for s in finished if s[0] != "circuits"}
+        timings = {k: v for k, v in timings.items() if not k.startswith("circuits/")}
+    return finished, legacy, timings
+
+
+def _check_same_settings(out: Path, old: dict[str, Any], model: Model, config: ScanConfig) -> None:
+    """Refuse to resume the scan in ``out`` (manifest ``old``) with another model or other settings.
+
+    Raises:
+        ValueError: naming each setting that differs (``key: old → new``), and both ways to start again.
+    """
+    old_cfg = ScanConfig.from_dict(dict(old["config"]))
+    changed = [f"model: {old.get('model')!r} → {model.name!r}"] if old.get("model") != model.name else []
+    if old_cfg.fingerprint() != config.fingerprint():
+        before, after = old_cfg.to_dict(), config.to_dict()
+        changed += [f"{k}: {before.get(k)!r} → {after.get(k)!r}" for k in sorted(set(before) | set(after))
+                    if k not in ("model", "layers", "transforms") and before.get(k) != after.get(k)]  # fmt: skip
+    if changed:
+        raise ValueError(
+            f"{str(out)!r} holds a scan of {old.get('model')!r} with other settings ({'; '.join(changed)}); "
+            "pass another out directory, or start again: resume=False in Python, --no-resume on the command line"
+        )
 
 
 @contextlib.contextmanager
@@ -621,8 +851,11 @@ def scan(
             where ``Transform.scores`` holds, and their circuits checked where ``Transform.circuits`` does.
         config: a TOML path, dict or :class:`ScanConfig` (steps, stimuli, thresholds);
             arguments given here override it.
-        out: directory for the stage files; with ``resume`` finished stages are read back.
-        resume: reuse the finished stages in ``out`` (they must come from the same settings).
+        out: directory for the stage files; with ``resume`` finished stages are read back (with
+            their timings). A stage file that cannot be read is named in a warning, moved aside
+            (``<name>.corrupt``) and computed again; see the module doc.
+        resume: reuse the finished stages in ``out`` (they must come from the same settings;
+            the CLI's ``--no-resume`` is ``resume=False``).
         device: move the model there first (default: leave it where it is).
         seed: overrides the config's seed.
         progress: progress bars per layer and stage.
@@ -644,19 +877,17 @@ def scan(
         model.check_layer(name)
     names = sorted(dict.fromkeys(names), key=model.depth)
     root = Path(out) if out is not None else None
-    if root is not None:
-        _check_out(root, model, cfg, resume, names)
-        write_json(manifest_path(root), {
-            "format": _FORMAT, "model": model.name, "layers": names, "transforms": list(cfg.transforms),
-            "config": cfg.to_dict(), "matches": [],
-        })  # fmt: skip
-    result = ScanResult(model.name, names, list(cfg.transforms), cfg.to_dict())
+    finished, legacy, timings = _open_out(root, model, cfg, resume, names) if root is not None else (set(), False, {})
+    result = ScanResult(model.name, names, list(cfg.transforms), cfg.to_dict(), timings=timings)
+    record = _Record(root, {"format": _FORMAT, "model": model.name, "layers": names, "transforms": list(cfg.transforms),
+                            "config": cfg.to_dict(), "matches": []}, finished, repair=True, legacy=legacy)  # fmt: skip
+    record.write(result.timings)
     stimuli = cfg.stimuli if isinstance(cfg.stimuli, str) else list(cfg.stimuli)
     jobs = [(layer, t) for layer in names for t in cfg.transforms]
     bar = tqdm(jobs, desc="scan", disable=not progress)
     for layer, t in bar:
         bar.set_postfix_str(f"{layer} {t}")
-        stage = _load_stage(root, layer, t) if root is not None and resume else None
+        stage = record.read(("families", layer, t))
         if stage is None:
             with _timed(result.timings, f"{layer}/{t}/probe"):
                 resp = probe(model, layer, t, stimuli=stimuli, steps=cfg.steps_for(t), seed=cfg.seed, progress=progress)
@@ -670,22 +901,23 @@ def scan(
                 _score_families(resp, fams, cfg)
             if root is not None:
                 _save_stage(root, layer, t, resp, fams)
+                record.done(("families", layer, t), result.timings)
         else:
             resp, fams = stage
         result.responses.setdefault(layer, {})[t] = resp
         result.families.setdefault(layer, {})[t] = fams
         if cfg.validate_sources and t == cfg.transforms[-1]:  # the layer's last stage: validate its families
-            _scan_heldout(model, result, cfg, layer, root, resume, progress)
+            _scan_heldout(model, result, cfg, layer, record, progress)
     _set_heldout_q_values(result)
     if cfg.circuits and len(names) > 1:
         result.circuits_checked = [t for t in result.transforms if as_transform(t).circuits]
-        result.circuits = _scan_circuits(model, result, cfg, root, resume, progress)
+        result.circuits = _scan_circuits(model, result, cfg, record, progress)
     _set_weight_support(result)
     _explain_flips(result)
     return result
 
 
-def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, root: Path | None, resume: bool, progress: bool) -> list[Any]:
+def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, record: _Record, progress: bool) -> list[Any]:
     """The significant circuits of every transform in ``result.circuits_checked``, read back or found."""
     from tqdm.auto import tqdm
 
@@ -693,7 +925,7 @@ def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, root: Path
 
     found: list[Any] = []
     for t in tqdm(result.circuits_checked, desc="circuits", disable=not progress):
-        loaded = _load_circuits(root, t) if root is not None and resume else None
+        loaded = record.read(("circuits", None, t))
         if loaded is None:
             start = time.perf_counter()
             by_layer = {layer: list(result.families[layer][t]) for layer in result.layers}
@@ -703,8 +935,9 @@ def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, root: Path
                 min_score=cfg.circuit_min_score,
             )
             result.timings[f"circuits/{t}"] = time.perf_counter() - start
-            if root is not None:
-                _save_circuits(root, loaded, [t])
+            if record.root is not None:
+                _save_circuits(record.root, loaded, [t])
+                record.done(("circuits", None, t), result.timings)
         found += loaded
     return sorted(found, key=lambda c: -c.score)
 
@@ -739,7 +972,7 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
-def _scan_heldout(model: Model, result: ScanResult, cfg: ScanConfig, layer: str, root: Path | None, resume: bool,
+def _scan_heldout(model: Model, result: ScanResult, cfg: ScanConfig, layer: str, record: _Record,
                   progress: bool) -> None:  # fmt: skip
     """Validate the best families of ``layer``'s transforms (stage ``heldout``), read back where finished.
 
@@ -753,7 +986,7 @@ def _scan_heldout(model: Model, result: ScanResult, cfg: ScanConfig, layer: str,
         if other is not None:
             explain_flip_pairs(by_t[t], by_t[other])  # skip the pairs a rotation family explains
     picks = {t: [by_t[t][i] for i in _pick_for_validation(by_t[t], cfg.validate_top, cfg.alpha)] for t in ts}
-    done = {t: _load_heldout(root, layer, t) if root is not None and resume else None for t in ts}
+    done = {t: record.read(("heldout", layer, t)) for t in ts}
     todo = [t for t in ts if done[t] is None]
     stimuli = HeldoutStimuli(model, layer, seed=cfg.seed, patches=cfg.validate_patches, fv_steps=cfg.validate_fv_steps,
                              progress=progress)  # fmt: skip
@@ -778,8 +1011,9 @@ def _scan_heldout(model: Model, result: ScanResult, cfg: ScanConfig, layer: str,
         members = sorted({u for f in fams for u in f.units})
         images = {s: {u: _to_uint8(stimuli.images[s][u]) for u in members} for s in cfg.validate_sources}
         entries = [(list(f.units), test) for f, test in zip(fams, tests)]
-        if root is not None:
-            _save_heldout_stage(root, layer, t, entries, images)
+        if record.root is not None:
+            _save_heldout_stage(record.root, layer, t, entries, images)
+            record.done(("heldout", layer, t), result.timings)
         done[t] = (entries, images)
     for t in ts:
         _attach_heldout(result, layer, t, *done[t])  # type: ignore[misc]
@@ -831,15 +1065,20 @@ def _load_heldout(root: Path, layer: str, t: str) -> tuple[list[tuple[list[int],
     d = stage_dir(root, layer, t)
     if not ((d / "heldout.json").is_file() and (d / "heldout.npz").is_file()):
         return None
-    data = read_json(d / "heldout.json")
-    entries = [([int(u) for u in e["units"]], {k: HeldoutSource.from_dict(v) for k, v in e["heldout"].items()})
-               for e in data["families"]]  # fmt: skip
-    images: HeldoutImages = {}
-    with np.load(d / "heldout.npz") as arrays:
-        for key in arrays.files:
-            source, unit = key.rsplit("_", 1)
-            images.setdefault(source, {})[int(unit)] = arrays[key]
-    return entries, images
+
+    def entries_of(path: Path) -> list[tuple[list[int], Heldout]]:
+        return [([int(u) for u in e["units"]], {k: HeldoutSource.from_dict(v) for k, v in e["heldout"].items()})
+                for e in read_json(path)["families"]]  # fmt: skip
+
+    def images_of(path: Path) -> HeldoutImages:
+        images: HeldoutImages = {}
+        with np.load(path, allow_pickle=False) as arrays:
+            for key in arrays.files:
+                source, unit = key.rsplit("_", 1)
+                images.setdefault(source, {})[int(unit)] = arrays[key]
+        return images
+
+    return read_guarded(d / "heldout.json", entries_of), read_guarded(d / "heldout.npz", images_of)
 
 
 # -- weight verdicts --------------------------------------------------------------------

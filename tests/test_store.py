@@ -90,3 +90,85 @@ def test_responses_and_report_files_are_written_the_same_way(tmp_path, umask):
     assert _mode(saved) == _mode(page) == 0o666 & ~umask
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index.html", "r.npz"]
     assert torch.equal(Responses.load(saved).values, resp.values)
+
+
+# -- temporaries of killed writers, unreadable files, the stage record ----------------------------
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_temporary_names_its_writer_and_only_those_of_dead_writers_are_cleaned(tmp_path):
+    seen = []
+    store.write_atomic(tmp_path / "sub" / "a.json", lambda fh: seen.extend(p.name for p in (tmp_path / "sub").iterdir()))
+    assert len(seen) == 1 and seen[0].startswith(f".a.json.{os.getpid()}-") and seen[0].endswith(".tmp")
+    dead, hexes = _dead_pid(), "0123456789ab"
+    alive = tmp_path / f".x.json.{os.getpid()}-{hexes}.tmp"  # this process: still writing
+    other = tmp_path / "sub" / f".y.npz.{dead}-{hexes}.tmp"  # killed: stale
+    legacy_new = tmp_path / f".z.json.{hexes}.tmp"  # no pid, written a moment ago: may be in use
+    legacy_old = tmp_path / f".w.json.{hexes}.tmp"  # no pid, two hours old: stale
+    keep = [tmp_path / ".hidden.tmp", tmp_path / "scan.json.corrupt", tmp_path / "plain.tmp"]  # not temporaries
+    for path in [alive, other, legacy_new, legacy_old, *keep]:
+        path.write_text("half")
+    os.utime(legacy_old, (os.path.getmtime(legacy_old) - 7200,) * 2)
+    removed = store.clean_temporaries(tmp_path)
+    assert sorted(removed) == sorted([other, legacy_old])
+    assert all(p.exists() for p in [alive, legacy_new, *keep]) and not other.exists() and not legacy_old.exists()
+    assert store.clean_temporaries(tmp_path / "nothing") == []
+
+
+def test_temporary_dirs_take_the_umask_and_only_those_of_dead_writers_are_cleaned(tmp_path, umask):
+    made = store.make_temporary_dir(tmp_path, ".out.report-")
+    assert made.name.startswith(f".out.report-{os.getpid()}-") and _mode(made) == 0o777 & ~umask
+    dead = tmp_path / f".out.report-{_dead_pid()}-0123456789ab"
+    legacy = tmp_path / ".out.report-abcd_123"  # mkdtemp's name, from before the pid: stale when an hour old
+    other = tmp_path / f".other.report-{_dead_pid()}-0123456789ab"  # another report's: not ours to clean
+    for d in (dead, legacy, other):
+        (d / "figures").mkdir(parents=True)
+        (d / "figures" / "f.png").write_bytes(b"png")
+    assert store.clean_temporary_dirs(tmp_path, ".out.report-") == [dead]
+    for d in (legacy, legacy / "figures"):
+        os.utime(d, (os.path.getmtime(d) - 7200,) * 2)
+    assert store.clean_temporary_dirs(tmp_path, ".out.report-") == [legacy]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([made.name, other.name])
+
+
+def test_unreadable_files_are_named_and_moved_aside_never_deleted(tmp_path):
+    path = tmp_path / "stage.npz"
+    store.write_atomic(path, lambda fh: np.savez_compressed(fh, a=np.arange(1000)))
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(store.UnreadableFile, match=r"stage\.npz' cannot be read \(BadZipFile") as info:
+        store.read_guarded(path, lambda p: np.load(p)["a"])
+    assert info.value.path == path
+    with pytest.raises(FileNotFoundError, match="no file at"):
+        store.read_guarded(tmp_path / "none.json", store.read_json)
+    (tmp_path / "bad.json").write_bytes(b'{"a": "\xc3')  # cut inside a UTF-8 character
+    with pytest.raises(store.UnreadableFile, match=r"bad\.json' cannot be read"):
+        store.read_guarded(tmp_path / "bad.json", store.read_json)
+    first = store.move_aside(path)
+    path.write_text("again")
+    second = store.move_aside(path)
+    assert (first.name, second.name) == ("stage.npz.corrupt", "stage.npz.corrupt-2") and not path.exists()
+    assert first.read_bytes()[:2] == b"PK" and second.read_text() == "again"
+
+
+def test_stage_records_round_trip_and_bad_entries_are_named(tmp_path):
+    stages = [("families", "features/3", "rotation"), ("heldout", "a", "flip"), ("circuits", None, "hue")]
+    for stage in stages:
+        assert store.stage_from_json(store.stage_to_json(stage), tmp_path / "scan.json") == stage
+    assert store.stage_to_json(stages[2]) == {"stage": "circuits", "transform": "hue"}
+    assert store.describe_stage(stages[1]) == "layer a · flip: held-out validation"
+    assert store.stage_files(tmp_path, stages[0]) == (tmp_path / "stages/features_3/rotation/responses.npz",
+                                                      tmp_path / "stages/features_3/rotation/families.json")  # fmt: skip
+    assert store.stage_files(tmp_path, stages[2])[1] == tmp_path / "stages/circuits/hue.json"
+    for bad in ({"stage": "probe", "layer": "a", "transform": "hue"}, {"stage": "circuits", "layer": "a", "transform": "hue"},
+                {"stage": "families", "transform": "hue"}, ["families", "a", "hue"]):
+        with pytest.raises(ValueError, match=r"scan\.json': .* is not a finished stage"):
+            store.stage_from_json(bad, tmp_path / "scan.json")

@@ -2,19 +2,24 @@
 
 Every file is written to a temporary name beside its destination and renamed into
 place (``os.replace``), so a reader never sees half a file. A whole report is first
-written into a staging directory beside ``out_dir`` and moved into place at the
-end; on an exception the staging directory is removed and ``out_dir`` is left as
-it was.
+written into a staging directory beside ``out_dir`` (``.<name>.report-<pid>-<random>``)
+and moved into place at the end; on an exception the staging directory is removed and
+``out_dir`` is left as it was. A report killed outright (SIGKILL) cannot remove its
+staging directory: the next report into the same ``out_dir`` removes those of processes
+that are gone, and stale temporary files inside ``out_dir``
+(:func:`equifind.store.clean_temporaries`). Files and directories get the modes of a
+plain ``open``/``mkdir`` (``0o644``/``0o755`` under the usual umask).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -22,11 +27,16 @@ from typing import BinaryIO, Literal
 import matplotlib
 from matplotlib.figure import Figure
 
-from ..store import write_atomic
+from ..store import (
+    clean_temporaries,
+    clean_temporary_dirs,
+    make_temporary_dir,
+    write_atomic,
+)
 
 __all__ = [
     "ImageFormat", "ReportFormat", "IMAGE_FORMATS", "REPORT_FORMATS",
-    "save_figure", "check_formats", "write_text", "slug", "staged_report",
+    "save_figure", "check_formats", "write_text", "slug", "staged_report", "check_writable",
 ]  # fmt: skip
 
 ImageFormat = Literal["png", "svg", "pdf"]
@@ -39,7 +49,6 @@ REPORT_FORMATS: tuple[str, ...] = (*IMAGE_FORMATS, "html")
 #: Name of the report's figure folder inside ``out_dir``.
 FIGURES_DIR = "figures"
 INDEX = "index.html"
-_DIR_MODE = 0o755  # permissions of a new out_dir
 
 # Metadata that would otherwise carry the date or vary between runs.
 _METADATA: dict[str, dict[str, None]] = {
@@ -156,6 +165,56 @@ def slug(name: str) -> str:
     return f"{safe or 'x'}-{digest}"
 
 
+def _stage_prefix(out: Path) -> str:
+    """The name prefix of ``out``'s staging directories (beside it)."""
+    return f".{out.name}.report-"
+
+
+def check_writable(out_dir: str | os.PathLike) -> Path:
+    """Check, before any figure is drawn, that a report can be written into ``out_dir``.
+
+    The report is staged beside ``out_dir`` and moved into it, so both the nearest existing
+    folder at or above ``out_dir``'s parent and an existing ``out_dir`` must take new files;
+    that is tried (a file created and removed), not guessed from permission bits.
+
+    Returns:
+        ``out_dir`` as an absolute path.
+
+    Raises:
+        NotADirectoryError: ``out_dir`` (or a folder above it) exists and is not a directory.
+        PermissionError: a folder that would have to be written is not writable (named in the message).
+    """
+    out = Path(out_dir).absolute()
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out_dir {str(out)!r} exists and is not a directory")
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(f"cannot create the report folder {str(out)!r}: {str(parent)!r} is not a directory")
+    for folder in [parent] + ([out] if out.is_dir() else []):
+        _try_write(folder, out)
+    return out
+
+
+def _try_write(folder: Path, out: Path) -> None:
+    """Create and remove a file in ``folder``.
+
+    Raises:
+        PermissionError: ``folder`` does not take new files (the message names it and ``out``).
+    """
+    probe = folder / f".equifind-write-check.{os.getpid()}-{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise PermissionError(err.errno, f"cannot write the report {str(out)!r}: the folder {str(folder)!r} is not "
+                                         f"writable ({os.strerror(err.errno)}); choose another out_dir") from None
+    os.close(fd)
+    probe.unlink()
+
+
 @contextlib.contextmanager
 def staged_report(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Stage a report beside ``out_dir`` and move it into place when the block succeeds.
@@ -165,20 +224,22 @@ def staged_report(out_dir: str | os.PathLike) -> Iterator[Path]:
     an existing ``out_dir`` (such as a saved scan) is touched. A new ``out_dir`` is
     created by one rename of the staging directory. If the block raises, the staging
     directory is deleted and ``out_dir`` is unchanged (not created if it did not exist).
+    Staging directories of earlier reports into ``out_dir`` whose process is gone (killed),
+    and stale temporary files in ``out_dir``, are removed first.
 
     Yields:
         The staging directory to write ``index.html`` and ``figures/`` into.
 
     Raises:
         NotADirectoryError: ``out_dir`` exists and is not a directory.
+        PermissionError: ``out_dir`` or the folder it is created in is not writable.
     """
-    out = Path(out_dir).absolute()
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"out_dir {str(out)!r} exists and is not a directory")
+    out = check_writable(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.report-"))
+    clean_temporary_dirs(out.parent, _stage_prefix(out))
+    clean_temporaries(out)  # a scan saved in out_dir may have left some too
+    stage = make_temporary_dir(out.parent, _stage_prefix(out))
     try:
-        os.chmod(stage, _DIR_MODE)
         yield stage
         _install(stage, out)
     finally:

@@ -32,7 +32,8 @@ from ..transforms import Transform, as_transform
 from . import figures as F
 from ._data import hue_and_angle
 from ._files import (
-    FIGURES_DIR, IMAGE_FORMATS, INDEX, REPORT_FORMATS, ReportFormat, check_formats, save_figure, slug, staged_report,
+    FIGURES_DIR, IMAGE_FORMATS, INDEX, REPORT_FORMATS, ReportFormat, check_formats, check_writable, save_figure, slug,
+    staged_report,
 )  # fmt: skip
 from .html import Card, FigureLink, Page, Section, Table, write_index
 from .weights import weight_diagram
@@ -108,8 +109,11 @@ def report(
         ValueError: an unknown format; ``responses`` given for a scan or circuit, or
             not matching the family (layer, transform, units).
         NotADirectoryError: ``out_dir`` exists and is a file.
+        PermissionError: ``out_dir`` (or the folder it would be created in) is not writable; checked
+            before any figure is drawn.
     """
     fmts = check_formats(formats, REPORT_FORMATS)
+    check_writable(out_dir)
     for name, limit in (("max_families", max_families), ("max_circuits", max_circuits)):
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise ValueError(f"{name} must be None or an int >= 0, got {limit!r}")
@@ -446,11 +450,18 @@ def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: Transfor
     return sub
 
 
-def _circuit_section(builder: _Builder, ctx: _ScanContext, circuits: list[Any], max_circuits: int | None) -> Section:
+def _circuit_section(builder: _Builder, ctx: _ScanContext, circuits: list[Any], max_circuits: int | None,
+                     not_run: Sequence[str] = ()) -> Section:  # fmt: skip
+    """The circuits found; ``not_run``: transforms whose circuits the scan should have checked but did not."""
     circ = Section("Circuits", "circuits")
     rule = (f"q ≤ {ctx.alpha:g} (Benjamini–Hochberg over the checks of each transform)"
             + (f" and symmetry score ≥ {ctx.min_score:g}" if ctx.min_score is not None else ""))
-    circ.paragraphs.append(f"{_count(len(circuits), 'circuit')} with {rule}." if circuits else f"No circuits with {rule}.")
+    if not_run:
+        circ.paragraphs.append(f"Circuits of {', '.join(not_run)} not run: the scan stopped before them "
+                               "(run it again with the same out directory to finish it).")
+    if circuits or not not_run:
+        circ.paragraphs.append(f"{_count(len(circuits), 'circuit')} with {rule}." if circuits
+                               else f"No circuits with {rule}.")
     circuits = sorted(circuits, key=lambda c: -float(getattr(c, "score", -math.inf)))
     circ.cards = [
         _circuit_card(builder, c, i, None if max_circuits is None or i < max_circuits else
@@ -471,11 +482,14 @@ def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circui
     header += [(f"config: {k}", json.dumps(v, sort_keys=True, default=str)) for k, v in sorted(config.items())]
     rows: list[list[str]] = []
     layer_sections: list[Section] = []
+    missing = _missing_stages(res)
     for layer in layers:
         layer_sections.append(Section(f"layer {layer}", f"layer-{slug(layer)}"))
         for t in transforms:
             fams = res.families.get(layer, {}).get(t)
             if fams is None:
+                if ("families", layer, t.name) in missing:
+                    layer_sections[-1].paragraphs.append(f"{t.name}: not scanned; the scan stopped before this stage.")
                 continue
             resp = responses.get(layer, {}).get(t)
             rows.append(_summary_row(ctx, layer, t, fams, resp))
@@ -498,5 +512,23 @@ def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circui
               ", ".join(map(str, m.get("label_units", []))), ", ".join(map(str, m.get("found_units", [])))] for m in matches],
             {3})))  # fmt: skip
     sections += layer_sections
-    sections.append(_circuit_section(builder, ctx, list(getattr(res, "circuits", None) or []), max_circuits))
-    return Page(f"equifind report: {res.model}", header, sections)
+    not_run = [t for kind, _, t in missing if kind == "circuits"]
+    sections.append(_circuit_section(builder, ctx, list(getattr(res, "circuits", None) or []), max_circuits, not_run))
+    return Page(f"equifind report: {res.model}", header, sections, banner=_incomplete_banner(res))
+
+
+def _missing_stages(res: Any) -> list[tuple[str, str | None, str]]:
+    """The stages a scan result lacks (``ScanResult._missing_stages``; none for other objects)."""
+    fn = getattr(res, "_missing_stages", None)
+    return list(fn()) if callable(fn) else []
+
+
+def _incomplete_banner(res: Any) -> list[str]:
+    """The page's warning for a scan that did not finish: what is missing (nothing for a finished scan)."""
+    missing = list(getattr(res, "missing", None) or [])
+    if not missing:
+        return []
+    advice = ("Counts and verdicts below cover only the stages that finished. Run the scan again with the same out "
+              "directory and settings to finish it, then report again.")
+    return [f"Incomplete scan: {_count(len(missing), 'stage')} did not finish", "Missing: " + "; ".join(missing) + ".",
+            advice]

@@ -47,6 +47,8 @@ figure img{width:100%;height:auto;border:1px solid #eee;display:block}
 figcaption{font-size:12px;color:#555}
 .note{color:#8a5a00;font-size:13px;margin:4px 0}
 .muted{color:#666}
+.banner{background:#fff3cd;border:2px solid #c77c00;border-radius:6px;padding:10px 14px;margin:10px 0;color:#5a3b00}
+.banner strong{display:block;font-size:16px;margin-bottom:4px}
 """
 
 
@@ -98,11 +100,13 @@ class Section:
 
 @dataclass
 class Page:
-    """The whole report page."""
+    """The whole report page; ``banner``: a warning shown above everything (e.g. an incomplete scan), a
+    heading line then its details."""
 
     title: str
     header: list[tuple[str, str]] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
+    banner: list[str] = field(default_factory=list)
 
 
 def _e(text: object) -> str:
@@ -154,6 +158,14 @@ def _section(s: Section) -> str:
     return "\n".join(parts)
 
 
+def _banner(lines: list[str]) -> str:
+    """The warning box of a page: the first line in bold, the others as paragraphs (nothing without lines)."""
+    if not lines:
+        return ""
+    rest = "".join(f"<p>{_e(line)}</p>" for line in lines[1:])
+    return f'<div class="banner" role="alert"><strong>{_e(lines[0])}</strong>{rest}</div>'
+
+
 def render_page(page: Page) -> str:
     """The HTML text of ``page`` (UTF-8, inline CSS, no scripts).
 
@@ -172,6 +184,7 @@ def render_page(page: Page) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(page.title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{_e(page.title)}</h1>"
+        + _banner(page.banner)
         + (f"<table>{header}</table>" if header else "")
         + (f"<nav>{nav}</nav>" if nav else "")
         + "</header>\n<main>\n"
