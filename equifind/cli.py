@@ -260,9 +260,12 @@ def _cmd_scan(args: argparse.Namespace) -> None:
     model = _load(args)
     for layer in cfg.layers:
         _check_layer(model, layer)
-    from .scan import scan
+    from .scan import OtherSettingsError, scan
 
-    result = scan(model, config=cfg, out=args.out, resume=not args.no_resume, progress=not args.quiet)
+    try:
+        result = scan(model, config=cfg, out=args.out, resume=not args.no_resume, progress=not args.quiet)
+    except OtherSettingsError as err:  # the settings given do not match the scan in --out: bad usage
+        raise UsageError(str(err)) from None
     if result.model == "inceptionv1":  # the Circuits thread's labels number its units
         result.compare()
     result.save(args.out)

@@ -102,7 +102,7 @@ from .store import (Stage, UnreadableFile, circuit_files, circuits_dir, clean_te
 from .transforms import Transform, as_transform
 from .unitref import format_unit_ref
 
-__all__ = ["scan", "ScanResult", "load_labels"]
+__all__ = ["scan", "ScanResult", "load_labels", "OtherSettingsError"]
 
 T = TypeVar("T")
 _FORMAT = "equifind.ScanResult/1"
@@ -801,11 +801,15 @@ def _open_out(out: Path, model: Model, config: ScanConfig, resume: bool, layers:
     return finished, legacy, timings
 
 
+class OtherSettingsError(ValueError):
+    """Resuming into an ``out`` directory that holds a scan of another model or with other settings."""
+
+
 def _check_same_settings(out: Path, old: dict[str, Any], model: Model, config: ScanConfig) -> None:
     """Refuse to resume the scan in ``out`` (manifest ``old``) with another model or other settings.
 
     Raises:
-        ValueError: naming each setting that differs (``key: old → new``), and both ways to start again.
+        OtherSettingsError: naming each setting that differs (``key: old → new``), and both ways to start again.
     """
     old_cfg = ScanConfig.from_dict(dict(old["config"]))
     changed = [f"model: {old.get('model')!r} → {model.name!r}"] if old.get("model") != model.name else []
@@ -814,7 +818,7 @@ def _check_same_settings(out: Path, old: dict[str, Any], model: Model, config: S
         changed += [f"{k}: {before.get(k)!r} → {after.get(k)!r}" for k in sorted(set(before) | set(after))
                     if k not in ("model", "layers", "transforms") and before.get(k) != after.get(k)]  # fmt: skip
     if changed:
-        raise ValueError(
+        raise OtherSettingsError(
             f"{str(out)!r} holds a scan of {old.get('model')!r} with other settings ({'; '.join(changed)}); "
             "pass another out directory, or start again: resume=False in Python, --no-resume on the command line"
         )

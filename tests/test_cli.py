@@ -322,6 +322,11 @@ def test_scan_and_report_commands(capsys, tmp_path):
     assert "conv2d0" in text and (out / "scan.json").is_file()
     assert "significant: discovery q ≤ 0.05" in text and "discovery q" in text and "equivariance" in text
     assert (out / "stages" / "conv2d0" / "rotation" / "families.json").is_file()
+    code, text, err = run(  # resuming with other settings: bad usage, found before any probing
+        capsys, "scan", "googlenet_bvlc", "--weights", weights, "--device", "cpu", "--layers", "conv2d0",
+        "--transforms", "rotation", "flip", "--steps", "20", "--out", str(out), "--quiet", "--no-report",
+    )
+    assert code == 2 and err.count("\n") == 1 and "steps: 16 → 20" in err and "--no-resume" in err, err
     code, text, err = run(capsys, "report", str(out), "--formats", "png", "html")
     assert code == 0, err
     assert text.strip().endswith(f"report: {out / 'index.html'}") and (out / "index.html").is_file()
