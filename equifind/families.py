@@ -536,7 +536,7 @@ def find_families(
             [variants, steps] under a common shift — transformed copies respond alike to
             every stimulus, so families with the same tuning shape but different
             preferred stimuli stay apart; "tuning" correlates only the best-variant
-            tuning curves (``Responses.tunings()``). Both agree for one variant. Flip
+            tuning curves (``Responses.tuning_curves``). Both agree for one variant. Flip
             always compares all variants.
         progress: a progress bar over the surrogate runs.
         min_colour_index: hue and hue_rotation: the least ``Responses.colour_index`` of a
@@ -607,11 +607,11 @@ def _families(
     )  # fmt: skip
     if len(rows) < 2:
         return out
-    source = responses.values if compare == "variants" else responses.tunings()[:, None, :]
+    source = responses.values if compare == "variants" else responses.tuning_curves[:, None, :]
     profiles = _normalise(source[rows].reshape(len(rows), source.shape[1], *grid), len(grid))
     setting = _Setting(grid, min_size, min_similarity, seed, float(responses.params.flatten()[0]))
     spectra = _spectra(profiles, grid)
-    tunings = responses.tunings()[rows].double()
+    tunings = responses.tuning_curves[rows].double()
     groups = _discover(profiles, spectra, _anchors(tunings, grid, responses.params), setting)
     best = _null_best(profiles, spectra, tunings, responses.params, setting, n_null, progress)
     for g in groups:

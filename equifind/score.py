@@ -295,7 +295,7 @@ def _score_variants(resp: Responses) -> Callable[[Tensor], Tensor]:
     if resp.transform.discovery == "pair":
         every = torch.arange(resp.values.shape[1])
         return lambda sets: every.expand(sets.shape[0], -1)
-    best = resp.best_variants()
+    best = resp.best_variant_indices
     return lambda sets: best[sets]
 
 
@@ -323,7 +323,7 @@ def _order_and_period(resp: Responses, rows: list[int], period: float | None = N
             )
         period = float(period)
     elif tf.sub_periods:
-        tunings = resp.tunings()[rows]
+        tunings = resp.tuning_curves[rows]
         power = torch.fft.rfft(tunings - tunings.mean(1, keepdim=True), dim=1).abs().square().sum(0)
         _, period = harmonic_period(power, tunings.shape[1])
     else:
