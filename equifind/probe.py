@@ -218,15 +218,17 @@ def probe(
     if dev != model.device:
         raise ValueError(f"device={dev} differs from the model's device {model.device}; move the model with model.to()")
     geometry = probe_geometry(model, layer)
+    given = None
     if isinstance(stimuli, (Tensor, st.StimulusSet)):
         given = stimuli.images if isinstance(stimuli, st.StimulusSet) else stimuli
-        _warn_if_small(given, geometry, resized=isinstance(stimuli, Tensor))
         if not (geometry.supersample > 1 and given.dim() == 4 and given.shape[-1] == given.shape[-2] == geometry.scaled().canvas):
             # given at canvas size: no supersampling (at the render size canvas × supersample, they are supersampled)
             geometry = ProbeGeometry(geometry.layer, geometry.canvas, geometry.center, geometry.rf_size, geometry.radius, 1)
     render = geometry.scaled()
     k = geometry.supersample
     stim = _stimulus_set(stimuli, tf, render, dev, seed)
+    if given is not None:  # the user's own images, checked by _stimulus_set
+        _warn_if_small(given, geometry, resized=isinstance(stimuli, Tensor))
     # The aperture goes on once, before the transform: rotation, hue and flip about the
     # aperture's centre map the disk onto itself; a zoom moves content across its edge.
     base = soft_aperture(stim.images, render.radius, center=render.center)
