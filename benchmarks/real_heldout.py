@@ -47,7 +47,7 @@ def curve_family(resp: ef.Responses, fams: ef.FamilyList) -> ef.Family:
     """Notebook 02's stand-in for the curve detectors: the largest family (then best score) in which
     at least 3/4 of the members have a curve as their best stimulus; the largest family if none."""
     kinds = [v["kind"] for v in resp.variants]
-    best = resp.best_variants()
+    best = resp.best_variant_indices
 
     def curvy(f: ef.Family) -> float:
         return float(np.mean([kinds[int(best[resp.row(u)])] == "curve" for u in f.units]))

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["closest", "unknown_name", "check_images", "check_units"]
+__all__ = ["closest", "unknown_name", "check_images", "check_units", "check_distinct", "check_n_null"]
 
 
 def closest(name: str, valid: Iterable[str], n: int = 3) -> list[str]:
@@ -97,3 +97,44 @@ def check_units(units: Iterable[int], size: int, layer: str) -> list[int]:
             raise IndexError(f"unit {i} is out of range for layer {layer!r}, which has {size} units (0..{size - 1})")
         out.append(i)
     return out
+
+
+def check_distinct(units: Sequence[int], what: str = "units") -> None:
+    """Raise unless every entry of ``units`` appears once.
+
+    Raises:
+        ValueError: naming the first repeated unit, where it repeats, and the list.
+    """
+    seen: dict[int, int] = {}
+    for i, u in enumerate(units):
+        if u in seen:
+            raise ValueError(
+                f"{what} repeat unit {u} (positions {seen[u]} and {i} of {list(units)}); give each unit once"
+            )
+        seen[u] = i
+
+
+def check_n_null(n_null: object, *, zero: str | None = None, minimum: int = 0) -> int:
+    """``n_null`` (the null draws behind a permutation p-value) as an int, else a ValueError naming it.
+
+    Args:
+        n_null: the value received.
+        zero: what ``n_null=0`` means for this call (e.g. "no test: p_value is NaN"), said in the
+            message; None: 0 is refused (the call needs a p-value).
+        minimum: the smallest positive value the call accepts (besides 0 when ``zero`` is given).
+
+    Raises:
+        ValueError: a bool, a non-integer, a negative number, 0 where a p-value is needed, or
+            fewer than ``minimum`` draws.
+    """
+    valid = f"an int >= {max(1, minimum)}" + (f", or 0 ({zero})" if zero is not None else "")
+    if isinstance(n_null, bool):
+        raise ValueError(f"n_null must be {valid}, got {n_null!r}")
+    try:
+        n = operator.index(n_null)  # int, numpy ints; not 1.5 or "200"
+    except TypeError:
+        raise ValueError(f"n_null must be {valid}, got {n_null!r} ({type(n_null).__name__})") from None
+    if n < 0 or (n == 0 and zero is None) or 0 < n < minimum:
+        why = " (a p-value needs null draws)" if n == 0 else ""
+        raise ValueError(f"n_null must be {valid}, got {n}{why}")
+    return n

@@ -43,11 +43,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import closest
-from ._stats import DEFAULT_Q, bh_q, check_null_size, floor_limits_q, permutation_p
+from ._checks import check_distinct, check_n_null, closest
+from ._stats import DEFAULT_Q, bh_q, check_null_size, floor_limits_q, format_p, permutation_p
 from .expanded import check_model, check_order, circuit_weights, expanded_weights
 from .models.base import Model
 from .transforms import Transform, as_transform, names, rotate_kernels, rotation_ceiling
+from .unitref import format_unit_ref
 
 # expanded_weights, rotate_kernels and rotation_ceiling live in equifind.expanded and
 # equifind.transforms; they stay importable from here, where they used to be.
@@ -57,6 +58,7 @@ __all__ = ["circuit_symmetry", "find_circuits", "CircuitScore", "Units", "expand
 Kind = Literal["invariant→equivariant", "equivariant→invariant", "equivariant→equivariant"]
 Reference = Literal["mean", "first"]
 Null = Literal["angles", "kernels", "orders"]
+_REPR_UNITS = 12  #: units a repr lists per side before "…"
 ANGLE_GRID = 72  #: the "angles" null draws member angles on this many steps of the period (5° for rotation)
 GAIN_SPREAD = 2.0  #: a significant circuit's rotation gain exceeds this many standard deviations of the null gains
 
@@ -151,6 +153,16 @@ class CircuitScore:
         for name in ("null_mean", "q_value", "rotation_gain", "gain_sd", "pointwise_share", "ceiling"):
             if getattr(self, name) is None:  # None (how to_dict writes NaN) reads back as NaN
                 setattr(self, name, math.nan)
+
+    def __repr__(self) -> str:
+        """Short: the two unit sets, the score and its test, the weights' shape (not the weights)."""
+        src = format_unit_ref(self.source_layer, self.source_units, limit=_REPR_UNITS)
+        tgt = format_unit_ref(self.target_layer, self.target_units, limit=_REPR_UNITS)
+        return (
+            f"CircuitScore({self.transform.name}, {self.kind}, {src} → {tgt}, score {self.score:.3f}, "
+            f"{format_p(self.q_value, self.n_null, 'q')}, {format_p(self.p_value, self.n_null)}, "
+            f"rotation_gain {self.rotation_gain:.3f}, weights {list(self.weights.shape)})"
+        )
 
     def is_significant(self, alpha: float = DEFAULT_Q) -> bool:
         """The rule :func:`find_circuits` keeps circuits by: ``q_value <= alpha`` and a
@@ -259,8 +271,7 @@ def _sides(model: Model, source: object, target: object, transform: str | Transf
         if not units:
             raise ValueError(f"{role} has no units (layer {layer!r}); give at least one")
         units = model.check_units(layer, units)
-        if len(set(units)) != len(units):
-            raise ValueError(f"{role} units of layer {layer!r} repeat: {units}")
+        check_distinct(units, f"{role} units of layer {layer!r}")
         if invariant:
             sides[role] = _Side(layer, units, None, tf.period)
             continue
@@ -345,8 +356,7 @@ def _kernel_table(kernels: Tensor, deltas: Tensor, transform: Transform) -> Tens
 
 
 def _check_n_null(n_null: object) -> None:
-    if isinstance(n_null, bool) or not isinstance(n_null, int) or n_null < 0:
-        raise ValueError(f"n_null must be an int >= 0, got {n_null!r}")
+    check_n_null(n_null, zero="no null: p_value is 1 and null_mean NaN")
 
 
 def _angle_draws(src: _Side, tgt: _Side, transform: Transform, reference: Reference, n_null: int,
@@ -546,10 +556,12 @@ def circuit_symmetry(
 
     Raises:
         KeyError: a layer not in the model. IndexError: a unit out of range.
-        ValueError: layers out of order, empty or one-unit families, two
-            invariant sides, or an unsupported or mismatched transform.
+        ValueError: layers out of order, empty or one-unit families, a unit listed twice
+            on one side (named), two invariant sides, a bad ``n_null`` (negative or not
+            an int), or an unsupported or mismatched transform.
     """
     check_model(model)
+    _check_n_null(n_null)
     src, tgt, tf = _sides(model, source, target, transform)
     weights, pointwise = circuit_weights(model, src.layer, tgt.layer, tgt.units, src.units)
     return _score(weights, src, tgt, tf, n_null, seed, reference, null, pointwise)

@@ -36,11 +36,13 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import Tensor
 
+from ._checks import check_n_null
 from ._circle import harmonic_period, holes
 from ._evidence import q_and_p
-from ._stats import DEFAULT_Q, bh_q, floor_limits_q, permutation_p
+from ._stats import DEFAULT_Q, bh_q, floor_limits_q, format_p, permutation_p
 from .responses import Responses
 from .transforms import Flip, Rotation, Transform, as_transform
+from .unitref import format_unit_ref
 
 if TYPE_CHECKING:
     from .score import FamilyScore
@@ -65,6 +67,8 @@ NOT_CHECKED = "weights not checked"
 #: The keys every :attr:`Family.weight_support` holds ("p_value" and "n_null" are optional).
 SUPPORT_KEYS: tuple[str, ...] = ("kind", "source_layer", "source_units", "score", "q_value", "rotation_gain")
 _LISTED_UNITS = 8  # source units written out in a verdict before "…"
+_REPR_UNITS = 12  # units a Family's repr lists before "…"
+_REPR_FAMILIES = 20  # family sizes a FamilyList's repr lists before "…"
 #: Degrees by which the preferred angles of a flip pair's units in one rotation family may
 #: miss mirrored angles (θ_u + θ_v ≡ 0 mod 180°) and still count as mirrored
 #: (:func:`explain_flip_pairs`): 4 steps of the default 64-step grid, about twice the spread
@@ -165,6 +169,18 @@ class Family:
         if self.weight_support is not None:
             _check_support(self.weight_support, self.weight_checked)
         self.explained_by = _explained_from_dict(self.explained_by)
+
+    def __repr__(self) -> str:
+        """Short: units (the first :data:`_REPR_UNITS`), period, score, the discovery test and the
+        weight verdict; every field stays in equality and :meth:`to_dict`."""
+        period = "none" if self.period is None else f"{self.period:g}"
+        extra = f", explained by {self.explained_by['transform']}" if self.explained_by else ""
+        return (
+            f"Family({format_unit_ref(self.layer, self.units, limit=_REPR_UNITS)}, {self.transform.name}, "
+            f"{len(self.units)} units, period {period}, score {self.score:.3f}, "
+            f"{format_p(self.q_value, self.n_null, 'q')}, {format_p(self.p_value, self.n_null)}, "
+            f"{self.weight_verdict}{extra})"
+        )
 
     @property
     def weight_verdict(self) -> str:
@@ -397,6 +413,17 @@ class FamilyList(list[Family]):
         self.selective = [int(u) for u in selective]
         self.achromatic = [int(u) for u in achromatic]
 
+    def __repr__(self) -> str:
+        """Short: how many families of which sizes, and the sizes of the other lists (equality is the list's)."""
+        first = self[0] if len(self) else None
+        where = f" of {first.layer!r} {first.transform.name}" if first is not None else ""
+        sizes = [len(f) for f in self]
+        shown = f"{sizes[:_REPR_FAMILIES]}{'…' if len(sizes) > _REPR_FAMILIES else ''}"
+        return (
+            f"FamilyList({len(self)} families{where}, sizes {shown}; {len(self.invariant)} invariant, "
+            f"{len(self.selective)} selective, {len(self.achromatic)} achromatic units)"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict: ``families`` (list of dicts), ``invariant``, ``selective``, ``achromatic``."""
         return {"families": [f.to_dict() for f in self], "invariant": list(self.invariant),
@@ -536,7 +563,7 @@ def find_families(
             [variants, steps] under a common shift — transformed copies respond alike to
             every stimulus, so families with the same tuning shape but different
             preferred stimuli stay apart; "tuning" correlates only the best-variant
-            tuning curves (``Responses.tunings()``). Both agree for one variant. Flip
+            tuning curves (``Responses.tuning_curves``). Both agree for one variant. Flip
             always compares all variants.
         progress: a progress bar over the surrogate runs.
         min_colour_index: hue and hue_rotation: the least ``Responses.colour_index`` of a
@@ -607,11 +634,11 @@ def _families(
     )  # fmt: skip
     if len(rows) < 2:
         return out
-    source = responses.values if compare == "variants" else responses.tunings()[:, None, :]
+    source = responses.values if compare == "variants" else responses.tuning_curves[:, None, :]
     profiles = _normalise(source[rows].reshape(len(rows), source.shape[1], *grid), len(grid))
     setting = _Setting(grid, min_size, min_similarity, seed, float(responses.params.flatten()[0]))
     spectra = _spectra(profiles, grid)
-    tunings = responses.tunings()[rows].double()
+    tunings = responses.tuning_curves[rows].double()
     groups = _discover(profiles, spectra, _anchors(tunings, grid, responses.params), setting)
     best = _null_best(profiles, spectra, tunings, responses.params, setting, n_null, progress)
     for g in groups:
@@ -867,8 +894,7 @@ def _check_args(
         raise ValueError(f"min_similarity must be in (0, 1], got {min_similarity!r}")
     if not 0.0 <= float(min_response) <= 1.0:
         raise ValueError(f"min_response must be in [0, 1] (a fraction of the natural scale), got {min_response!r}")
-    if isinstance(n_null, bool) or not isinstance(n_null, int) or n_null < 0:
-        raise ValueError(f"n_null must be an int >= 0, got {n_null!r}")
+    check_n_null(n_null, zero="no discovery test: p_value is 1")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     if compare not in ("variants", "tuning"):

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._checks import check_distinct, check_n_null
 from ._stats import DEFAULT_Q, check_null_size, permutation_p
 from .models.base import Model
 from .responses import Responses
@@ -403,15 +404,14 @@ def validate_families(
     srcs = check_sources(sources)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 4:
         raise ValueError(f"steps must be an int >= 4 (the held-out grid), got {steps!r}")
-    if not isinstance(n_null, int) or isinstance(n_null, bool) or n_null < 1:
-        raise ValueError(f"n_null must be an int >= 1 (random unit sets per family), got {n_null!r}")
-    check_null_size(n_null, DEFAULT_Q, "n_null")
+    check_null_size(check_n_null(n_null), DEFAULT_Q, "n_null")
     if not isinstance(pool, int) or isinstance(pool, bool) or pool < 1:
         raise ValueError(f"pool must be an int >= 1 (random units in each family's null), got {pool!r}")
     fams = [[int(u) for u in f] for f in families]
     for f in fams:
-        if len(f) < 2 or len(set(f)) != len(f):
-            raise ValueError(f"a family needs at least 2 distinct units, got {f}")
+        if len(f) < 2:
+            raise ValueError(f"a family needs at least 2 units, got {f}")
+        check_distinct(f, "family units")
         for u in f:
             resp.row(u)  # IndexError for a unit not in resp
     if periods is not None and len(periods) != len(fams):

@@ -11,6 +11,7 @@ every channel is recorded.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Union
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import stimuli as st
-from ._checks import check_images
+from ._checks import check_distinct, check_images
 from .models.base import Model
 from .natural import DEFAULT_N_PATCHES, natural_scale
 from .record import record
@@ -124,6 +125,31 @@ def _stimulus_set(spec: StimuliSpec, transform: Transform, geometry: ProbeGeomet
     return st.StimulusSet.cat(sets)
 
 
+def _warn_if_small(images: object, geometry: ProbeGeometry, *, resized: bool) -> None:
+    """Warn when stimuli given by the user (``Tensor[N, 3, H, W]``) are smaller than the layer's receptive field.
+
+    An image tensor is resized to the probe canvas (``resized``), so small images are magnified;
+    a ``StimulusSet`` is used as given, so the centre unit's field reaches past its border.
+    """
+    if not isinstance(images, Tensor) or images.dim() != 4:
+        return  # malformed: check_images says why
+    h, w = images.shape[-2:]
+    if min(h, w) >= geometry.rf_size:
+        return
+    what = (
+        f"they are upsampled to the {geometry.canvas} px probe canvas, so their detail is coarser than the layer's"
+        if resized
+        else "the unit's field reaches past their border"
+    )
+    warnings.warn(
+        f"stimuli are {h}×{w} px, smaller than the {geometry.rf_size} px receptive field of the centre unit of "
+        f"layer {geometry.layer!r}: {what}; give stimuli of at least {geometry.rf_size}×{geometry.rf_size} px "
+        f"(probe_geometry(model, {geometry.layer!r}).canvas = {geometry.canvas})",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def probe(
     model: Model,
     layer: str,
@@ -134,7 +160,7 @@ def probe(
     batch_size: int | None = None,
     device: torch.device | str | None = None,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool = False,
     natural: bool = True,
 ) -> Responses:
     """Responses of a layer's centre units to transformed stimuli.
@@ -157,7 +183,7 @@ def probe(
         device: where to run (default the model's device; the model is not moved).
         seed: seed for the random parts of the stimulus set (photo patches) and for the
             natural-image patches.
-        progress: show a progress bar.
+        progress: show progress bars (tqdm: the probe, and the natural scale when measured).
         natural: also measure each unit's natural scale (:func:`equifind.natural_scale`,
             the 99th percentile of its centre response to photo patches; cached per model
             and layer) and store it in ``Responses.natural_scale``, against which
@@ -179,11 +205,13 @@ def probe(
 
     model.check_layer(layer)
     unit_list = model.check_units(layer, units)
+    check_distinct(unit_list, "units")
     tf = as_transform(transform)
     dev = torch.device(device) if device is not None else model.device
     if dev != model.device:
         raise ValueError(f"device={dev} differs from the model's device {model.device}; move the model with model.to()")
     geometry = probe_geometry(model, layer)
+    given = None
     if isinstance(stimuli, (Tensor, st.StimulusSet)):
         given = stimuli.images if isinstance(stimuli, st.StimulusSet) else stimuli
         if not (geometry.supersample > 1 and given.dim() == 4 and given.shape[-1] == given.shape[-2] == geometry.scaled().canvas):
@@ -192,6 +220,8 @@ def probe(
     render = geometry.scaled()
     k = geometry.supersample
     stim = _stimulus_set(stimuli, tf, render, dev, seed)
+    if given is not None:  # the user's own images, checked by _stimulus_set
+        _warn_if_small(given, geometry, resized=isinstance(stimuli, Tensor))
     # The aperture goes on once, before the transform: rotation, hue and flip about the
     # aperture's centre map the disk onto itself; a zoom moves content across its edge.
     base = soft_aperture(stim.images, render.radius, center=render.center)

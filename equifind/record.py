@@ -90,6 +90,11 @@ class Recording(Mapping[str, Tensor]):
 _ACTIVE: dict[int, list[Recording]] = {}
 
 
+def recorded_layers(model: Model) -> list[str]:
+    """The layers that the open :func:`record` blocks on ``model`` record (none outside a block)."""
+    return list(dict.fromkeys(layer for rec in _ACTIVE.get(id(model), []) for layer in rec.layers))
+
+
 @contextmanager
 def record(
     model: Model,
@@ -152,7 +157,7 @@ def record(
             yield rec
     finally:
         pre_handle.remove()
-        active.remove(rec)
+        active[:] = [r for r in active if r is not rec]  # by identity: Mapping == compares tensors
         if not active:
             del _ACTIVE[id(model)]
 

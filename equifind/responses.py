@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -140,22 +141,36 @@ class Responses:
             raise IndexError(f"unit {unit} is not in these responses of {self.layer!r} ({len(self.units)} units)") from None
 
     # -- per-unit summaries (batched over all units) ------------------------------
-    def best_variants(self) -> Tensor:
+    # Properties: no arguments, read from the stored arrays; methods: take arguments (docs/architecture.md).
+    @property
+    def best_variant_indices(self) -> Tensor:
         """``Tensor[units]`` (long): per unit, the variant with the largest response at any step."""
         return self.values.amax(dim=2).argmax(dim=1)
 
+    def best_variants(self) -> Tensor:
+        """Deprecated: :attr:`best_variant_indices` (a property: no arguments, read from the stored values)."""
+        warnings.warn("Responses.best_variants() is deprecated; use the property Responses.best_variant_indices",
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        return self.best_variant_indices
+
     def best_variant(self, unit: int) -> int:
         """The variant index with ``unit``'s largest response."""
-        return int(self.best_variants()[self.row(unit)])
+        return int(self.best_variant_indices[self.row(unit)])
+
+    @property
+    def tuning_curves(self) -> Tensor:
+        """``Tensor[units, steps]``: each unit's response to its best variant over the grid."""
+        return self.values[torch.arange(len(self.units)), self.best_variant_indices]
 
     def tunings(self) -> Tensor:
-        """``Tensor[units, steps]``: each unit's response to its best variant over the grid."""
-        best = self.best_variants()
-        return self.values[torch.arange(len(self.units)), best]
+        """Deprecated: :attr:`tuning_curves` (a property: no arguments, read from the stored values)."""
+        warnings.warn("Responses.tunings() is deprecated; use the property Responses.tuning_curves",
+                      DeprecationWarning, stacklevel=2)  # fmt: skip
+        return self.tuning_curves
 
     def tuning(self, unit: int) -> Tensor:
         """``Tensor[steps]``: ``unit``'s response to its best variant over the transform grid."""
-        return self.tunings()[self.row(unit)]
+        return self.tuning_curves[self.row(unit)]
 
     @property
     def peak(self) -> Tensor:
@@ -191,7 +206,7 @@ class Responses:
         |min|) of the tuning curve, a shape-only measure that is 1 for every curve that
         touches 0; units whose peak |response| is below 1% of the layer's largest count as 0.
         """
-        t = self.tunings()
+        t = self.tuning_curves
         hi, lo = t.amax(dim=1), t.amin(dim=1)
         if self.natural_scale is not None:
             scale = self.natural_scale
@@ -231,7 +246,7 @@ class Responses:
         offset (for periodic transforms on an evenly spaced 1-D grid); otherwise
         the grid value at the peak.
         """
-        t = self.tunings()
+        t = self.tuning_curves
         peak = t.argmax(dim=1)
         grid = self.params
         if grid.dim() != 1 or self.period is None or len(grid) < 3:

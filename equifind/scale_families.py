@@ -406,7 +406,7 @@ def _anchor_curves(values: Tensor, rows: list[int], compare: str, tunings: Tenso
     "variants": every member's curve for one *reference* stimulus, the variant that drives
     the members most (sum over members of each one's peak response to it, as a fraction of
     its overall peak), so that the members' preferred zooms refer to the same stimulus size.
-    "tuning": each member's best-variant tuning curve (``Responses.tunings()``).
+    "tuning": each member's best-variant tuning curve (``Responses.tuning_curves``).
     """
     if compare == "tuning" or values.shape[1] == 1:
         return tunings[rows]
@@ -523,7 +523,7 @@ def find_scale_families(
     out = FamilyList(invariant=[responses.units[r] for r in torch.nonzero(active & ~selective).flatten().tolist()], selective=ids)
     if len(rows) < 2:
         return out
-    tunings = responses.tunings().double()
+    tunings = responses.tuning_curves.double()
     source = responses.values if compare == "variants" else tunings[:, None, :]
     x = source[rows].double()
     setting = _Setting(min_size, float(min_similarity), seed, grid.max_shift)

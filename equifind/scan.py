@@ -171,6 +171,14 @@ class ScanResult:
     timings: dict[str, float] = field(default_factory=dict)
     heldout_images: dict[str, dict[str, dict[str, dict[int, np.ndarray]]]] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Short: the model, layers, transforms and counts (``summary()`` is the readable table)."""
+        n_fams = sum(len(f) for by_t in self.families.values() for f in by_t.values())
+        return (
+            f"ScanResult({self.model!r}, layers {self.layers}, transforms {self.transforms}, "
+            f"{n_fams} families, {len(self.circuits)} circuits)"
+        )
+
     @property
     def missing(self) -> list[str]:
         """The stages this scan should have but does not (empty for a finished scan), in words, e.g.
@@ -841,6 +849,7 @@ def scan(
     device: torch.device | str | None = None,
     seed: int | None = None,
     progress: bool = True,
+    steps: int | None = None,
 ) -> ScanResult:
     """Scan layers for families and the circuits between them.
 
@@ -863,6 +872,8 @@ def scan(
         device: move the model there first (default: leave it where it is).
         seed: overrides the config's seed.
         progress: progress bars per layer and stage.
+        steps: overrides the config's transform grid size (each transform's is capped at its
+            ``scan_max_steps``).
 
     Returns:
         A :class:`ScanResult`.
@@ -873,7 +884,7 @@ def scan(
     """
     from tqdm.auto import tqdm
 
-    cfg = load_config(config).replace(layers=layers, transforms=transforms, seed=seed)
+    cfg = load_config(config).replace(layers=layers, transforms=transforms, seed=seed, steps=steps)
     if device is not None:
         model.to(device)
     names = list(cfg.layers) or model.layers

@@ -22,17 +22,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._checks import check_distinct, check_n_null
 from ._circle import coverage, harmonic_period, holes
-from ._stats import DEFAULT_Q, format_p, permutation_p
+from ._stats import DEFAULT_Q, check_null_size, format_p, permutation_p
 from .heldout import HeldoutSource, check_sources, deciding_test, validate_families
 from .models.base import Model
 from .probe import StimuliSpec, auto_stimuli, probe, probe_geometry
 from .responses import Responses
 from .stimuli import StimulusSet
 from .transforms import Transform, as_transform, names
+from .unitref import format_unit_ref
 
 __all__ = ["score_family", "score_responses", "FamilyScore"]
 
+_REPR_UNITS = 12  #: units a repr lists before "…"
+_NO_TEST = "no equivariance test: p_value and q_value are NaN"
 
 
 @dataclass
@@ -93,6 +97,15 @@ class FamilyScore:
     def __post_init__(self) -> None:
         self.transform = as_transform(self.transform)
         self.heldout = {k: v if isinstance(v, HeldoutSource) else HeldoutSource.from_dict(v) for k, v in self.heldout.items()}
+
+    def __repr__(self) -> str:
+        """Short: the family, its equivariance and test (``summary()`` says more; equality compares every field)."""
+        held = "" if self.heldout_test is None else f", held-out {self.heldout_equivariance:.3f}"
+        return (
+            f"FamilyScore({format_unit_ref(self.layer, self.order, limit=_REPR_UNITS)}, {self.transform.name}, "
+            f"{len(self.order)} units, equivariance {self.equivariance:.3f}, "
+            f"{format_p(self.q_value, self.n_null, 'q')}, {format_p(self.p_value, self.n_null)}{held})"
+        )
 
     @property
     def heldout_test(self) -> HeldoutSource | None:
@@ -295,7 +308,7 @@ def _score_variants(resp: Responses) -> Callable[[Tensor], Tensor]:
     if resp.transform.discovery == "pair":
         every = torch.arange(resp.values.shape[1])
         return lambda sets: every.expand(sets.shape[0], -1)
-    best = resp.best_variants()
+    best = resp.best_variant_indices
     return lambda sets: best[sets]
 
 
@@ -323,7 +336,7 @@ def _order_and_period(resp: Responses, rows: list[int], period: float | None = N
             )
         period = float(period)
     elif tf.sub_periods:
-        tunings = resp.tunings()[rows]
+        tunings = resp.tuning_curves[rows]
         power = torch.fft.rfft(tunings - tunings.mean(1, keepdim=True), dim=1).abs().square().sum(0)
         _, period = harmonic_period(power, tunings.shape[1])
     else:
@@ -380,7 +393,8 @@ def score_responses(
     Args:
         resp: responses of the layer (``probe(model, layer, transform)``), containing ``units``.
         units: the family's units, in any order (at least 2, no repeats).
-        n_null: random unit sets for the p-value.
+        n_null: random unit sets for the p-value (an int >= 0; 0: no test, ``p_value`` and
+            ``q_value`` are NaN).
         seed: seed of the random sets.
         null_units: units to draw random sets from (default every other unit of ``resp``).
         period: the family's period when it is known (e.g. ``Family.period`` from
@@ -388,15 +402,16 @@ def score_responses(
             (rotation: 360, 180 or 90), the transform's period otherwise.
 
     Raises:
-        ValueError: fewer than 2 units, repeated units, a transform without a period, or a
-            period that does not divide the transform's.
+        ValueError: fewer than 2 units, repeated units (the message names the repeat), a bad
+            ``n_null`` (negative or not an int), a transform without a period, or a period that
+            does not divide the transform's.
         IndexError: a unit not in ``resp``.
     """
     units = [int(u) for u in units]
     if len(units) < 2:
         raise ValueError(f"a family needs at least 2 units, got {units}")
-    if len(set(units)) != len(units):
-        raise ValueError(f"units repeat: {units}")
+    check_distinct(units, "units")
+    n_null = check_n_null(n_null, zero=_NO_TEST)
     tf = resp.transform
     if not tf.scores:
         raise ValueError(f"score_family cannot score {tf} families; it scores {', '.join(names(scores=True))}")
@@ -491,7 +506,8 @@ def score_family(
         stimuli: as in :func:`equifind.probe`.
         steps: transform grid size.
         seed: seed of the stimuli and the null sets.
-        n_null: random unit sets for the p-value.
+        n_null: random unit sets for the p-value (an int >= 0; 0: no test, ``p_value`` NaN;
+            with ``validate``, at least 19 so the held-out p can reach 0.05).
         feature_vis: add each member's feature visualisation (lucent) to the stimuli.
         progress: show progress bars.
         period: the family's period if known (see :func:`score_responses`).
@@ -506,18 +522,23 @@ def score_family(
 
     Raises:
         KeyError: unknown layer or transform. IndexError: a unit outside the layer.
-        ValueError: fewer than 2 units, repeats, or an unsupported transform.
+        ValueError: fewer than 2 units, a repeated unit (named), a bad ``n_null``, or an
+            unsupported transform.
     """
     model.check_layer(layer)
     unit_list = model.check_units(layer, units)
     tf = as_transform(transform)
     if not tf.scores:
         raise ValueError(f"score_family cannot score {tf} families; it scores {', '.join(names(scores=True))}")
-    if len(unit_list) < 2 or len(set(unit_list)) != len(unit_list):
-        raise ValueError(f"a family needs at least 2 distinct units, got {list(units)}")
+    if len(unit_list) < 2:
+        raise ValueError(f"a family needs at least 2 units, got {list(units)}")
+    check_distinct(unit_list, "units")
+    check_n_null(n_null, zero=_NO_TEST)
+    sources = check_sources(validate) if validate else ()
+    if sources:  # before any probing: the held-out test needs a p-value that can reach alpha
+        check_null_size(n_null, DEFAULT_Q, "n_null")
     if feature_vis:
         stimuli = _with_feature_visualizations(model, layer, unit_list, tf, stimuli, seed, progress)
-    sources = check_sources(validate) if validate else ()
     resp = probe(model, layer, tf, stimuli=stimuli, steps=steps, seed=seed, progress=progress)
     score = score_responses(resp, unit_list, n_null=n_null, seed=seed, period=period)
     if sources:

@@ -303,7 +303,7 @@ def test_find_circuits_needs_enough_null_draws_for_alpha():
         find_circuits(m, fams, n_null=0, alpha=0.01)
     with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\], got 0"):
         find_circuits(m, fams, alpha=0)
-    with pytest.raises(ValueError, match="n_null must be an int >= 0, got -3"):
+    with pytest.raises(ValueError, match=r"n_null must be an int >= 1, or 0 \(no null: p_value is 1 and null_mean NaN\), got -3"):
         find_circuits(m, fams, n_null=-3)
     assert len(find_circuits(m, fams, n_null=19)) == 1  # the floor 1/20 reaches 0.05
     alone = circuit_symmetry(m, *fams["2"], *fams["3"], n_null=0)  # a single check may skip the null

@@ -342,7 +342,7 @@ SCRAMBLED[5, 1] += 90.0  # (hue 90, angle 90) → angle 180: no longer a grid
         (lambda: _resp(GRID), {"min_size": 2.5}, "got 2.5"),
         (lambda: _resp(GRID), {"min_selectivity": 1.5}, "min_selectivity must be in \\[0, 1\\], got 1.5"),
         (lambda: _resp(GRID), {"min_similarity": 0.0}, "min_similarity must be in \\(0, 1\\], got 0.0"),
-        (lambda: _resp(GRID), {"n_null": -1}, "n_null must be an int >= 0, got -1"),
+        (lambda: _resp(GRID), {"n_null": -1}, r"n_null must be an int >= 1, or 0 \(no discovery test: p_value is 1\), got -1"),
         (lambda: _resp(GRID), {"seed": None}, "seed must be an int"),
         (lambda: _resp(GRID), {"compare": "best"}, "'variants' or 'tuning', got 'best'"),
         (lambda: _resp([0.5, 1.0, 2.0], "scale"), {}, ">= 4 zoom factors"),

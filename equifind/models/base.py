@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -98,6 +99,13 @@ class Model:
         p = next(self.module.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the network's first floating-point parameter (float32 for a parameter-free network):
+        the dtype :meth:`preprocess` converts images to."""
+        p = next((p for p in self.module.parameters() if p.is_floating_point()), None)
+        return p.dtype if p is not None else torch.float32
+
     def to(self, device: torch.device | str) -> Model:
         """Move the network to ``device``; returns self."""
         self.module.to(device)
@@ -186,13 +194,14 @@ class Model:
             images: ``Tensor[N, 3, H, W]``, float RGB in [0, 1].
 
         Returns:
-            ``Tensor[N, 3, H, W]`` on the model's device, as the network expects it.
+            ``Tensor[N, 3, H, W]`` on the model's device and in its :attr:`dtype` (float64 or
+            float16 images are converted), as the network expects it.
 
         Raises:
             ValueError: images not float NCHW RGB in [0, 1].
         """
         check_images(images)
-        return self._to_input(images.to(self.device))
+        return self._to_input(images.to(device=self.device, dtype=self.dtype))
 
     def forward_preprocessed(self, inputs: Tensor) -> Tensor | None:
         """Run the network on already-preprocessed inputs; ``None`` if a recording stopped it early."""
@@ -210,8 +219,34 @@ class Model:
         Returns:
             The network's output, or ``None`` when a :func:`record` block stopped the
             pass after its deepest layer.
+
+        Warns:
+            UserWarning: inside a :func:`record` block, when the images are smaller than the
+                receptive field of a recorded layer's centre unit (it then sees the network's
+                padding, not image, beyond their border). A layer's field is measured once per
+                model (:meth:`receptive_field`, cached): the first such call in a block may run
+                that measurement, a forward and backward pass at ``input_size``, before its own.
         """
-        return self.forward_preprocessed(self.preprocess(images))
+        inputs = self.preprocess(images)
+        self._warn_if_smaller_than_fields(tuple(images.shape[-2:]))
+        return self.forward_preprocessed(inputs)
+
+    def _warn_if_smaller_than_fields(self, hw: tuple[int, int]) -> None:
+        """Warn when an ``hw`` image is smaller than the receptive field of a layer being recorded."""
+        from ..record import recorded_layers  # record depends on Model; import late
+
+        if min(hw) >= self.input_size:  # fields are measured at input_size, so none is larger
+            return
+        for layer in recorded_layers(self):
+            rf = self.receptive_field(layer)
+            if hw[0] < rf.size or hw[1] < rf.size:
+                warnings.warn(
+                    f"images are {hw[0]}×{hw[1]} px, smaller than the {rf.size} px receptive field of the "
+                    f"centre unit of layer {layer!r} (measured at {self.input_size}×{self.input_size}): beyond "
+                    f"the image it sees the network's padding; give images of at least {rf.size}×{rf.size} px",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     # -- receptive fields -------------------------------------------------------
     def receptive_field(self, layer: str, input_size: int | tuple[int, int] | None = None) -> ReceptiveField:

@@ -107,7 +107,7 @@ def tuning_curves(m: Members, responses: Responses) -> tuple[np.ndarray, np.ndar
         orientation tuning at the member's best hue (returned in ``hues``).
     """
     rows = member_rows(m, responses)
-    tun = responses.tunings()[rows].double()
+    tun = responses.tuning_curves[rows].double()
     if not hue_and_angle(m.transform):
         return responses.params.double().numpy(), tun.numpy(), None
     n = hue_grid(responses)
@@ -140,8 +140,8 @@ def preferred_stimuli(m: Members, responses: Responses) -> tuple[Tensor, list[st
     rows = member_rows(m, responses)
     if responses.stimuli is None:
         raise ValueError(f"responses of {responses.layer!r} carry no stimuli (Responses.stimuli is None)")
-    peaks = responses.tunings()[rows].argmax(dim=1)
-    best = responses.best_variants()[rows]
+    peaks = responses.tuning_curves[rows].argmax(dim=1)
+    best = responses.best_variant_indices[rows]
     params = responses.params[peaks]
     center = responses.meta.get("center")
     images = m.transform.apply(responses.stimuli[best], params, center=tuple(center) if center is not None else None)
@@ -200,7 +200,7 @@ def hue_angle(m: Members, responses: Responses | None) -> tuple[np.ndarray, np.n
     if responses is not None:
         rows = member_rows(m, responses)
         hue_grid(responses)
-        peaks = responses.tunings()[rows].argmax(dim=1)
+        peaks = responses.tuning_curves[rows].argmax(dim=1)
         p = responses.params.double()[peaks]
         return p[:, 0].numpy(), p[:, 1].numpy()
     if m.preferred_hue is None:

@@ -267,7 +267,7 @@ def equivariance_matrix(family: Family | FamilyScore, responses: Responses) -> F
     """
     m = members_of(family)
     rows = member_rows(m, responses)
-    v0 = int(responses.best_variants()[rows[0]])
+    v0 = int(responses.best_variant_indices[rows[0]])
     data = normalise_rows(responses.values[rows, v0, :].double().numpy())
     n, s = data.shape
     x = responses.params.double().numpy()
