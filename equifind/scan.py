@@ -880,11 +880,14 @@ def scan(
 
     Raises:
         KeyError: an unknown layer. ValueError: bad settings (an unknown transform, too few
-            steps for one), or ``out`` holds a scan with other settings.
+            steps for one), a config whose ``model`` is another model's, or ``out`` holds a scan
+            with other settings (:class:`OtherSettingsError`).
     """
     from tqdm.auto import tqdm
 
     cfg = load_config(config).replace(layers=layers, transforms=transforms, seed=seed, steps=steps)
+    if cfg.model is not None and cfg.model != model.name:
+        raise ValueError(f"the config is for model {cfg.model!r}, but the model scanned is {model.name!r}")
     if device is not None:
         model.to(device)
     names = list(cfg.layers) or model.layers

@@ -99,6 +99,13 @@ def test_bad_layers(planted):
         scan(model, ["1", "nope"], config=CONFIG, progress=False)
 
 
+def test_a_config_for_another_model_is_refused_before_anything_is_written(planted, tmp_path):
+    _, model = planted
+    with pytest.raises(ValueError, match=f"config is for model 'squeezenet1_0', but the model scanned is {model.name!r}"):
+        scan(model, ["1"], config={**CONFIG, "model": "squeezenet1_0"}, out=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
 def test_labels_and_compare(planted):
     labels = load_labels()
     curves = next(lab for lab in labels if lab["name"] == "curve detectors")
