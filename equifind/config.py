@@ -59,7 +59,7 @@ class ScanConfig:
             "patches") the best families of each layer and transform (rotation, hue, flip) are
             validated on (:mod:`equifind.heldout`); empty (the default): no validation.
         validate_top: families validated per layer and transform (≥ 1).
-        validate_steps: the held-out probe's transform grid (≥ 4).
+        validate_steps: the held-out probe's transform grid (at least each transform's ``min_steps``).
         validate_pool: random responding units in each validated family's null pool (≥ 1).
         validate_patches: top natural patches per unit (≥ 1).
         validate_fv_steps: feature-visualization steps (≥ 1).
@@ -167,7 +167,9 @@ class ScanConfig:
         self._set("validate_sources", tuple(s for s in SOURCES if s in sources))  # one canonical order
         if sources:  # the held-out tests draw n_null random unit sets per family
             check_null_size(self.n_null, self.alpha, "n_null")
-        for name, least in (("top", 1), ("steps", 4), ("pool", 1), ("patches", 1), ("fv_steps", 1)):
+        # the held-out grid probes the scan's transforms: their own minimum (Transform.min_steps)
+        least_steps = max((as_transform(t).min_steps for t in self.transforms), default=1)
+        for name, least in (("top", 1), ("steps", least_steps), ("pool", 1), ("patches", 1), ("fv_steps", 1)):
             _integer(f"validate_{name}", getattr(self, f"validate_{name}"), least)
 
     def _check_null_sizes(self) -> None:

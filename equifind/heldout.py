@@ -379,7 +379,7 @@ def validate_families(
         periods: each family's period (``Family.period`` / ``FamilyScore.period``); default
             the transform's.
         sources: "feature_vis", "patches", or both.
-        steps: grid of the held-out probe (rotation, hue); >= 4.
+        steps: grid of the held-out probe; at least the transform's ``min_steps`` (4 for rotation and hue).
         n_null: random unit sets per family.
         pool: random responding units added to each family's null pool, >= 1.
         seed: seeds the pool, the images (see :class:`HeldoutStimuli`) and the null sets.
@@ -402,8 +402,10 @@ def validate_families(
         valid = [n for n in names() if supports(as_transform(n))]
         raise ValueError(f"held-out validation supports {valid}, got transform {str(resp.transform)!r}")
     srcs = check_sources(sources)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 4:
-        raise ValueError(f"steps must be an int >= 4 (the held-out grid), got {steps!r}")
+    try:
+        as_transform(resp.transform).check_steps(steps)  # the transform's own minimum (Transform.min_steps)
+    except ValueError as err:
+        raise ValueError(f"steps (the held-out grid): {err}") from None
     check_null_size(check_n_null(n_null), DEFAULT_Q, "n_null")
     if not isinstance(pool, int) or isinstance(pool, bool) or pool < 1:
         raise ValueError(f"pool must be an int >= 1 (random units in each family's null), got {pool!r}")

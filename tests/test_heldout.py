@@ -171,7 +171,7 @@ def control(decoys):
     [
         (dict(sources=("patches", "photos")), "photos"),
         (dict(sources=()), r"\[\]"),
-        (dict(steps=3), "3"),
+        (dict(steps=3), r"steps \(the held-out grid\): rotation needs an integer number of steps >= 4, got 3"),
         (dict(pool=0), "pool.*0"),
         (dict(n_null=5), "n_null=5"),
         (dict(n_null=0), "n_null.*0"),
