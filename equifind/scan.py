@@ -96,7 +96,7 @@ from .models.base import Model
 from .probe import probe
 from .responses import Responses
 from .score import FamilyScore, score_responses
-from .store import (Stage, UnreadableFile, circuit_files, circuits_dir, clean_temporaries, describe_stage,
+from .store import (STAGE_KINDS, Stage, UnreadableFile, circuit_files, circuits_dir, clean_temporaries, describe_stage,
                     manifest_path, move_aside, read_guarded, read_json, stage_dir, stage_files, stage_from_json,
                     stage_to_json, stages_dir, write_atomic, write_json)
 from .transforms import Transform, as_transform
@@ -752,7 +752,7 @@ class _Record:
         """Rewrite ``scan.json`` (atomically): the manifest, ``timings`` and the stages finished."""
         if self.root is None:
             return
-        order = {kind: i for i, kind in enumerate(("families", "heldout", "circuits"))}
+        order = {kind: i for i, kind in enumerate(STAGE_KINDS)}
         finished = sorted(self.finished, key=lambda s: (order[s[0]], s[1] or "", s[2]))
         write_json(manifest_path(self.root), {**self.manifest, "timings": timings,
                                               "finished": [stage_to_json(s) for s in finished]})  # fmt: skip
