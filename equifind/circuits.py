@@ -48,7 +48,7 @@ from ._stats import DEFAULT_Q, bh_q, check_null_size, floor_limits_q, format_p, 
 from .expanded import check_model, check_order, circuit_weights, expanded_weights
 from .models.base import Model
 from .transforms import Transform, as_transform, names, rotate_kernels, rotation_ceiling
-from .unitref import format_unit_ref
+from .unitref import REPR_UNITS, format_unit_ref
 
 # expanded_weights, rotate_kernels and rotation_ceiling live in equifind.expanded and
 # equifind.transforms; they stay importable from here, where they used to be.
@@ -58,7 +58,6 @@ __all__ = ["circuit_symmetry", "find_circuits", "CircuitScore", "Units", "expand
 Kind = Literal["invariant→equivariant", "equivariant→invariant", "equivariant→equivariant"]
 Reference = Literal["mean", "first"]
 Null = Literal["angles", "kernels", "orders"]
-_REPR_UNITS = 12  #: units a repr lists per side before "…"
 ANGLE_GRID = 72  #: the "angles" null draws member angles on this many steps of the period (5° for rotation)
 GAIN_SPREAD = 2.0  #: a significant circuit's rotation gain exceeds this many standard deviations of the null gains
 
@@ -156,8 +155,8 @@ class CircuitScore:
 
     def __repr__(self) -> str:
         """Short: the two unit sets, the score and its test, the weights' shape (not the weights)."""
-        src = format_unit_ref(self.source_layer, self.source_units, limit=_REPR_UNITS)
-        tgt = format_unit_ref(self.target_layer, self.target_units, limit=_REPR_UNITS)
+        src = format_unit_ref(self.source_layer, self.source_units, limit=REPR_UNITS)
+        tgt = format_unit_ref(self.target_layer, self.target_units, limit=REPR_UNITS)
         return (
             f"CircuitScore({self.transform.name}, {self.kind}, {src} → {tgt}, score {self.score:.3f}, "
             f"{format_p(self.q_value, self.n_null, 'q')}, {format_p(self.p_value, self.n_null)}, "

@@ -42,7 +42,7 @@ from ._evidence import q_and_p
 from ._stats import DEFAULT_Q, bh_q, floor_limits_q, format_p, permutation_p
 from .responses import Responses
 from .transforms import Flip, Rotation, Transform, as_transform
-from .unitref import format_unit_ref
+from .unitref import REPR_UNITS, format_unit_ref
 
 if TYPE_CHECKING:
     from .score import FamilyScore
@@ -67,7 +67,6 @@ NOT_CHECKED = "weights not checked"
 #: The keys every :attr:`Family.weight_support` holds ("p_value" and "n_null" are optional).
 SUPPORT_KEYS: tuple[str, ...] = ("kind", "source_layer", "source_units", "score", "q_value", "rotation_gain")
 _LISTED_UNITS = 8  # source units written out in a verdict before "…"
-_REPR_UNITS = 12  # units a Family's repr lists before "…"
 _REPR_FAMILIES = 20  # family sizes a FamilyList's repr lists before "…"
 #: Degrees by which the preferred angles of a flip pair's units in one rotation family may
 #: miss mirrored angles (θ_u + θ_v ≡ 0 mod 180°) and still count as mirrored
@@ -171,12 +170,12 @@ class Family:
         self.explained_by = _explained_from_dict(self.explained_by)
 
     def __repr__(self) -> str:
-        """Short: units (the first :data:`_REPR_UNITS`), period, score, the discovery test and the
+        """Short: units (the first :data:`REPR_UNITS`), period, score, the discovery test and the
         weight verdict; every field stays in equality and :meth:`to_dict`."""
         period = "none" if self.period is None else f"{self.period:g}"
         extra = f", explained by {self.explained_by['transform']}" if self.explained_by else ""
         return (
-            f"Family({format_unit_ref(self.layer, self.units, limit=_REPR_UNITS)}, {self.transform.name}, "
+            f"Family({format_unit_ref(self.layer, self.units, limit=REPR_UNITS)}, {self.transform.name}, "
             f"{len(self.units)} units, period {period}, score {self.score:.3f}, "
             f"{format_p(self.q_value, self.n_null, 'q')}, {format_p(self.p_value, self.n_null)}, "
             f"{self.weight_verdict}{extra})"

@@ -31,11 +31,10 @@ from .probe import StimuliSpec, auto_stimuli, probe, probe_geometry
 from .responses import Responses
 from .stimuli import StimulusSet
 from .transforms import Transform, as_transform, names
-from .unitref import format_unit_ref
+from .unitref import REPR_UNITS, format_unit_ref
 
 __all__ = ["score_family", "score_responses", "FamilyScore"]
 
-_REPR_UNITS = 12  #: units a repr lists before "…"
 _NO_TEST = "no equivariance test: p_value and q_value are NaN"
 
 
@@ -102,7 +101,7 @@ class FamilyScore:
         """Short: the family, its equivariance and test (``summary()`` says more; equality compares every field)."""
         held = "" if self.heldout_test is None else f", held-out {self.heldout_equivariance:.3f}"
         return (
-            f"FamilyScore({format_unit_ref(self.layer, self.order, limit=_REPR_UNITS)}, {self.transform.name}, "
+            f"FamilyScore({format_unit_ref(self.layer, self.order, limit=REPR_UNITS)}, {self.transform.name}, "
             f"{len(self.order)} units, equivariance {self.equivariance:.3f}, "
             f"{format_p(self.q_value, self.n_null, 'q')}, {format_p(self.p_value, self.n_null)}{held})"
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["UnitRef", "UNIT_REF_FORM", "parse_unit_ref", "parse_unit_refs", "one_layer", "format_unit_ref"]
+__all__ = ["UnitRef", "UNIT_REF_FORM", "REPR_UNITS", "parse_unit_ref", "parse_unit_refs", "one_layer", "format_unit_ref"]
 
 #: The form :func:`parse_unit_ref` reads, as error messages and help texts show it.
 UNIT_REF_FORM = "LAYER:UNIT[,UNIT...] (e.g. mixed3b:12,34)"
@@ -95,6 +95,10 @@ def one_layer(refs: Sequence[UnitRef]) -> UnitRef:
         shown = ", ".join(str(r) for r in refs)
         raise ValueError(f"units of one layer are needed, got {len(layers)} layers {layers}: {shown}")
     return UnitRef(layers[0], tuple(u for r in refs for u in r.units))
+
+
+#: Units a short repr (``Family``, ``FamilyScore``, ``CircuitScore``) lists before "…".
+REPR_UNITS = 12
 
 
 def format_unit_ref(layer: str, units: Iterable[int], *, limit: int | None = None) -> str:
