@@ -28,9 +28,12 @@ ODD_LAYER = "conv<1>"  # must be escaped in the page and made safe in file names
 AMP_LAYER = "mixed&2"
 
 
-def stand_in_scan(real: bool = False) -> Any:
+def stand_in_scan(real: bool = False, linked: bool = False) -> Any:
     """A small scan: a rotation family in conv<1>, a hue and a flip family in mixed&2, one circuit; each family
-    carries its FamilyScore (``Family.equivariance``), as a scan sets it."""
+    carries its FamilyScore (``Family.equivariance``), as a scan sets it.
+
+    ``linked``: besides, a rotation family in mixed&2 (units 0-7, listed first) and a second circuit, from the
+    conv<1> rotation family's units into exactly that family's (so it is confirmed by weights)."""
     rot, rot_resp = rotation_case(layer=ODD_LAYER)
     hue, hue_resp = hue_case(layer=AMP_LAYER)
     flip, flip_resp = flip_case(layer=AMP_LAYER)
@@ -49,9 +52,27 @@ def stand_in_scan(real: bool = False) -> Any:
         matches=[{"layer": ODD_LAYER, "transform": "rotation", "label": "curve <detectors>", "found_units": [0, 1, 2],
                   "label_units": [0, 1, 2, 3], "overlap": 0.75}],
     )  # fmt: skip
+    if linked:
+        _link(fields)
     if real:
         return ef.ScanResult(**fields)
     return SimpleNamespace(**fields, summary=lambda: "equifind scan of toy<net>\nlayer conv<1> ...")
+
+
+def _link(fields: dict[str, Any]) -> None:
+    """Add stand_in_scan's linked rotation family of mixed&2 and the circuit into it."""
+    fam, resp = rotation_case(layer=AMP_LAYER)
+    fam.equivariance = as_score(fam, resp)
+    circuit = make_circuit(targets=8, sources=8, source_layer=ODD_LAYER, target_layer=AMP_LAYER, seed=1, score=0.8)
+    circuit.source_units, circuit.target_units = list(range(8)), list(fam.units)
+    fam.weight_checked = True
+    fam.weight_support = best_weight_support(fam, [circuit])
+    fields["families"][AMP_LAYER] = {"rotation": FamilyList([fam], invariant=[], selective=list(range(8))),
+                                     **fields["families"][AMP_LAYER]}  # fmt: skip
+    fields["responses"][AMP_LAYER]["rotation"] = resp
+    fields["circuits"].append(circuit)
+    fields["circuits_checked"] = ["rotation"]
+    fields["config"] = {**fields["config"], "circuits": True}
 
 
 class _Links(html.parser.HTMLParser):
