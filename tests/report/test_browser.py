@@ -30,8 +30,14 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
+from urllib.parse import quote
+
+import equifind as ef
 from equifind.report import report
-from test_html import stand_in_scan
+from equifind.report._page_data import page_data, unit_key
+from equifind.report.browser import circuit_key, family_key, write_page
+from test_figures import as_score, make_circuit, rotation_case
+from test_html import AMP_LAYER, ODD_LAYER, stand_in_scan
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -40,6 +46,7 @@ FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-extensions",
     "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
+    "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",  # the network off: nothing may load
 ]  # fmt: skip
 
 PROBE = """<script>
@@ -53,12 +60,20 @@ PROBE = """<script>
   var original = console.error;
   console.error = function () { errors.push(Array.prototype.join.call(arguments, " ")); original.apply(console, arguments); };
   window.addEventListener("load", function () {
+    var scenario = null;
+    try {
+      scenario = SCENARIO;
+    } catch (e) {
+      errors.push("scenario failed: " + e + " " + (e.stack || ""));
+    }
     var images = Array.prototype.map.call(document.images, function (img) {
-      return {src: img.getAttribute("src"), width: img.naturalWidth, height: img.naturalHeight, complete: img.complete};
+      return {src: img.src.slice(0, 200), width: img.naturalWidth, height: img.naturalHeight,
+              complete: img.complete};
     });
+    var resources = performance.getEntriesByType("resource").map(function (r) { return r.name.slice(0, 200); });
     var out = document.createElement("pre");
     out.id = "equifind-result";
-    out.textContent = JSON.stringify({images: images, errors: errors});
+    out.textContent = JSON.stringify({images: images, errors: errors, resources: resources, scenario: scenario});
     document.body.appendChild(out);
   });
 })();
@@ -93,12 +108,17 @@ def run_chromium(args: list[str], profile: Path) -> tuple[str, str]:
     return out, err
 
 
-def load_in_browser(page: Path, tmp_path: Path) -> tuple[dict[str, Any], list[str]]:
-    """Open a probed copy of ``page``; return the probe's JSON and Chromium's console-error log lines."""
+def load_in_browser(page: Path, tmp_path: Path, scenario: str = "null") -> tuple[dict[str, Any], list[str]]:
+    """Open a probed copy of ``page``; return the probe's JSON and Chromium's console-error log lines.
+
+    ``scenario``: a JavaScript expression evaluated on ``load`` (after the page's own scripts ran); its
+    JSON-able value is the result's ``"scenario"``, an exception it throws one of its ``"errors"``."""
     text = page.read_text(encoding="utf-8")
     assert "<head>" in text
     probed = page.with_name(f".{page.stem}.browsertest.html")
-    probed.write_text(text.replace("<head>", "<head>\n" + PROBE, 1), encoding="utf-8")
+    probe = PROBE.replace("SCENARIO", scenario)
+    # the probe runs first, in <head>; the page's scripts run later: the scenario waits for "load"
+    probed.write_text(text.replace("<head>", "<head>\n" + probe, 1), encoding="utf-8")
     try:
         dom, log = run_chromium(["--dump-dom", probed.as_uri()], tmp_path / "profile-dom")
     finally:
@@ -128,13 +148,189 @@ def test_report_page_loads_with_every_image_and_no_errors(tmp_path: Path) -> Non
 
 
 def test_probe_catches_broken_images_and_script_errors(tmp_path: Path) -> None:
-    """The harness itself: a missing image and a script error must be reported."""
+    """The harness itself: a missing image, a script error, a fetch from the network and a failing scenario
+    must be reported."""
     chromium()
     page = tmp_path / "broken.html"
     page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
-                    '<img src="missing.png"><script>undefinedFunction();</script></body></html>')  # fmt: skip
-    result, console = load_in_browser(page, tmp_path)
-    assert [img["width"] for img in result["images"]] == [0]
+                    '<img src="missing.png"><img src="http://example.invalid/x.png">'
+                    '<script>undefinedFunction();</script></body></html>')  # fmt: skip
+    result, console = load_in_browser(page, tmp_path, scenario("return a.b.c;", {}))
+    assert [img["width"] for img in result["images"]] == [0, 0]
+    assert external_loads(result) == ["http://example.invalid/x.png"]
+    assert any(e.startswith("scenario failed: TypeError") for e in result["errors"])
     assert any("missing.png" in e for e in result["errors"])
     assert any("undefinedFunction" in e for e in result["errors"])
     assert any("undefinedFunction" in line for line in console)
+
+
+# --------------------------------------------------------------------------- the family browser (write_page)
+
+
+def scenario(body: str, args: Any) -> str:
+    """A probe scenario: ``body`` (the body of a JS function of ``a``, returning the result) called with ``args``
+    as JSON (every ``<`` escaped, so layer names such as ``conv<1>`` cannot end the probe's script)."""
+    arg = json.dumps(args).replace("<", "\\u003c")
+    return f"(function (a) {{\n{body}\n}})({arg})"
+
+
+def external_loads(result: dict[str, Any]) -> list[str]:
+    """Resources the page fetched from anywhere but the page's own file or a data URI."""
+    urls = result["resources"] + [img["src"] for img in result["images"]]
+    return sorted({u for u in urls if not u.startswith(("file:", "data:"))})
+
+
+def screenshot(page: Path, hash_: str, name: str, tmp_path: Path) -> None:
+    """A 1280 × 1600 screenshot of one view (``page#hash_``) to tests/artifacts/<name>; not blank."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.unlink(missing_ok=True)
+    url = page.as_uri() + "#" + hash_
+    _, log = run_chromium(["--window-size=1280,1600", "--virtual-time-budget=2000", f"--screenshot={shot}", url],
+                          tmp_path / f"profile-{name}")  # fmt: skip
+    assert shot.is_file(), log[-3000:]
+    pixels = mpimg.imread(shot)
+    assert pixels.shape[:2] == (1600, 1280) and float(np.std(pixels[..., :3])) > 0.01  # not a blank page
+
+
+FLOW = """
+var E = window.equifind, main = document.getElementById("view"), out = {};
+var all = function (sel) { return Array.prototype.slice.call(document.querySelectorAll(sel)); };
+var view = function () { return {view: main.dataset.view, key: main.dataset.key,
+                                 title: document.getElementById("view-title").textContent}; };
+out.overview = {view: view(), bars: all("#unit-bars rect").length, banner: all("#incomplete-banner").length,
+                circuits: all("#circuit-table tr[data-key]").length};
+E.show("families");
+out.rows = all("#family-table tbody tr[data-key]").length;
+out.count = document.getElementById("family-count").textContent;
+var layer = document.getElementById("filter-layer");
+layer.value = a.layer;
+layer.dispatchEvent(new Event("change"));
+out.filtered = all("#family-table tbody tr[data-key]").map(function (r) { return r.dataset.key; });
+out.filteredCount = document.getElementById("family-count").textContent;
+layer.value = "";
+layer.dispatchEvent(new Event("change"));
+var size = document.querySelector('#family-table th[data-col="n"]');
+size.click();
+size.click();  // the second click sorts descending
+out.sizes = all("#family-table tbody tr").map(function (r) { return Number(r.cells[3].textContent); });
+document.querySelector('#family-table tr[data-key="' + CSS.escape(a.family) + '"] a').click();
+E.route();  // the click set the hash; hashchange would route only after the load event
+out.family = view();
+out.family.tuning = all("#tuning-heatmap .cells rect").length;
+out.family.polar = all("#polar-tuning path").length;
+out.family.matrix = all("#equivariance-matrix .cells rect").length;
+out.family.stimuli = all("#stimulus-strip img").length;
+out.family.circuits = all("#family-circuits a").length;
+E.show("circuit", a.circuit);
+out.circuit = view();
+out.circuit.cells = all("#weight-grid rect").length;
+document.querySelector("#circuit-families a.target-family").click();
+E.route();
+out.target = view();
+document.querySelector("#member-table a").click();
+E.route();
+out.unit = view();
+out.unit.cells = all("#unit-heatmap .cells rect").length;
+out.unit.lines = all("#unit-lines path").length;
+return out;
+"""
+
+
+def test_browser_filters_opens_families_and_follows_circuit_links_offline(tmp_path: Path) -> None:
+    chromium()
+    res = stand_in_scan(real=True, linked=True)  # a ScanResult: it knows the stages it lacks (the banner)
+    page = tmp_path / "index.html"
+    write_page(res, page)
+    fams = {family_key(layer, t, i): f for layer, by_t in res.families.items() for t, fl in by_t.items()
+            for i, f in enumerate(fl)}  # fmt: skip
+    in_amp = [k for k, f in fams.items() if f.layer == AMP_LAYER]
+    assert 0 < len(in_amp) < len(fams)  # the filter must change the count (a layer that is not all)
+    rot = family_key(ODD_LAYER, "rotation", 0)
+    target = family_key(AMP_LAYER, "rotation", 0)
+    args = {"layer": AMP_LAYER, "family": rot, "circuit": circuit_key(1)}
+    result, console = load_in_browser(page, tmp_path, scenario(FLOW, args))
+    assert result["errors"] == [] and console == []
+    assert external_loads(result) == []
+    out = result["scenario"]
+    assert out["overview"]["view"]["view"] == "overview" and out["overview"]["banner"] == 1
+    assert out["overview"]["bars"] >= 4 and out["overview"]["circuits"] == 2
+    assert out["rows"] == len(fams) and out["count"] == f"{len(fams)} of {len(fams)} families"
+    assert sorted(out["filtered"]) == sorted(in_amp)
+    assert out["filteredCount"] == f"{len(in_amp)} of {len(fams)} families"
+    assert out["sizes"] == sorted((len(f.units) for f in fams.values()), reverse=True)
+    fam, resp = fams[rot], res.responses[ODD_LAYER]["rotation"]
+    n, steps = len(fam.units), resp.values.shape[2]
+    assert out["family"]["key"] == rot and ODD_LAYER in out["family"]["title"]
+    assert out["family"]["tuning"] == n * steps and out["family"]["matrix"] == n * steps
+    assert out["family"]["polar"] == n and out["family"]["stimuli"] == n and out["family"]["circuits"] == 1
+    assert out["circuit"]["key"] == circuit_key(1) and out["circuit"]["cells"] == res.circuits[1].weights.numel()
+    assert out["target"]["view"] == "family" and out["target"]["key"] == target and AMP_LAYER in out["target"]["title"]
+    variants = res.responses[AMP_LAYER]["rotation"].values.shape[1]
+    assert out["unit"]["key"] == f"unit:{AMP_LAYER}|rotation|0" and out["unit"]["cells"] == variants * steps
+    assert out["unit"]["lines"] == variants
+    for hash_, name in (("overview", "browser_overview.png"), (f"family={quote(rot)}", "browser_family.png"),
+                        (f"circuit={quote(circuit_key(1))}", "browser_circuit.png")):  # fmt: skip
+        screenshot(page, hash_, name, tmp_path)
+
+
+EVERY_VIEW = """
+var E = window.equifind, main = document.getElementById("view"), bad = [], shown = 0;
+a.forEach(function (v) {
+  E.show(v.view, v.key);
+  var title = document.getElementById("view-title").textContent;
+  var ok = main.dataset.view === v.view && main.dataset.key === v.key && title.indexOf(v.layer) >= 0;
+  if (v.plot && !document.querySelector(v.plot)) ok = false;
+  if (ok) shown++; else bad.push([v.view, v.key, title]);
+});
+return {bad: bad, shown: shown};
+"""
+
+
+def test_every_family_unit_and_circuit_of_a_saved_scan_has_a_view(tmp_path: Path) -> None:
+    chromium()
+    stand_in_scan(real=True, linked=True).save(tmp_path / "scan")
+    with pytest.warns(UserWarning, match="did not finish"):  # the stand-in lacks conv<1>'s hue and flip
+        res = ef.ScanResult.load(tmp_path / "scan")
+    page = tmp_path / "index.html"
+    write_page(res, page)
+    data = page_data(res)
+    views = [{"view": "family", "key": family_key(layer, t, i), "layer": layer, "plot": "#tuning-heatmap"}
+             for layer, by_t in res.families.items() for t, fl in by_t.items() for i in range(len(fl))]
+    views += [{"view": "circuit", "key": circuit_key(i), "layer": c.source_layer, "plot": "#weight-grid"}
+              for i, c in enumerate(res.circuits)]
+    views += [{"view": "unit", "key": unit_key(f.layer, t, u), "layer": f.layer, "plot": "#unit-heatmap"}
+              for by_t in res.families.values() for t, fl in by_t.items() for f in fl for u in f.units]  # fmt: skip
+    assert len(res.circuits) == 2 and len(views) > 10
+    assert {f["key"] for f in data["families"]} == {v["key"] for v in views if v["view"] == "family"}
+    assert {c["key"] for c in data["circuits"]} == {v["key"] for v in views if v["view"] == "circuit"}
+    assert set(data["units"]) == {v["key"] for v in views if v["view"] == "unit"}
+    result, console = load_in_browser(page, tmp_path, scenario(EVERY_VIEW, views))
+    assert result["errors"] == [] and console == [] and external_loads(result) == []
+    assert result["scenario"] == {"bad": [], "shown": len(views)}
+
+
+LONE = """
+var main = document.getElementById("view");
+return {view: main.dataset.view, key: main.dataset.key, title: document.getElementById("view-title").textContent,
+        svgs: document.querySelectorAll("#view svg").length, nav: document.querySelectorAll("#nav a").length};
+"""
+
+
+@pytest.mark.parametrize("what", ["family", "score", "bare-family", "circuit"])
+def test_lone_family_score_and_circuit_pages_show_their_view(tmp_path: Path, what: str) -> None:
+    chromium()
+    fam, resp = rotation_case()
+    obj, responses, key = {
+        "family": (fam, resp, family_key(fam.layer, "rotation", 0)),
+        "score": (as_score(fam, resp), resp, family_key(fam.layer, "rotation", 0)),
+        "bare-family": (fam, None, family_key(fam.layer, "rotation", 0)),
+        "circuit": (make_circuit(), None, circuit_key(0)),
+    }[what]
+    page = tmp_path / "index.html"
+    write_page(obj, page, responses=responses)
+    result, console = load_in_browser(page, tmp_path, scenario(LONE, None))
+    assert result["errors"] == [] and console == [] and external_loads(result) == []
+    out = result["scenario"]
+    assert out["key"] == key and out["view"] == key.split(":")[0] and out["nav"] == 0
+    assert out["svgs"] == {"family": 3, "score": 3, "bare-family": 0, "circuit": 1}[what]  # heatmap, polar, matrix

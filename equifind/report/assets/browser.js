@@ -240,7 +240,7 @@
   // ------------------------------------------------------------------ overview
 
   function overview() {
-    const out = [el("h2", {id: "view-title"}, DATA.title)];
+    const out = [el("h2", {id: "view-title"}, "Overview")];
     if (DATA.banner && DATA.banner.length) {
       out.push(el("div", {class: "banner", id: "incomplete-banner"}, el("strong", {}, DATA.banner[0]),
                   DATA.banner.slice(1).map((t) => el("div", {}, t))));
