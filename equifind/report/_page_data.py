@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,9 +185,30 @@ def _polar_colours(m: Members, resp: Responses, hues: np.ndarray | None) -> list
     return [_hex(c) for c in hue_rgb(hues)]
 
 
+def _shrunk(resp: Responses) -> Responses:
+    """``resp`` with its stimuli shrunk to at most :data:`THUMB` pixels and ``meta["center"]`` moved with them.
+
+    The best-stimulus thumbnails are drawn from these: moving (rotating, hue-shifting, mirroring, zooming)
+    a thumbnail about the moved centre shows what moving the full stimulus and shrinking it shows, at a
+    fraction of the cost (a scan page moves hundreds of stimuli)."""
+    if resp.stimuli is None or max(resp.stimuli.shape[-2:]) <= THUMB:
+        return resp
+    h, w = resp.stimuli.shape[-2:]
+    scale = THUMB / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    small = TF.interpolate(resp.stimuli, size=size, mode="bilinear", antialias=True, align_corners=False)
+    meta = dict(resp.meta)
+    if meta.get("center") is not None:
+        cy, cx = (float(c) for c in meta["center"])
+        meta["center"] = [(cy + 0.5) * size[0] / h - 0.5, (cx + 0.5) * size[1] / w - 0.5]
+    return Responses(resp.values, resp.params, layer=resp.layer, transform=resp.transform, units=resp.units,
+                     variants=resp.variants, meta=meta, stimuli=small.clamp(0.0, 1.0))  # fmt: skip
+
+
 def _plots(m: Members, resp: Responses, page: _Page) -> dict[str, Any]:
-    """The plot data of a family with the layer's responses (see the module docstring for the encodings)."""
+    """The plot data of a family with its members' responses (see the module docstring for the encodings)."""
     rows = member_rows(m, resp)
+    small = _shrunk(resp)
     _, curves, hues = tuning_curves(m, resp)
     v0 = int(resp.best_variant_indices[rows[0]])
     eq = normalise_rows(resp.values[rows, v0, :].double().numpy())
@@ -196,11 +219,11 @@ def _plots(m: Members, resp: Responses, page: _Page) -> dict[str, Any]:
         "order": sorted(range(len(m.units)), key=lambda i: (m.preferred[i], i)),
         "matrix": quantise_rows(eq), "matrixSteps": int(eq.shape[1]), "matrixUnit": m.units[0],
         "peaks": [[int(r), float(c)] for r, c in zip(rws, cols)],
-        "colours": _polar_colours(m, resp, hues) if m.transform.circular else None,
+        "colours": _polar_colours(m, small, hues) if m.transform.circular else None,
         "stimuli": None,
     }  # fmt: skip
     if resp.stimuli is not None:
-        images, labels = preferred_stimuli(m, resp)
+        images, labels = preferred_stimuli(m, small)
         plots["stimuli"] = [{"unit": u, "label": lab.replace("\n", " "), "src": thumbnail(img)}
                             for u, lab, img in zip(m.units, labels, images)]  # fmt: skip
     return plots
@@ -259,8 +282,10 @@ def _family_entry(page: _Page, key: str, index: int, family: Family | None, scor
         "exported": page.links(key), "circuits": [],
     }  # fmt: skip
     if resp is not None:
-        entry["plots"] = _plots(m, resp, page)
-        _add_units(page, key, m, resp)
+        member_rows(m, resp)  # the family's units are in the responses (else ValueError)
+        mine = resp.subset(m.units)  # per-unit summaries of the members only, not of the whole layer
+        entry["plots"] = _plots(m, mine, page)
+        _add_units(page, key, m, mine)
     return entry
 
 
@@ -345,8 +370,7 @@ def _scan_page(res: Any, page: _Page) -> dict[str, Any]:
     return {
         "kind": "scan", "title": f"equifind: {res.model}", "model": str(res.model), "layers": layers,
         "transforms": [t.name for t in transforms],
-        "config": [[str(k), v if isinstance(v, (int, float, str, bool)) or v is None else str(v)]
-                   for k, v in sorted(config.items())],
+        "config": [[str(k), json.dumps(v, sort_keys=True, default=str)] for k, v in sorted(config.items())],
         "banner": incomplete_banner(res), "summary": str(summary()) if callable(summary) else None,
         "bars": bars, "families": families, "circuits": circuits,
     }  # fmt: skip
@@ -379,6 +403,24 @@ def page_data(obj: Any, responses: Responses | None = None,
     is_family = isinstance(obj, (Family, FamilyScore))
     if responses is not None and not is_family:
         raise ValueError(f"responses= is only for a Family or FamilyScore, not a {type(obj).__name__}")
+    with _one_thread():
+        return _page_data(obj, responses, exported, is_family)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread: the page makes thousands of tiny tensor operations, for which a thread
+    pool only adds hand-offs (on a busy machine its threads wait on each other: 8× slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _page_data(obj: Any, responses: Responses | None, exported: Mapping[str, Sequence[Any]] | None,
+               is_family: bool) -> dict[str, Any]:  # fmt: skip
     config = getattr(obj, "config", None) or {}
     page = _Page(float(config.get("alpha", DEFAULT_Q)), config.get("n_null"), config.get("circuit_n_null"),
                  list(getattr(obj, "matches", None) or []), dict(exported or {}))  # fmt: skip

@@ -49,7 +49,7 @@ def test_names_cannot_end_the_data_script_and_round_trip(tmp_path: Path) -> None
     assert data["model"] == "net</title><b>" and evil in data["layers"]
     keys = {f["key"] for f in data["families"]}
     assert {family_key(evil, "rotation", 0), family_key(ODD_LAYER, "rotation", 0), family_key(AMP_LAYER, "hue", 0)} <= keys
-    assert data["config"] == [["note", "<script>alert(1)</script>"], ["steps", 16]]
+    assert data["config"] == [["note", '"<script>alert(1)</script>"'], ["steps", "16"]]  # values as JSON text
 
 
 def test_quantised_rows_decode_to_the_normalised_rows_within_half_a_step() -> None:

@@ -207,9 +207,9 @@
     const [T, S, kh, kw] = c.weights.shape;
     const b = bytes(c.weights.data);
     const gap = kh > 1 || kw > 1 ? 1 : 0;
-    const px = Math.max(1, Math.min(10, Math.floor(720 / (S * (kw + gap)))));
+    const px = Math.max(1, Math.min(18, Math.floor(720 / (S * (kw + gap)))));
     const left = 56, top = 40;
-    const w = left + S * (kw + gap) * px + 20, h = top + T * (kh + gap) * px + 50;
+    const w = Math.max(320, left + S * (kw + gap) * px + 20), h = top + T * (kh + gap) * px + 10;
     const svg = svgEl("svg", {id: "weight-grid", width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img",
                               "data-cells": T * S * kh * kw});
     const g = svgEl("g", {"shape-rendering": "crispEdges"});
@@ -229,7 +229,8 @@
       svg.appendChild(svgEl("text", {x: left - 4, y, "text-anchor": "end"}, String(c.targetUnits[t])));
     }
     svg.appendChild(svgEl("text", {x: left, y: 12}, `source: ${c.sourceLayer} unit →`));
-    svg.appendChild(svgEl("text", {x: left, y: h - 20}, `↓ target: ${c.targetLayer} unit; colour: ±${fmt(c.weights.vmax)} (red excitation, blue inhibition)`));
+    svg.appendChild(svgEl("text", {x: 10, y: top + (T * (kh + gap) * px) / 2, "text-anchor": "middle",
+                                   transform: `rotate(-90 10 ${top + (T * (kh + gap) * px) / 2})`}, `target: ${c.targetLayer} unit`));
     return svg;
   }
 
@@ -249,7 +250,7 @@
       el("tr", {}, el("th", {}, "model"), el("td", {}, DATA.model)),
       el("tr", {}, el("th", {}, "layers"), el("td", {}, DATA.layers.join(", "))),
       el("tr", {}, el("th", {}, "transforms"), el("td", {}, DATA.transforms.join(", "))),
-      DATA.config.map(([k, v]) => el("tr", {}, el("th", {}, "config: " + k), el("td", {}, JSON.stringify(v))))));
+      DATA.config.map(([k, v]) => el("tr", {}, el("th", {}, "config: " + k), el("td", {}, v)))));
     out.push(el("h3", {}, "Units per layer and transform"), unitBars());
     const largest = DATA.families.filter((f) => !f.explained).sort((a, b) => b.n - a.n).slice(0, 12);
     out.push(el("h3", {}, "Largest families"),
@@ -503,7 +504,8 @@
       el("div", {class: "card"}, fieldList(c.fields)),
       DATA.kind === "scan" ? el("ul", {id: "circuit-families"}, fam(c.sourceFamily, "source"), fam(c.targetFamily, "target")) : null,
       el("h3", {}, "Expanded weights"),
-      figure("target units (rows) × source units (columns), each cell the kernel from source to target; red excitation, blue inhibition",
+      figure(`target units (rows) × source units (columns), each cell the ${c.weights.shape[2]}×${c.weights.shape[3]} kernel ` +
+             `from source to target; one colour scale, ±${fmt(c.weights.vmax)}: red excitation, blue inhibition, white 0`,
              weightGrid(c)),
       exportedLinks(c.exported),
     ];
