@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+import equifind as ef
 from equifind.families import FamilyList
-from equifind.report._data import normalise_rows
-from equifind.report._page_data import THUMB, page_data, quantise_rows, unit_key
+from equifind.report._data import members_of, normalise_rows, preferred_stimuli
+from equifind.report._page_data import THUMB, _shrunk, page_data, quantise_rows, unit_key
 from equifind.report.browser import circuit_key, family_key, write_page
 from test_figures import as_score, flip_case, make_circuit, rotation_case
 from test_html import AMP_LAYER, ODD_LAYER, stand_in_scan
@@ -136,3 +138,38 @@ def test_page_loads_nothing_from_elsewhere_and_links_exported_figures(tmp_path: 
     bars = {(b["layer"], b["transform"]): b for b in data["bars"]}
     assert bars[(ODD_LAYER, "rotation")] == {"layer": ODD_LAYER, "transform": "rotation", "probed": 12, "families": 8,
                                              "selective": 1, "invariant": 2, "achromatic": 0, "silent": 1}  # fmt: skip
+
+
+def test_stimuli_moved_at_thumbnail_size_match_the_moved_stimuli_shrunk() -> None:
+    """A big stimulus is shrunk before it is moved to each member's preferred parameter (_shrunk): the result
+    must look like the full stimulus moved, then shrunk, about the same (off-centre) point."""
+    fam, resp = rotation_case()
+    k = 8  # 21 px -> 168 px, the centre moved with the pixels
+    big = torch.nn.functional.interpolate(resp.stimuli, scale_factor=k, mode="nearest")
+    centre = [(c + 0.5) * k - 0.5 for c in resp.meta["center"]]
+    full = ef.Responses(resp.values, resp.params, layer=resp.layer, transform="rotation", stimuli=big,
+                        meta={"center": centre})  # fmt: skip
+    m = members_of(fam)
+    moved, _ = preferred_stimuli(m, full)
+    expected = torch.nn.functional.interpolate(moved, size=(THUMB, THUMB), mode="bilinear", antialias=True)
+    small = _shrunk(full)
+    assert small.stimuli.shape[-2:] == (THUMB, THUMB)
+    got, _ = preferred_stimuli(m, small)
+    err = float((got - expected).abs().mean())
+    off = ef.Responses(resp.values, resp.params, layer=resp.layer, transform="rotation", stimuli=small.stimuli,
+                       meta={"center": [c + 3 for c in small.meta["center"]]})  # fmt: skip
+    wrong, _ = preferred_stimuli(m, off)  # the control: a centre 3 px off
+    assert err < 0.02 and err < float((wrong - expected).abs().mean()) / 3
+
+
+def test_assets_are_package_data() -> None:
+    """A plain ``pip install .`` ships the page's script and stylesheet (pyproject's package-data globs)."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["equifind"]
+    assets = sorted((root / "equifind" / "report" / "assets").iterdir())
+    assert [p.name for p in assets] == ["browser.css", "browser.js"]
+    for p in assets:
+        assert any(fnmatch.fnmatch(str(p.relative_to(root / "equifind")), g) for g in globs), p
