@@ -36,7 +36,7 @@ import equifind as ef
 from equifind.report import report
 from equifind.report._page_data import page_data, unit_key
 from equifind.report.browser import circuit_key, family_key, write_page
-from test_figures import as_score, make_circuit, rotation_case
+from test_figures import as_score, hue_rotation_case, make_circuit, rotation_case, scale_case
 from test_html import AMP_LAYER, ODD_LAYER, stand_in_scan
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -233,6 +233,12 @@ E.route();
 out.unit = view();
 out.unit.cells = all("#unit-heatmap .cells rect").length;
 out.unit.lines = all("#unit-lines path").length;
+E.show("overview");
+out.summary = all("#summary-table tr[data-key]").map(function (r) { return r.dataset.key; });
+document.querySelector('#summary-table tr[data-key="' + CSS.escape(a.layer + "|hue") + '"] a').click();
+E.route();
+out.summaryFilter = [document.getElementById("family-count").textContent, document.getElementById("filter-layer").value,
+                     document.getElementById("filter-transform").value];
 return out;
 """
 
@@ -269,6 +275,9 @@ def test_browser_filters_opens_families_and_follows_circuit_links_offline(tmp_pa
     variants = res.responses[AMP_LAYER]["rotation"].values.shape[1]
     assert out["unit"]["key"] == f"unit:{AMP_LAYER}|rotation|0" and out["unit"]["cells"] == variants * steps
     assert out["unit"]["lines"] == variants
+    assert out["summary"] == [f"{layer}|{t}" for layer, by_t in res.families.items() for t in by_t]
+    n_hue = len(res.families[AMP_LAYER]["hue"])
+    assert out["summaryFilter"] == [f"{n_hue} of {len(fams)} families", AMP_LAYER, "hue"]
     for hash_, name in (("overview", "browser_overview.png"), (f"family={quote(rot)}", "browser_family.png"),
                         (f"circuit={quote(circuit_key(1))}", "browser_circuit.png")):  # fmt: skip
         screenshot(page, hash_, name, tmp_path)
@@ -317,20 +326,22 @@ return {view: main.dataset.view, key: main.dataset.key, title: document.getEleme
 """
 
 
-@pytest.mark.parametrize("what", ["family", "score", "bare-family", "circuit"])
+@pytest.mark.parametrize("what", ["family", "score", "bare-family", "circuit", "scale", "hue_rotation"])
 def test_lone_family_score_and_circuit_pages_show_their_view(tmp_path: Path, what: str) -> None:
     chromium()
-    fam, resp = rotation_case()
-    obj, responses, key = {
-        "family": (fam, resp, family_key(fam.layer, "rotation", 0)),
-        "score": (as_score(fam, resp), resp, family_key(fam.layer, "rotation", 0)),
-        "bare-family": (fam, None, family_key(fam.layer, "rotation", 0)),
-        "circuit": (make_circuit(), None, circuit_key(0)),
-    }[what]
+    fam, resp = {"scale": scale_case, "hue_rotation": hue_rotation_case}.get(what, rotation_case)()
+    obj, responses, key = fam, resp, family_key(fam.layer, fam.transform.name, 0)
+    if what == "score":
+        obj = as_score(fam, resp)
+    elif what == "bare-family":
+        responses = None
+    elif what == "circuit":
+        obj, responses, key = make_circuit(), None, circuit_key(0)
     page = tmp_path / "index.html"
     write_page(obj, page, responses=responses)
     result, console = load_in_browser(page, tmp_path, scenario(LONE, None))
     assert result["errors"] == [] and console == [] and external_loads(result) == []
     out = result["scenario"]
     assert out["key"] == key and out["view"] == key.split(":")[0] and out["nav"] == 0
-    assert out["svgs"] == {"family": 3, "score": 3, "bare-family": 0, "circuit": 1}[what]  # heatmap, polar, matrix
+    # tuning heatmap, polar tuning (circular transforms), equivariance matrix; a circuit's weights
+    assert out["svgs"] == {"family": 3, "score": 3, "bare-family": 0, "circuit": 1, "scale": 2, "hue_rotation": 3}[what]

@@ -173,3 +173,10 @@ def test_assets_are_package_data() -> None:
     assert [p.name for p in assets] == ["browser.css", "browser.js"]
     for p in assets:
         assert any(fnmatch.fnmatch(str(p.relative_to(root / "equifind")), g) for g in globs), p
+
+
+def test_the_page_is_reproducible(tmp_path: Path) -> None:
+    res = stand_in_scan(real=True, linked=True)
+    write_page(res, tmp_path / "a.html")
+    write_page(res, tmp_path / "b.html")
+    assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()

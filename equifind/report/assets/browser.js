@@ -251,6 +251,7 @@
       el("tr", {}, el("th", {}, "layers"), el("td", {}, DATA.layers.join(", "))),
       el("tr", {}, el("th", {}, "transforms"), el("td", {}, DATA.transforms.join(", "))),
       DATA.config.map(([k, v]) => el("tr", {}, el("th", {}, "config: " + k), el("td", {}, v)))));
+    out.push(el("h3", {}, "Families per layer and transform"), summaryTable());
     out.push(el("h3", {}, "Units per layer and transform"), unitBars());
     const largest = DATA.families.filter((f) => !f.explained).sort((a, b) => b.n - a.n).slice(0, 12);
     out.push(el("h3", {}, "Largest families"),
@@ -286,6 +287,23 @@
     });
     const key = el("div", {class: "muted"}, parts.map((p) => [el("span", {class: "swatch", style: "background:" + PALETTE[p]}), names[p]]));
     return el("div", {}, svg, key);
+  }
+
+  /** Per layer and transform: families (flip pairs explained by rotation apart), how many are significant,
+   * confirmed by weights and held out; each row opens the family table filtered to it. */
+  function summaryTable() {
+    const head = ["layer · transform", "units probed", "families", `discovery q ≤ ${DATA.alpha}`, "confirmed by weights",
+                  "held out", "units in families", "flip pairs explained by rotation"];
+    return el("table", {id: "summary-table"}, el("tr", {}, head.map((h) => el("th", {}, h))), DATA.bars.map((b) => {
+      const all = DATA.families.filter((f) => f.layer === b.layer && f.transform === b.transform);
+      const fams = all.filter((f) => !f.explained);
+      const cells = [b.probed === null ? "n/a" : b.probed, fams.length, fams.filter((f) => f.q !== null && f.q <= DATA.alpha).length,
+                     fams.filter((f) => f.weights === "confirmed by weights").length, fams.filter((f) => f.heldout === true).length,
+                     b.families, all.length - fams.length];
+      return el("tr", {"data-key": b.layer + "|" + b.transform},
+                el("td", {}, link("families", b.layer + "|" + b.transform, `${b.layer} · ${b.transform}`)),
+                cells.map((c) => el("td", {class: "num"}, String(c))));
+    }));
   }
 
   function circuitTable() {
@@ -361,7 +379,12 @@
     return i;
   }
 
-  function familiesView() {
+  /** The family table; ``key`` "layer|transform" (from the overview's summary) sets those two filters. */
+  function familiesView(key) {
+    if (key !== undefined) {
+      const cut = key.lastIndexOf("|");
+      state.filters = {layer: key.slice(0, cut), transform: key.slice(cut + 1)};
+    }
     const distinct = (get) => Array.from(new Set(DATA.families.map(get)));
     const controls = el("div", {class: "controls", id: "family-filters"},
       el("label", {}, "layer ", select("filter-layer", "layer", DATA.layers)),
