@@ -525,6 +525,20 @@ def test_the_report_draws_the_heldout_figures_of_validated_families(validated, t
     assert "held-out verdict" in page and "held out (q ≤ 0.05, statistic" in page
 
 
+def test_the_browser_page_shows_the_heldout_verdict_and_images_of_validated_families(validated):
+    from equifind.report._page_data import page_data
+
+    result, _ = validated
+    data = page_data(result)
+    done = [f for f in data["families"] if f["heldout"] is not None]
+    assert len(done) == 2 and all(f["heldout"] is True for f in done)
+    for f in done:
+        assert dict(f["fields"])["held-out verdict"].startswith("held out (q ≤ 0.05, statistic")
+        shown = {(h["source"], h["unit"]) for h in f["heldoutImages"]}
+        assert shown == {(s, u) for s in ("feature_vis", "patches") for u in f["units"]}
+        assert all(h["src"].startswith("data:image/png;base64,") for h in f["heldoutImages"])
+
+
 def test_unvalidated_scans_have_no_heldout_column(planted):
     _, model = planted
     result = scan(model, ["1"], transforms=["flip"], config=CONFIG, progress=False)
