@@ -126,6 +126,7 @@ class _Page:
     exported: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     grids: dict[str, dict[str, Any]] = field(default_factory=dict)
     units: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shrunk: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # see _shrunk
 
     def links(self, key: str) -> list[dict[str, Any]]:
         """Exported figure files of ``key``: ``[{"title", "files": {fmt: path}}]``."""
@@ -185,30 +186,37 @@ def _polar_colours(m: Members, resp: Responses, hues: np.ndarray | None) -> list
     return [_hex(c) for c in hue_rgb(hues)]
 
 
-def _shrunk(resp: Responses) -> Responses:
+def _shrunk(resp: Responses, cache: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] | None = None) -> Responses:
     """``resp`` with its stimuli shrunk to at most :data:`THUMB` pixels and ``meta["center"]`` moved with them.
 
     The best-stimulus thumbnails are drawn from these: moving (rotating, hue-shifting, mirroring, zooming)
     a thumbnail about the moved centre shows what moving the full stimulus and shrinking it shows, at a
-    fraction of the cost (a scan page moves hundreds of stimuli)."""
+    fraction of the cost (a scan page moves hundreds of stimuli). ``cache``: shrunk stimuli by the memory and
+    shape of the full ones (kept with them, so the memory is not reused), shared by the families of a layer
+    and transform (``Responses.subset`` shares the stimuli's memory, not the tensor object)."""
     if resp.stimuli is None or max(resp.stimuli.shape[-2:]) <= THUMB:
         return resp
     h, w = resp.stimuli.shape[-2:]
     scale = THUMB / max(h, w)
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    small = TF.interpolate(resp.stimuli, size=size, mode="bilinear", antialias=True, align_corners=False)
+    cache = {} if cache is None else cache
+    key = (resp.stimuli.data_ptr(), *resp.stimuli.shape)
+    if key not in cache:
+        small = TF.interpolate(resp.stimuli, size=size, mode="bilinear", antialias=True, align_corners=False)
+        cache[key] = (resp.stimuli, small.clamp(0.0, 1.0))
+    small = cache[key][1]
     meta = dict(resp.meta)
     if meta.get("center") is not None:
         cy, cx = (float(c) for c in meta["center"])
         meta["center"] = [(cy + 0.5) * size[0] / h - 0.5, (cx + 0.5) * size[1] / w - 0.5]
     return Responses(resp.values, resp.params, layer=resp.layer, transform=resp.transform, units=resp.units,
-                     variants=resp.variants, meta=meta, stimuli=small.clamp(0.0, 1.0))  # fmt: skip
+                     variants=resp.variants, meta=meta, stimuli=small)  # fmt: skip
 
 
 def _plots(m: Members, resp: Responses, page: _Page) -> dict[str, Any]:
     """The plot data of a family with its members' responses (see the module docstring for the encodings)."""
     rows = member_rows(m, resp)
-    small = _shrunk(resp)
+    small = _shrunk(resp, page.shrunk)
     _, curves, hues = tuning_curves(m, resp)
     v0 = int(resp.best_variant_indices[rows[0]])
     eq = normalise_rows(resp.values[rows, v0, :].double().numpy())
