@@ -286,7 +286,7 @@ def test_browser_filters_opens_families_and_follows_circuit_links_offline(tmp_pa
 EVERY_VIEW = """
 var E = window.equifind, main = document.getElementById("view"), bad = [], shown = 0;
 a.forEach(function (v) {
-  E.show(v.view, v.key);
+  E.render(v.view, v.key);  // not show(): Chromium ignores navigations past ~200 in a few seconds
   var title = document.getElementById("view-title").textContent;
   var ok = main.dataset.view === v.view && main.dataset.key === v.key && title.indexOf(v.layer) >= 0;
   if (v.plot && !document.querySelector(v.plot)) ok = false;

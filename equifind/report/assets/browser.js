@@ -564,7 +564,10 @@
   }
 
   function route() {
-    const r = resolve(parseHash());
+    render(resolve(parseHash()));
+  }
+
+  function render(r) {
     const main = document.getElementById("view");
     main.replaceChildren();
     append(main, [VIEWS[r.view](r.key)]);
@@ -580,7 +583,13 @@
     }
   }
 
-  window.equifind = {data: DATA, route: route, show: (view, key) => { location.hash = href(view, key).slice(1); route(); }};
+  // For tests and the console: show() navigates (a new history entry), render() draws a view without navigating
+  // (browsers throttle hundreds of navigations in a row).
+  window.equifind = {
+    data: DATA, route: route,
+    show: (view, key) => { location.hash = href(view, key).slice(1); route(); },
+    render: (view, key) => render(resolve({view: view, key: key})),
+  };
   nav();
   window.addEventListener("hashchange", route);
   route();
