@@ -59,13 +59,7 @@ PROBE = """<script>
   }, true);
   var original = console.error;
   console.error = function () { errors.push(Array.prototype.join.call(arguments, " ")); original.apply(console, arguments); };
-  window.addEventListener("load", function () {
-    var scenario = null;
-    try {
-      scenario = SCENARIO;
-    } catch (e) {
-      errors.push("scenario failed: " + e + " " + (e.stack || ""));
-    }
+  function finish(scenario) {
     var images = Array.prototype.map.call(document.images, function (img) {
       return {src: img.src.slice(0, 200), width: img.naturalWidth, height: img.naturalHeight,
               complete: img.complete};
@@ -75,6 +69,19 @@ PROBE = """<script>
     out.id = "equifind-result";
     out.textContent = JSON.stringify({images: images, errors: errors, resources: resources, scenario: scenario});
     document.body.appendChild(out);
+  }
+  window.addEventListener("load", function () {
+    var scenario = null;
+    try {
+      scenario = SCENARIO;
+    } catch (e) {
+      errors.push("scenario failed: " + e + " " + (e.stack || ""));
+    }
+    if (scenario && typeof scenario.then === "function") {  // a promise: needs load_in_browser(..., wait=True)
+      scenario.then(finish, function (e) { errors.push("scenario failed: " + e); finish(null); });
+    } else {
+      finish(scenario);
+    }
   });
 })();
 </script>"""
@@ -108,11 +115,14 @@ def run_chromium(args: list[str], profile: Path) -> tuple[str, str]:
     return out, err
 
 
-def load_in_browser(page: Path, tmp_path: Path, scenario: str = "null") -> tuple[dict[str, Any], list[str]]:
+def load_in_browser(page: Path, tmp_path: Path, scenario: str = "null",
+                    wait: bool = False) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
     """Open a probed copy of ``page``; return the probe's JSON and Chromium's console-error log lines.
 
     ``scenario``: a JavaScript expression evaluated on ``load`` (after the page's own scripts ran); its
-    JSON-able value is the result's ``"scenario"``, an exception it throws one of its ``"errors"``."""
+    JSON-able value is the result's ``"scenario"``, an exception it throws one of its ``"errors"``. A
+    scenario that returns a promise (events, history) needs ``wait``: the DOM is dumped after 5 s of
+    virtual time (fast-forwarded while the page is idle) instead of right after ``load``."""
     text = page.read_text(encoding="utf-8")
     assert "<head>" in text
     probed = page.with_name(f".{page.stem}.browsertest.html")
@@ -120,7 +130,8 @@ def load_in_browser(page: Path, tmp_path: Path, scenario: str = "null") -> tuple
     # the probe runs first, in <head>; the page's scripts run later: the scenario waits for "load"
     probed.write_text(text.replace("<head>", "<head>\n" + probe, 1), encoding="utf-8")
     try:
-        dom, log = run_chromium(["--dump-dom", probed.as_uri()], tmp_path / "profile-dom")
+        wait_flags = ["--virtual-time-budget=5000"] if wait else []
+        dom, log = run_chromium([*wait_flags, "--dump-dom", probed.as_uri()], tmp_path / "profile-dom")
     finally:
         probed.unlink()
     found = RESULT.search(dom)
@@ -345,3 +356,37 @@ def test_lone_family_score_and_circuit_pages_show_their_view(tmp_path: Path, wha
     assert out["key"] == key and out["view"] == key.split(":")[0] and out["nav"] == 0
     # tuning heatmap, polar tuning (circular transforms), equivariance matrix; a circuit's weights
     assert out["svgs"] == {"family": 3, "score": 3, "bare-family": 0, "circuit": 1, "scale": 2, "hue_rotation": 3}[what]
+
+
+BACK = """
+var E = window.equifind, main = document.getElementById("view"), seen = [];
+var settle = function () { return new Promise(function (done) { setTimeout(done, 50); }); };
+var here = function () { seen.push([main.dataset.view, main.dataset.key, location.hash]); };
+location.hash = "#families";
+return settle().then(function () {
+  here();
+  document.querySelector('#family-table tr[data-key="' + CSS.escape(a) + '"] a').click();
+  return settle();
+}).then(function () {
+  here();
+  history.back();
+  return settle();
+}).then(function () {
+  here();
+  history.forward();
+  return settle();
+}).then(function () { here(); return seen; });
+"""
+
+
+def test_links_and_the_back_button_move_between_views(tmp_path: Path) -> None:
+    """Real navigation, no direct route() calls: a link opens a view, back returns to the table, forward again."""
+    chromium()
+    page = tmp_path / "index.html"
+    write_page(stand_in_scan(), page)
+    key = family_key(AMP_LAYER, "hue", 0)
+    result, console = load_in_browser(page, tmp_path, scenario(BACK, key), wait=True)
+    assert result["errors"] == [] and console == []
+    family_hash = "#family=" + quote(key, safe="")
+    assert result["scenario"] == [["families", "", "#families"], ["family", key, family_hash],
+                                  ["families", "", "#families"], ["family", key, family_hash]]  # fmt: skip
