@@ -38,7 +38,7 @@ from ._data import (
     Members, expected_peaks, hue_and_angle, hue_grid, hue_rgb, member_hues, member_rows, members_of, normalise_rows,
     preferred_stimuli, tuning_curves,
 )  # fmt: skip
-from ._page_text import circuit_fields, family_fields, incomplete_banner, legend
+from ._page_text import circuit_fields, circuit_summary, family_fields, incomplete_banner, legend, not_scanned
 
 __all__ = ["page_data", "family_key", "circuit_key", "unit_key", "quantise_rows", "THUMB"]
 
@@ -379,7 +379,9 @@ def _scan_page(res: Any, page: _Page) -> dict[str, Any]:
         "kind": "scan", "title": f"equifind: {res.model}", "model": str(res.model), "layers": layers,
         "transforms": [t.name for t in transforms],
         "config": [[str(k), json.dumps(v, sort_keys=True, default=str)] for k, v in sorted(config.items())],
-        "banner": incomplete_banner(res), "summary": str(summary()) if callable(summary) else None,
+        "banner": incomplete_banner(res), "notScanned": not_scanned(res),
+        "circuitSummary": circuit_summary(res, len(circuits), page.alpha),
+        "summary": str(summary()) if callable(summary) else None,
         "bars": bars, "families": families, "circuits": circuits,
     }  # fmt: skip
 

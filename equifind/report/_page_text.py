@@ -15,7 +15,9 @@ from ..families import Family, weight_verdict_text
 from ..score import FamilyScore
 from ..transforms import as_transform
 
-__all__ = ["legend", "incomplete_banner", "family_fields", "circuit_fields", "num", "unit_list"]
+__all__ = [
+    "legend", "incomplete_banner", "not_scanned", "circuit_summary", "family_fields", "circuit_fields", "num", "unit_list",
+]
 
 Field = tuple[str, str]  # (label, value)
 
@@ -69,6 +71,35 @@ def incomplete_banner(res: Any) -> list[str]:
     return [f"Incomplete scan: {n} stage{'' if n == 1 else 's'} did not finish", "Missing: " + "; ".join(missing) + ".",
             "Counts and verdicts below cover only the stages that finished. Run the scan again with the same out "
             "directory and settings to finish it, then report again."]  # fmt: skip
+
+
+def _missing_stages(res: Any) -> list[tuple[str, str | None, str]]:
+    """The stages a scan result lacks (``ScanResult._missing_stages``; none for other objects)."""
+    fn = getattr(res, "_missing_stages", None)
+    return list(fn()) if callable(fn) else []
+
+
+def not_scanned(res: Any) -> list[str]:
+    """One line per layer and transform whose families the scan did not reach."""
+    return [f"{layer} · {t}: not scanned; the scan stopped before this stage."
+            for kind, layer, t in _missing_stages(res) if kind == "families"]  # fmt: skip
+
+
+def circuit_summary(res: Any, n_circuits: int, alpha: float) -> list[str]:
+    """What the circuits table holds: the transforms whose circuits were not run, and the significance rule."""
+    config = getattr(res, "config", None) or {}
+    min_score = config.get("circuit_min_score")
+    rule = (f"q ≤ {alpha:g} (Benjamini–Hochberg over the checks of each transform)"
+            + (f" and symmetry score ≥ {min_score:g}" if min_score is not None else ""))  # fmt: skip
+    not_run = [t for kind, _, t in _missing_stages(res) if kind == "circuits"]
+    lines = []
+    if not_run:
+        lines.append(f"Circuits of {', '.join(not_run)} not run: the scan stopped before them "
+                     "(run it again with the same out directory to finish it).")  # fmt: skip
+    if n_circuits or not not_run:
+        lines.append(f"{n_circuits} circuit{'' if n_circuits == 1 else 's'} with {rule}." if n_circuits
+                     else f"No circuits with {rule}.")  # fmt: skip
+    return lines
 
 
 def _matched(matches: Sequence[dict[str, Any]], layer: str, transform: str, units: Sequence[int]) -> str:

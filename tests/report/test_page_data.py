@@ -180,3 +180,20 @@ def test_the_page_is_reproducible(tmp_path: Path) -> None:
     write_page(res, tmp_path / "a.html")
     write_page(res, tmp_path / "b.html")
     assert (tmp_path / "a.html").read_bytes() == (tmp_path / "b.html").read_bytes()
+
+
+def test_a_scan_that_stopped_early_says_what_was_not_run() -> None:
+    res = stand_in_scan(real=True, linked=True)  # lacks conv<1>'s hue and flip, and the circuits of hue and flip
+    res.config["circuit_min_score"] = 0.5
+    data = page_data(res)
+    assert data["banner"][0] == "Incomplete scan: 4 stages did not finish"
+    assert data["notScanned"] == [f"{ODD_LAYER} · hue: not scanned; the scan stopped before this stage.",
+                                  f"{ODD_LAYER} · flip: not scanned; the scan stopped before this stage."]  # fmt: skip
+    assert data["circuitSummary"] == [
+        "Circuits of hue, flip not run: the scan stopped before them (run it again with the same out directory to "
+        "finish it).",
+        "2 circuits with q ≤ 0.05 (Benjamini–Hochberg over the checks of each transform) and symmetry score ≥ 0.5.",
+    ]
+    finished = page_data(stand_in_scan())  # a stand-in without the stages a scan expects: nothing missing
+    assert finished["notScanned"] == [] and finished["circuitSummary"] == [
+        "1 circuit with q ≤ 0.05 (Benjamini–Hochberg over the checks of each transform)."]

@@ -251,14 +251,16 @@
       el("tr", {}, el("th", {}, "layers"), el("td", {}, DATA.layers.join(", "))),
       el("tr", {}, el("th", {}, "transforms"), el("td", {}, DATA.transforms.join(", "))),
       DATA.config.map(([k, v]) => el("tr", {}, el("th", {}, "config: " + k), el("td", {}, v)))));
-    out.push(el("h3", {}, "Families per layer and transform"), summaryTable());
+    out.push(el("h3", {}, "Families per layer and transform"), summaryTable(),
+             DATA.notScanned.map((t) => el("p", {class: "note"}, t)));
     out.push(el("h3", {}, "Units per layer and transform"), unitBars());
     const largest = DATA.families.filter((f) => !f.explained).sort((a, b) => b.n - a.n).slice(0, 12);
     out.push(el("h3", {}, "Largest families"),
              largest.length ? el("ol", {id: "largest-families"}, largest.map((f) => el("li", {}, link("family", f.key, f.title))))
                             : el("p", {class: "muted"}, "No families found."),
              el("p", {}, link("families", undefined, `All ${DATA.families.length} families, sortable and filterable →`)));
-    out.push(el("h3", {}, "Circuits"), circuitTable());
+    out.push(el("h3", {}, "Circuits"), el("div", {id: "circuit-summary"}, DATA.circuitSummary.map((t) => el("p", {}, t))),
+             circuitTable());
     out.push(el("h3", {}, "Significance"), el("p", {class: "legend", id: "legend"}, DATA.legend));
     if (DATA.summary) out.push(el("details", {}, el("summary", {}, "Scan summary (text)"), el("pre", {}, DATA.summary)));
     return out;
@@ -307,7 +309,7 @@
   }
 
   function circuitTable() {
-    if (!DATA.circuits.length) return el("p", {class: "muted"}, "No circuits.");
+    if (!DATA.circuits.length) return null;
     const order = DATA.circuits.slice().sort((a, b) => (b.score === null ? -1 : b.score) - (a.score === null ? -1 : a.score));
     const famLink = (k) => (k ? link("family", k, FAMILIES.get(k).title) : "no family with exactly these units");
     return el("table", {id: "circuit-table"},
