@@ -272,7 +272,7 @@ def _family_entry(page: _Page, key: str, index: int, family: Family | None, scor
     heldout = None if score is None or score.heldout_test is None else bool(score.heldout_test.held_out(page.alpha))
     explained = family is not None and family.explained_by is not None
     entry = {
-        "key": key, "layer": m.layer, "transform": t.name, "index": int(index), "n": len(m.units),
+        "key": key, "layer": m.layer, "transform": t.name, "n": len(m.units),
         "title": f"{m.layer} · {t} · family {index + 1}: {len(m.units)} units, period {t.format_period(m.period)}"
                  + (" (explained by rotation)" if explained else ""),
         "units": [int(u) for u in m.units], "preferred": [t.format_param(p) for p in m.preferred],
@@ -280,7 +280,6 @@ def _family_entry(page: _Page, key: str, index: int, family: Family | None, scor
         if t.period is not None else [],
         "period": _f(m.period), "periodText": t.format_period(m.period),
         "score": _f(family.score) if family else None, "q": _f(family.q_value) if family else None,
-        "p": _f(family.p_value) if family else None,
         "eq": _f(score.equivariance) if score else None, "eqQ": _f(score.q_value) if score else None,
         "heldout": heldout, "weights": family.weight_verdict if family else None,
         "colour": _f(family.colour_index) if family else None, "explained": explained,
@@ -328,7 +327,7 @@ def _circuit_entry(page: _Page, key: str, c: Any, families: Mapping[str, Any]) -
     shape = tuple(getattr(c.weights, "shape", ()))
     weights = _weights(c)
     return {
-        "key": key, "title": f"{src} → {tgt} · {t} · {c.kind}", "kind": str(c.kind), "transform": t,
+        "key": key, "title": f"{src} → {tgt} · {t} · {c.kind}", "kind": str(c.kind),
         "sourceLayer": src, "targetLayer": tgt, "score": _f(getattr(c, "score", None)),
         "q": _f(getattr(c, "q_value", None)),
         "sourceUnits": [int(u) for u in (getattr(c, "source_units", None) or range(shape[1]))],
