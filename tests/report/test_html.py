@@ -1,7 +1,8 @@
 """report(): index.html and figure files for scans, families, scores and circuits; atomicity.
 
 The page's content is :func:`equifind.report.browser.write_page`'s (tests/report/test_browser.py); here
-the files report() writes and the figure links it hands the page (``exported``), captured by ``pages``.
+the files report() writes and the figure links it hands the page (``exported``), captured by the
+``pages`` fixture (conftest.py). Selection and worker processes: test_export.py.
 """
 
 from __future__ import annotations
@@ -61,20 +62,6 @@ def stand_in_scan(real: bool = False) -> Any:
 
 def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-@pytest.fixture
-def pages(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What report() passes to ``write_page``: one ``{"obj", "responses", "exported"}`` per page written."""
-    seen: list[dict[str, Any]] = []
-    real = build.write_page
-
-    def spy(obj: Any, path: Path, *, responses: Any = None, exported: Any = None) -> None:
-        seen.append({"obj": obj, "responses": responses, "exported": exported})
-        real(obj, path, responses=responses, exported=exported)
-
-    monkeypatch.setattr(build, "write_page", spy)
-    return seen
 
 
 def failing(message: str) -> Callable[..., None]:
