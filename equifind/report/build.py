@@ -22,6 +22,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +44,7 @@ from ._files import (
 from .browser import ExportedFigure, circuit_key, family_key, write_page
 from .weights import weight_diagram
 
-__all__ = ["report", "FigureJob", "Selection", "DEFAULT_TOP", "MAX_DEFAULT_WORKERS"]
+__all__ = ["report", "Selection", "DEFAULT_TOP", "MAX_DEFAULT_WORKERS"]
 
 #: ``families=`` / ``circuits=``: the top N (int ≥ 0), ``"all"``, or a sequence of objects or keys.
 Selection = int | Literal["all"] | Sequence[Any]
@@ -55,7 +56,7 @@ MAX_DEFAULT_WORKERS = 4
 _SCAN_ATTRS = ("model", "layers", "transforms", "families")
 _CIRCUIT_ATTRS = ("weights", "kind")
 
-#: The figure functions a job may name (``FigureJob.draw``), so that a job pickles as a name.
+#: The figure functions a job may name (``_FigureJob.draw``), so that a job pickles as a name.
 _DRAW: dict[str, Callable[..., Figure]] = {
     "tuning": F.tuning_heatmap, "polar": F.polar_tuning, "stimuli": F.stimulus_strip,
     "equivariance": F.equivariance_matrix, "hue_orientation": F.hue_orientation_map,
@@ -64,7 +65,7 @@ _DRAW: dict[str, Callable[..., Figure]] = {
 
 
 @dataclass(frozen=True)
-class FigureJob:
+class _FigureJob:
     """One figure to export: picklable, so that a worker process can draw it.
 
     Attributes:
@@ -130,7 +131,8 @@ def report(
         circuits: the same for circuits: the N highest symmetry scores (ties: saved order),
             ``"all"``, or a sequence of the scan's circuits or their keys (``browser.circuit_key``).
         workers: worker processes drawing the figures; None: ``min(4, os.cpu_count())``; 1: drawn
-            in this process.
+            in this process. The workers are spawned and import the main module: a script calling
+            report() with more than one must do so under ``if __name__ == "__main__":``.
         progress: show a progress bar over the figures drawn.
 
     Returns:
@@ -157,7 +159,7 @@ def report(
     check_writable(out_dir)
     jobs = [job for entry in chosen for job in _jobs(entry)] if images else []
     with staged_report(out_dir) as stage:
-        export_figures(jobs, stage / FIGURES_DIR, images, workers=n_workers, progress=progress)
+        _export_figures(jobs, stage / FIGURES_DIR, images, workers=n_workers, progress=progress)
         if "html" in fmts:
             write_page(obj, stage / INDEX, responses=responses, exported=_links(jobs, images))
     return Path(out_dir)
@@ -245,7 +247,8 @@ def _circuit_rank(entries: list[_Entry]) -> list[int]:
     """Highest symmetry score first; a missing or non-finite score last; ties keep the saved order."""
 
     def score(i: int) -> float:
-        value = float(getattr(entries[i].obj, "score", math.nan) or math.nan)
+        value = getattr(entries[i].obj, "score", None)
+        value = math.nan if value is None else float(value)
         return value if math.isfinite(value) else -math.inf
 
     return sorted(range(len(entries)), key=score, reverse=True)
@@ -269,7 +272,7 @@ def _select(selection: Selection, entries: list[_Entry], name: str, rank: Callab
         if selection != "all":
             raise ValueError(f"{valid}; got {selection!r}")
         return [entries[i] for i in rank(entries)]
-    if not isinstance(selection, (Sequence, set, frozenset)):
+    if not isinstance(selection, Sequence):
         raise TypeError(f"{valid}; got {type(selection).__name__}")
     chosen: list[_Entry] = []
     for item in selection:
@@ -308,15 +311,15 @@ def _equal(a: Any, b: Any) -> bool:
 # --------------------------------------------------------------------------- figure jobs
 
 
-def _jobs(entry: _Entry) -> list[FigureJob]:
+def _jobs(entry: _Entry) -> list[_FigureJob]:
     """The figures of a family or a circuit."""
     if isinstance(entry.obj, (Family, FamilyScore)):
         return _family_jobs(entry)
-    return [FigureJob(entry.key, f"{entry.stem}__weights", "expanded weights (red excitation, blue inhibition)",
+    return [_FigureJob(entry.key, f"{entry.stem}__weights", "expanded weights (red excitation, blue inhibition)",
                       "weights", (entry.obj,))]  # fmt: skip
 
 
-def _family_jobs(entry: _Entry) -> list[FigureJob]:
+def _family_jobs(entry: _Entry) -> list[_FigureJob]:
     """Tuning, polar, stimulus, equivariance, hue × orientation and held-out figures, as far as the family's
     transform and the data given allow. Each job holds only the members' rows of the Responses."""
     main: Family | FamilyScore = entry.obj
@@ -325,10 +328,10 @@ def _family_jobs(entry: _Entry) -> list[FigureJob]:
     t: Transform = main.transform
     units = list(family.units) if family is not None else list(main.order)  # type: ignore[union-attr]
     resp = entry.responses.subset(units) if entry.responses is not None else None
-    jobs: list[FigureJob] = []
+    jobs: list[_FigureJob] = []
 
     def add(what: str, title: str, *args: Any) -> None:
-        jobs.append(FigureJob(entry.key, f"{entry.stem}__{what}", title, what, args))
+        jobs.append(_FigureJob(entry.key, f"{entry.stem}__{what}", title, what, args))
 
     if resp is not None:
         add("tuning", "tuning curves (members × transform, normalised per row)", main, resp)
@@ -353,7 +356,7 @@ def _member_images(images: F.HeldoutImages, units: Sequence[int]) -> dict[str, d
     return {source: {u: by_unit[u] for u in units if u in by_unit} for source, by_unit in images.items()}
 
 
-def _links(jobs: Sequence[FigureJob], formats: Sequence[str]) -> dict[str, list[ExportedFigure]]:
+def _links(jobs: Sequence[_FigureJob], formats: Sequence[str]) -> dict[str, list[ExportedFigure]]:
     """The page's links: by family / circuit key, each figure's title and its files relative to the page."""
     links: dict[str, list[ExportedFigure]] = {}
     for job in jobs:
@@ -364,8 +367,8 @@ def _links(jobs: Sequence[FigureJob], formats: Sequence[str]) -> dict[str, list[
 # --------------------------------------------------------------------------- drawing, in worker processes
 
 
-def export_figures(
-    jobs: Sequence[FigureJob], folder: Path, formats: Sequence[str], *, workers: int = 1, progress: bool = False
+def _export_figures(
+    jobs: Sequence[_FigureJob], folder: Path, formats: Sequence[str], *, workers: int = 1, progress: bool = False
 ) -> list[Path]:
     """Draw ``jobs`` and save each as ``folder/<stem>.<fmt>`` for every format (in ``workers`` processes).
 
@@ -375,8 +378,12 @@ def export_figures(
 
     Returns:
         The files written, in the order of ``jobs`` and ``formats``.
+
+    Raises:
+        BrokenProcessPool: a worker died (killed, out of memory, or a script without a ``__main__`` guard,
+            which every spawned worker re-runs); the message says so.
     """
-    bar = tqdm(total=len(jobs), desc="report figures", unit="fig", disable=not progress)
+    bar = tqdm(total=len(jobs), desc="report figures", unit="fig", disable=not progress or not jobs)
     with bar:
         if workers == 1 or len(jobs) <= 1:
             return [p for job in jobs for p in _tick(bar, _draw_and_save(job, folder, formats))]
@@ -386,9 +393,16 @@ def export_figures(
             futures = {pool.submit(_draw_and_save, job, folder, formats): i for i, job in enumerate(jobs)}
             for future in as_completed(futures):
                 written[futures[future]] = _tick(bar, future.result())
+        except BrokenProcessPool as err:
+            raise BrokenProcessPool(_BROKEN) from err
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return [p for i in range(len(jobs)) for p in written[i]]
+
+
+_BROKEN = ("a figure worker process died (killed, out of memory, or it could not start). Worker processes are "
+           "spawned and import the main script: a script that calls report() with workers > 1 must do so under "
+           "`if __name__ == \"__main__\":`; workers=1 draws in this process")
 
 
 def _tick(bar: Any, paths: list[Path]) -> list[Path]:
@@ -405,7 +419,7 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _draw_and_save(job: FigureJob, folder: Path, formats: Sequence[str]) -> list[Path]:
+def _draw_and_save(job: _FigureJob, folder: Path, formats: Sequence[str]) -> list[Path]:
     """Draw one job and save its files; a failure is re-raised as its own type, naming the figure."""
     try:
         return save_figure(_DRAW[job.draw](*job.args), folder / job.stem, formats)
