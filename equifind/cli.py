@@ -389,7 +389,8 @@ def _add_report_args(p: argparse.ArgumentParser) -> None:
     top.add_argument("--all", action="store_const", const="all", dest="top",
                      help="with png, svg or pdf: figure files for every family and circuit")
     p.add_argument("--workers", type=_positive_int, metavar="N",
-                   help="processes drawing the figures (default: min(4, CPU cores); 1: no extra processes)")
+                   help="processes drawing the figures (default: min(4, CPU cores), fewer for fewer than 8 figures "
+                        "each; 1: no extra processes)")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

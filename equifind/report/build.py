@@ -44,14 +44,17 @@ from ._files import (
 from .browser import ExportedFigure, circuit_key, family_key, write_page
 from .weights import weight_diagram
 
-__all__ = ["report", "Selection", "DEFAULT_TOP", "MAX_DEFAULT_WORKERS"]
+__all__ = ["report", "Selection", "DEFAULT_TOP", "MAX_DEFAULT_WORKERS", "MIN_FIGURES_PER_WORKER"]
 
 #: ``families=`` / ``circuits=``: the top N (int ≥ 0), ``"all"``, or a sequence of objects or keys.
 Selection = int | Literal["all"] | Sequence[Any]
 #: Families and circuits that get figure files by default (each).
 DEFAULT_TOP = 20
-#: Worker processes when ``workers=None`` (fewer on a machine with fewer cores).
+#: Worker processes when ``workers=None`` (fewer on a machine with fewer cores, or for few figures).
 MAX_DEFAULT_WORKERS = 4
+#: Figures per worker below which ``workers=None`` starts fewer workers (a spawned worker takes seconds
+#: to import torch and equifind, about what a few figures take to draw).
+MIN_FIGURES_PER_WORKER = 8
 
 _SCAN_ATTRS = ("model", "layers", "transforms", "families")
 _CIRCUIT_ATTRS = ("weights", "kind")
@@ -130,7 +133,8 @@ def report(
             FamilyScore the scan is that one family (key ``family_key(layer, transform, 0)``).
         circuits: the same for circuits: the N highest symmetry scores (ties: saved order),
             ``"all"``, or a sequence of the scan's circuits or their keys (``browser.circuit_key``).
-        workers: worker processes drawing the figures; None: ``min(4, os.cpu_count())``; 1: drawn
+        workers: worker processes drawing the figures; None: ``min(4, os.cpu_count(), ceil(figures / 8))``
+            (a few figures are drawn in this process: a spawned worker takes seconds to start); 1: drawn
             in this process. The workers are spawned and import the main module: a script calling
             report() with more than one must do so under ``if __name__ == "__main__":``.
         progress: show a progress bar over the figures drawn.
@@ -151,7 +155,7 @@ def report(
     """
     fmts = check_formats(formats, REPORT_FORMATS)
     images = tuple(f for f in fmts if f in IMAGE_FORMATS)
-    n_workers = _check_workers(workers)
+    _check_workers(workers)
     if responses is not None and not isinstance(responses, Responses):
         raise TypeError(f"responses must be an equifind Responses or None, got {type(responses).__name__}")
     fams, circs = _entries(obj, responses)
@@ -159,26 +163,33 @@ def report(
     check_writable(out_dir)
     jobs = [job for entry in chosen for job in _jobs(entry)] if images else []
     with staged_report(out_dir) as stage:
-        _export_figures(jobs, stage / FIGURES_DIR, images, workers=n_workers, progress=progress)
+        _export_figures(jobs, stage / FIGURES_DIR, images, workers=_worker_count(workers, len(jobs)), progress=progress)
         if "html" in fmts:
             write_page(obj, stage / INDEX, responses=responses, exported=_links(jobs, images))
     return Path(out_dir)
 
 
-def _check_workers(workers: int | None) -> int:
-    """``workers`` as a number of processes (None: ``min(MAX_DEFAULT_WORKERS, cores)``).
+def _check_workers(workers: int | None) -> None:
+    """Check ``workers``: None or an int ≥ 1.
 
     Raises:
         TypeError: not None or an int (a bool included).
         ValueError: below 1.
     """
     if workers is None:
-        return min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
+        return
     if isinstance(workers, bool) or not isinstance(workers, int):
         raise TypeError(f"workers must be None or an int ≥ 1, got {workers!r}")
     if workers < 1:
         raise ValueError(f"workers must be None or an int ≥ 1, got {workers}")
-    return workers
+
+
+def _worker_count(workers: int | None, n_figures: int) -> int:
+    """The processes to draw ``n_figures`` with: ``workers`` as given; None: ``min(MAX_DEFAULT_WORKERS, cores,
+    ceil(n_figures / MIN_FIGURES_PER_WORKER))``, at least 1 (1: in this process)."""
+    if workers is not None:
+        return workers
+    return max(1, min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1, math.ceil(n_figures / MIN_FIGURES_PER_WORKER)))
 
 
 # --------------------------------------------------------------------------- what may get figures

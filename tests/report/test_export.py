@@ -7,10 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import os
+
 import pytest
 import torch
 
 from equifind.report import report
+from equifind.report.build import MAX_DEFAULT_WORKERS, MIN_FIGURES_PER_WORKER, _worker_count
 from equifind.report._files import slug
 from equifind.report.browser import circuit_key, family_key
 from test_figures import make_circuit, rotation_case
@@ -101,6 +104,12 @@ def test_bad_selections_raise_naming_the_value_before_writing(tmp_path: Path, kw
         report(stand_in_scan(), tmp_path / "out", formats=("png", "html"), **kwargs)
     assert says in str(caught.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_default_workers_draw_a_few_figures_in_process_and_many_on_every_core() -> None:
+    assert _worker_count(None, 0) == _worker_count(None, MIN_FIGURES_PER_WORKER) == 1
+    assert _worker_count(None, 10_000) == min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1)
+    assert _worker_count(3, 1) == 3  # as given
 
 
 def test_two_workers_write_the_same_files_as_one(tmp_path: Path) -> None:
