@@ -7,7 +7,8 @@ SCAN_DIR is a scan's ``--out`` directory (default: ``$EQUIFIND_SCAN_DIR``). Each
 the figures of the scan's first TOP families as ``rank_families`` ranks them, no page and no
 circuit diagrams, so that only the family figures are timed (the spawn workers' start-up
 included: each imports torch and equifind). The worker counts take turns
-(``timeit_interleaved``), so their ratio comes from one run on one machine. Prints a markdown
+(``timeit_interleaved``), so their ratio comes from one run on one machine; the machine's load
+average is printed beside it, since workers only help where cores are free. Prints a markdown
 snippet (RESULTS.md is left alone).
 """
 
@@ -44,13 +45,16 @@ def main() -> None:
         sys.exit("give a scan directory or set EQUIFIND_SCAN_DIR")
     scan = ef.ScanResult.load(args.scan_dir)
     n_files = export(scan, args.top, 1)  # also warms the caches
+    load = os.getloadavg()[0]
     seconds = timeit_interleaved([lambda w=w: export(scan, args.top, w) for w in args.workers],
                                  repeats=args.repeats, warmup=0)  # fmt: skip
+    load = (load + os.getloadavg()[0]) / 2
     n_fams = sum(len(fams) for by_t in scan.families.values() for fams in by_t.values())
     lines = [
         (f"Export of the top {min(args.top, n_fams)} of {n_fams} families of `{args.scan_dir}` ({scan.model}, "
          f"{', '.join(scan.layers)}): {n_files // 2} figures, {n_files} files (PNG + SVG); median of "
-         f"{args.repeats} run(s); {machine(torch.device('cpu'))}."),
+         f"{args.repeats} run(s); {machine(torch.device('cpu'))}; load average (1 min) {load:.1f} while timed "
+         "(other processes compete for the cores above about the core count)."),
         "",
         "| workers | seconds | figures / s | speed-up |",
         "|---:|---:|---:|---:|",
