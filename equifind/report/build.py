@@ -36,7 +36,7 @@ from ..responses import Responses
 from ..score import FamilyScore
 from ..transforms import Transform, as_transform
 from . import figures as F
-from ._data import hue_and_angle
+from ._data import hue_and_angle, member_rows, members_of
 from ._files import (
     DEFAULT_FORMATS, FIGURES_DIR, IMAGE_FORMATS, INDEX, REPORT_FORMATS, ReportFormat, check_formats, check_writable,
     save_figure, slug, staged_report,
@@ -200,9 +200,12 @@ def _entries(obj: Any, responses: Responses | None) -> tuple[list[_Entry], list[
 
     Raises:
         TypeError: ``obj`` is none of the kinds :func:`report` takes.
-        ValueError: ``responses`` given for a scan or a circuit.
+        ValueError: ``responses`` given for a scan or a circuit, or not of the family's layer, transform
+            and units.
     """
     if isinstance(obj, (Family, FamilyScore)):
+        if responses is not None:
+            member_rows(members_of(obj), responses)  # they match the family
         t = obj.transform
         stem = f"{slug(obj.layer)}__{slug(t.name)}__family"
         return [_Entry(family_key(obj.layer, t.name, 0), stem, obj, responses)], []

@@ -162,6 +162,10 @@ def test_bad_arguments_raise_before_writing(tmp_path: Path) -> None:
         report(make_circuit(), tmp_path / "x", responses=resp)
     with pytest.raises(TypeError, match="responses must be"):
         report(fam, tmp_path / "x", responses=resp.values)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="responses are of layer 'conv2d1', the family of 'elsewhere'"):
+        report(rotation_case(layer="elsewhere")[0], tmp_path / "x", responses=resp)
+    with pytest.raises(ValueError, match=r"units \[0, 1\] of the 'conv2d1' family are not in the responses"):
+        report(fam, tmp_path / "x", responses=resp.subset([2, 3, 4, 5, 6, 7]))
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError):
         report(fam, tmp_path / "file", formats=("html",))
