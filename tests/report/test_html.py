@@ -2,7 +2,7 @@
 
 The page's content is :func:`equifind.report.browser.write_page`'s (tests/report/test_browser.py); here
 the files report() writes and the figure links it hands the page (``exported``), captured by the
-``pages`` fixture (conftest.py). Selection and worker processes: test_export.py.
+``pages`` fixture (tests/conftest.py). Selection and worker processes: test_export.py.
 """
 
 from __future__ import annotations
