@@ -1,8 +1,8 @@
 """The ``equifind`` command.
 
 Exit codes: 0 success; 2 bad usage (an unknown model, layer, unit or transform, bad steps, a bad
-config, device, ``--top`` or path), found before any computation and told in one line that names
-the bad value; 1 a failure, with a one-line cause (the traceback only with ``--debug``, which is
+config, device, ``--top``/``--all``, ``--workers``, ``--formats`` or path), found before any computation
+and told in one line that names the bad value; 1 a failure, with a one-line cause (the traceback only with ``--debug``, which is
 accepted anywhere on the line); 130 interrupted (Ctrl-C).
 
 This module imports nothing heavy at import time (no torch), so ``equifind --help`` is quick;
@@ -32,7 +32,12 @@ TRANSFORM_NAMES: tuple[str, ...] = ("rotation", "hue", "flip", "scale", "hue_rot
 SCORE_TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip", "scale")
 #: What a scan probes without ``--transforms`` or a config (``equifind.config.DEFAULT_TRANSFORMS``).
 DEFAULT_TRANSFORMS: tuple[str, ...] = ("rotation", "hue", "flip")
+#: Report formats (``equifind.report.REPORT_FORMATS``): the page, and figure files.
 FORMATS: tuple[str, ...] = ("png", "svg", "pdf", "html")
+#: The default report: the page only (``equifind.report._files.DEFAULT_FORMATS``).
+DEFAULT_FORMATS: tuple[str, ...] = ("html",)
+#: Families and circuits that get figure files without ``--top``/``--all`` (``equifind.report.build.DEFAULT_TOP``).
+DEFAULT_TOP = 20
 #: Exit status of an interrupted command (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
 
@@ -270,7 +275,7 @@ def _cmd_scan(args: argparse.Namespace) -> None:
     if not args.no_report:
         from .report import report
 
-        out = report(result, args.out, formats=tuple(args.formats), progress=not args.quiet)
+        out = report(result, args.out, progress=not args.quiet, **_report_args(args))
         print(f"\nreport: {_page(out, args.formats)}")
 
 
@@ -334,8 +339,13 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from .scan import ScanResult
 
     result = ScanResult.load(args.dir)
-    out = report(result, args.out or args.dir, formats=tuple(args.formats), progress=True)
+    out = report(result, args.out or args.dir, progress=True, **_report_args(args))
     print(f"report: {_page(out, args.formats)}")
+
+
+def _report_args(args: argparse.Namespace) -> dict[str, Any]:
+    """``report()``'s formats, selection (``--top N`` or ``--all``, for families and circuits alike) and workers."""
+    return {"formats": tuple(args.formats), "families": args.top, "circuits": args.top, "workers": args.workers}
 
 
 def _page(out: Path, formats: list[str]) -> Path:
@@ -351,6 +361,36 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class _Formats(argparse.Action):
+    """``--formats``: format names separated by commas, spaces (several arguments) or both, each checked."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:  # fmt: skip
+        names = [n.strip().lower() for v in values for n in v.split(",") if n.strip()]
+        bad = [n for n in names if n not in FORMATS]
+        if bad or not names:
+            what = f"invalid choice: {bad[0]!r}" if bad else "no format given"
+            parser.error(f"argument --formats: {what} (choose from {', '.join(FORMATS)})")
+        setattr(namespace, self.dest, list(dict.fromkeys(names)))
+
+
+def _add_report_args(p: argparse.ArgumentParser) -> None:
+    """``--formats``, ``--top N`` | ``--all`` and ``--workers``, of ``scan`` and ``report``."""
+    p.add_argument("--formats", nargs="+", action=_Formats, default=list(DEFAULT_FORMATS), metavar="FORMAT",
+                   help=f"what to write, comma- or space-separated: html (index.html, the page), png, svg, pdf (figure "
+                        f"files under figures/, linked from the page) (default: {','.join(DEFAULT_FORMATS)})")
+    top = p.add_mutually_exclusive_group()
+    top.add_argument("--top", type=_non_negative_int, default=DEFAULT_TOP, metavar="N",
+                     help=f"with png, svg or pdf: figure files for the N best families of the scan (confirmed by weights "
+                          f"first, then significant, larger, more equivariant) and the N best circuits "
+                          f"(default: {DEFAULT_TOP})")
+    top.add_argument("--all", action="store_const", const="all", dest="top",
+                     help="with png, svg or pdf: figure files for every family and circuit")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="processes drawing the figures (default: min(4, CPU cores), fewer for fewer than 8 figures "
+                        "each; 1: no extra processes)")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -386,7 +426,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_positive_int, default=10, metavar="N", help="strongest units shown per image (default: 10)")
     p.set_defaults(run=_cmd_record)
 
-    p = sub.add_parser("scan", help="scan layers for equivariant families and circuits, and write a report")
+    p = sub.add_parser("scan", help="scan layers for equivariant families and circuits, and write the report page")
     _add_model_args(p)
     p.add_argument("--layers", nargs="+", help="layer names (default: the config's)")
     p.add_argument("--transforms", nargs="+", choices=TRANSFORM_NAMES, metavar="TRANSFORM",
@@ -402,9 +442,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--validate-top", type=int, metavar="N",
                    help="families validated per layer and transform (default: the config's, 3)")
     p.add_argument("--no-resume", action="store_true", help="recompute stages already in --out")
-    p.add_argument("--no-report", action="store_true", help="skip the figures and index.html")
-    p.add_argument("--formats", nargs="+", choices=FORMATS, default=["png", "svg", "html"], metavar="FORMAT",
-                   help=f"report formats, any of {', '.join(FORMATS)} (default: png svg html)")
+    p.add_argument("--no-report", action="store_true", help="write no report (no index.html, no figures)")
+    _add_report_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=_cmd_scan)
 
@@ -421,11 +460,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the FamilyScore as JSON")
     p.set_defaults(run=_cmd_score, check=_check_score)
 
-    p = sub.add_parser("report", help="(re)write the figures and index.html of a saved scan")
+    p = sub.add_parser("report", help="(re)write the index.html of a saved scan, and export figure files on request")
     p.add_argument("dir", metavar="DIR", help="a scan's --out directory")
     p.add_argument("--out", help="where to write the report (default: DIR); must be writable")
-    p.add_argument("--formats", nargs="+", choices=FORMATS, default=["png", "svg", "html"], metavar="FORMAT",
-                   help=f"report formats, any of {', '.join(FORMATS)} (default: png svg html)")
+    _add_report_args(p)
     _add_common(p)
     p.set_defaults(run=_cmd_report)
     return parser

@@ -99,3 +99,20 @@ def efficientnet():
 
     return ef.load_model("efficientnet_lite0", device="cpu")
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def pages(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """What ``equifind.report.report`` passes to ``write_page``: one ``{"obj", "responses", "exported"}`` per
+    page written (the page itself is still written)."""
+    from equifind.report import build
+
+    seen: list[dict] = []
+    real = build.write_page
+
+    def spy(obj: object, path: Path, *, responses: object = None, exported: object = None) -> None:
+        seen.append({"obj": obj, "responses": responses, "exported": exported})
+        real(obj, path, responses=responses, exported=exported)
+
+    monkeypatch.setattr(build, "write_page", spy)
+    return seen

@@ -104,6 +104,19 @@ BAD_USAGE = [
      "--out '{tmp}/a-file/out' cannot be created: '{tmp}/a-file' is a file, not a directory"),
     (["report", "{tmp}", "--out", A_FILE + "/report"], "--out '{tmp}/a-file/report' cannot be created"),
     (["report", "{tmp}/nothing-here"], "DIR '{tmp}/nothing-here': no such directory"),
+    # report formats, selection, workers
+    (["report", "{tmp}", "--formats", "png,jpeg"], "argument --formats: invalid choice: 'jpeg' (choose from png, svg, pdf, html)"),
+    (["report", "{tmp}", "--formats", "png", "gif"], "argument --formats: invalid choice: 'gif'"),
+    (["report", "{tmp}", "--formats", ","], "argument --formats: no format given"),
+    (["report", "{tmp}", "--top", "-1"], "argument --top: expected a whole number ≥ 0, got '-1'"),
+    (["report", "{tmp}", "--top", "3", "--all"], "argument --all: not allowed with argument --top"),
+    (["report", "{tmp}", "--workers", "0"], "argument --workers: expected a whole number ≥ 1, got '0'"),
+    (["scan", "googlenet_bvlc", "--layers", "conv2d0", "--out", "{tmp}/out", "--formats", "svg,tiff"],
+     "argument --formats: invalid choice: 'tiff'"),
+    (["scan", "googlenet_bvlc", "--layers", "conv2d0", "--out", "{tmp}/out", "--all", "--top", "2"],
+     "argument --top: not allowed with argument --all"),
+    (["scan", "googlenet_bvlc", "--layers", "conv2d0", "--out", "{tmp}/out", "--workers", "x"],
+     "argument --workers: expected a whole number ≥ 1, got 'x'"),
 ]  # fmt: skip
 
 
@@ -205,12 +218,27 @@ def test_static_choices_match_the_registries():
     from equifind import cli
     from equifind.config import DEFAULT_TRANSFORMS
     from equifind.models import MODELS
+    from equifind.report import REPORT_FORMATS
+    from equifind.report._files import DEFAULT_FORMATS
+    from equifind.report.build import DEFAULT_TOP
     from equifind.transforms import names
 
     assert cli.TRANSFORM_NAMES == names()
     assert cli.SCORE_TRANSFORMS == names(scores=True)
     assert cli.DEFAULT_TRANSFORMS == DEFAULT_TRANSFORMS
     assert cli.MODEL_NAMES == tuple(MODELS)
+    assert cli.FORMATS == REPORT_FORMATS and cli.DEFAULT_FORMATS == DEFAULT_FORMATS and cli.DEFAULT_TOP == DEFAULT_TOP
+
+
+def test_report_flags_take_comma_or_space_separated_formats_and_top_or_all():
+    from equifind.cli import _parser
+
+    for command in (["report", "d"], ["scan", "m", "--out", "o"]):
+        args = _parser().parse_args(command)
+        assert (args.formats, args.top, args.workers) == (["html"], 20, None)  # the page only, by default
+        args = _parser().parse_args([*command, "--formats", "PNG,svg", "html", "png", "--all", "--workers", "2"])
+        assert (args.formats, args.top, args.workers) == (["png", "svg", "html"], "all", 2)
+        assert _parser().parse_args([*command, "--top", "0"]).top == 0
 
 
 def test_transform_choices_come_from_the_registry():
@@ -327,10 +355,15 @@ def test_scan_and_report_commands(capsys, tmp_path):
         "--transforms", "rotation", "flip", "--steps", "20", "--out", str(out), "--quiet", "--no-report",
     )
     assert code == 2 and err.count("\n") == 1 and "steps: 16 → 20" in err and "--no-resume" in err, err
-    code, text, err = run(capsys, "report", str(out), "--formats", "png", "html")
+    code, text, err = run(capsys, "report", str(out))  # the page only
     assert code == 0, err
     assert text.strip().endswith(f"report: {out / 'index.html'}") and (out / "index.html").is_file()
-    assert any((out / "figures").glob("conv2d0__rotation__*.png"))
+    assert not (out / "figures").exists()
+    code, text, err = run(capsys, "report", str(out), "--formats", "png,html", "--top", "1", "--workers", "1")
+    assert code == 0, err
+    assert text.strip().endswith(f"report: {out / 'index.html'}") and (out / "index.html").is_file()
+    assert {p.name.split("__")[0] for p in (out / "figures").iterdir()} <= {"conv2d0", "circuit00"}
+    assert len({p.name.rsplit("__", 1)[0] for p in (out / "figures").glob("conv2d0__*.png")}) == 1  # one family
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = run(capsys, "report", str(empty))  # a folder without a scan: a failure, not bad usage

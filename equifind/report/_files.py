@@ -35,7 +35,7 @@ from ..store import (
 )
 
 __all__ = [
-    "ImageFormat", "ReportFormat", "IMAGE_FORMATS", "REPORT_FORMATS",
+    "ImageFormat", "ReportFormat", "IMAGE_FORMATS", "REPORT_FORMATS", "DEFAULT_FORMATS",
     "save_figure", "check_formats", "write_text", "slug", "staged_report", "check_writable",
 ]  # fmt: skip
 
@@ -46,6 +46,8 @@ ReportFormat = Literal["png", "svg", "pdf", "html"]
 IMAGE_FORMATS: tuple[str, ...] = ("png", "svg", "pdf")
 #: Formats that :func:`equifind.report.report` accepts.
 REPORT_FORMATS: tuple[str, ...] = (*IMAGE_FORMATS, "html")
+#: What :func:`equifind.report.report` writes by default: the page only (figure files on request).
+DEFAULT_FORMATS: tuple[ReportFormat, ...] = ("html",)
 #: Name of the report's figure folder inside ``out_dir``.
 FIGURES_DIR = "figures"
 INDEX = "index.html"

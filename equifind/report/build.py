@@ -1,534 +1,452 @@
-"""``report``: figures and an ``index.html`` for a scan, a family, a family score or a circuit.
+"""``report``: the page of a scan, family, family score or circuit, and figure files on request.
 
 Layout of ``out_dir`` (other files there, such as a saved scan, are left alone)::
 
-    out_dir/index.html                       the page ("html" in formats)
-    out_dir/figures/<name>.png|svg|pdf       one file per figure and format
+    out_dir/index.html                       the page ("html" in formats, the default)
+    out_dir/figures/<stem>.png|svg|pdf       the selected families' and circuits' figures, one file per
+                                             figure and image format asked for
 
-The report is drawn into a staging directory beside ``out_dir`` and moved into
-place only when everything succeeded; ``index.html`` and ``figures/`` of a
-previous report are replaced.
+The page is :func:`equifind.report.browser.write_page`; it links each exported figure from its
+family or circuit (keys :func:`~equifind.report.browser.family_key` /
+:func:`~equifind.report.browser.circuit_key`). Figures are drawn by worker processes (``spawn``
+context, Agg backend, one torch thread each); a figure job is a draw function's name and its small,
+picklable arguments (the family and only its members' rows of the Responses). The report is written
+into a staging directory beside ``out_dir`` and moved into place only when everything succeeded;
+``index.html`` and ``figures/`` of a previous report are replaced.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from .._evidence import null_size, q_and_p
 from .._stats import DEFAULT_Q
-from ..families import Family, rank_families, weight_verdict_text
+from ..families import Family, rank_families
 from ..responses import Responses
 from ..score import FamilyScore
 from ..transforms import Transform, as_transform
 from . import figures as F
-from ._data import hue_and_angle
+from ._data import hue_and_angle, member_rows, members_of
 from ._files import (
-    FIGURES_DIR, IMAGE_FORMATS, INDEX, REPORT_FORMATS, ReportFormat, check_formats, check_writable, save_figure, slug,
-    staged_report,
+    DEFAULT_FORMATS, FIGURES_DIR, IMAGE_FORMATS, INDEX, REPORT_FORMATS, ReportFormat, check_formats, check_writable,
+    save_figure, slug, staged_report,
 )  # fmt: skip
-from .html import Card, FigureLink, Page, Section, Table, write_index
+from .browser import ExportedFigure, circuit_key, family_key, write_page
 from .weights import weight_diagram
 
-__all__ = ["report"]
+__all__ = ["report", "Selection", "DEFAULT_TOP", "MAX_DEFAULT_WORKERS", "MIN_FIGURES_PER_WORKER"]
+
+#: ``families=`` / ``circuits=``: the top N (int ≥ 0), ``"all"``, or a sequence of objects or keys.
+Selection = int | Literal["all"] | Sequence[Any]
+#: Families and circuits that get figure files by default (each).
+DEFAULT_TOP = 20
+#: Worker processes when ``workers=None`` (fewer on a machine with fewer cores, or for few figures).
+MAX_DEFAULT_WORKERS = 4
+#: Figures per worker below which ``workers=None`` starts fewer workers (a spawned worker takes seconds
+#: to import torch and equifind, about what a few figures take to draw).
+MIN_FIGURES_PER_WORKER = 8
 
 _SCAN_ATTRS = ("model", "layers", "transforms", "families")
 _CIRCUIT_ATTRS = ("weights", "kind")
-_NULLS = {"angles": "random member angles", "kernels": "rearranged kernels", "orders": "permuted member orders"}
-_MAX_LISTED = 40  # units listed in a paragraph before "…"
+
+#: The figure functions a job may name (``_FigureJob.draw``), so that a job pickles as a name.
+_DRAW: dict[str, Callable[..., Figure]] = {
+    "tuning": F.tuning_heatmap, "polar": F.polar_tuning, "stimuli": F.stimulus_strip,
+    "equivariance": F.equivariance_matrix, "hue_orientation": F.hue_orientation_map,
+    "heldout_pairs": F.heldout_pairs, "heldout_answers": F.heldout_answers, "weights": weight_diagram,
+}  # fmt: skip
 
 
-@dataclass
-class _Job:
+@dataclass(frozen=True)
+class _FigureJob:
+    """One figure to export: picklable, so that a worker process can draw it.
+
+    Attributes:
+        key: the family's or circuit's key in the page (``family_key`` / ``circuit_key``).
+        stem: the file name without extension, under ``figures/``.
+        title: the figure's caption on the page.
+        draw: the figure function's name (a key of ``_DRAW``).
+        args: its arguments (a Family or FamilyScore and its members' Responses, a circuit, ...).
+    """
+
+    key: str
     stem: str
-    draw: Callable[[], Figure]
+    title: str
+    draw: str
+    args: tuple[Any, ...]
 
 
-@dataclass
-class _Builder:
-    """Collects the figures a page needs (drawn later, inside the staging directory)."""
+@dataclass(frozen=True)
+class _Entry:
+    """A family or circuit that may get figures: its page key, file stem and what its figures need."""
 
-    images: tuple[str, ...]
-    jobs: list[_Job] = field(default_factory=list)
-
-    def figure(self, card: Card, stem: str, title: str, draw: Callable[[], Figure]) -> None:
-        """Plan figure ``figures/<stem>.<fmt>`` and show it in ``card`` (nothing without image formats)."""
-        if not self.images:
-            return
-        self.jobs.append(_Job(stem, draw))
-        card.figures.append(FigureLink(title, {fmt: f"{FIGURES_DIR}/{stem}.{fmt}" for fmt in self.images}))
+    key: str
+    stem: str
+    obj: Any
+    responses: Responses | None = None
+    heldout_images: F.HeldoutImages | None = None
 
 
 def report(
     obj: Any,
     out_dir: str | os.PathLike,
-    formats: Sequence[ReportFormat] = REPORT_FORMATS,
+    formats: Sequence[ReportFormat] = DEFAULT_FORMATS,
     *,
     responses: Responses | None = None,
-    max_families: int | None = 8,
-    max_circuits: int | None = 24,
+    families: Selection = DEFAULT_TOP,
+    circuits: Selection = DEFAULT_TOP,
+    workers: int | None = None,
     progress: bool = False,
 ) -> Path:
-    """Write the figures and an HTML page for a scan, family, family score or circuit.
+    """Write the page of a scan, family, family score or circuit, and figure files on request.
 
     Args:
-        obj: a :class:`~equifind.ScanResult` (anything with ``model``, ``layers``,
-            ``transforms``, ``families`` and optionally ``responses``, ``circuits``,
-            ``matches``, ``config``, ``heldout_images``, ``summary()``; each family's
-            :class:`~equifind.FamilyScore` is its ``equivariance``), a
-            :class:`~equifind.Family`, a :class:`~equifind.FamilyScore`, or a
-            ``CircuitScore`` (anything with ``weights`` and ``kind``).
-        out_dir: the report directory; created if missing. Its ``index.html`` and
-            ``figures/`` are replaced; nothing else in it is touched.
-        formats: any of ``"png"``, ``"svg"``, ``"pdf"`` (figure files) and ``"html"``
-            (``index.html``, showing the PNGs, else the SVGs).
-        responses: for a Family or FamilyScore: the layer's :class:`~equifind.Responses`
-            for its transform, needed for the tuning, stimulus and equivariance figures
-            (without them, the page says what is missing).
-        max_families: for a scan: families per layer and transform drawn as figures
-            (those confirmed by weights first, then those with discovery q ≤ the config's
-            alpha, then the largest, then the most equivariant); the others get a card
-            without figures. None: all.
-        max_circuits: for a scan: circuits drawn as weight diagrams (highest score
-            first); the others get a card without figures. None: all.
-        progress: show a progress bar while the figures are drawn.
+        obj: a :class:`~equifind.ScanResult` (anything with ``model``, ``layers``, ``transforms``,
+            ``families`` and optionally ``responses``, ``circuits``, ``config``, ``heldout_images``;
+            each family's :class:`~equifind.FamilyScore` is its ``equivariance``), a
+            :class:`~equifind.Family`, a :class:`~equifind.FamilyScore`, or a ``CircuitScore``
+            (anything with ``weights`` and ``kind``).
+        out_dir: the report directory; created if missing. Its ``index.html`` and ``figures/``
+            are replaced; nothing else in it is touched.
+        formats: any of ``"html"`` (``index.html``, the page) and ``"png"``, ``"svg"``, ``"pdf"``
+            (figure files under ``figures/``, linked from the page). Default: the page only.
+            Without ``"html"`` no ``index.html`` is written.
+        responses: for a Family or FamilyScore: the layer's :class:`~equifind.Responses` for its
+            transform, needed for the tuning, stimulus and equivariance figures and shown by the
+            page. A scan carries its own.
+        families: the families that get figure files when an image format is asked for: an int N,
+            the first N of the whole scan as :func:`~equifind.families.rank_families` ranks them
+            (confirmed by weights first, then discovery q ≤ the config's alpha, then larger, then
+            more equivariant; flip pairs explained by rotation last; ties keep the scan's order:
+            layers, then transforms, then each list's order); ``"all"``; or a sequence of the
+            scan's Family objects or of their keys (``browser.family_key``). For a lone Family or
+            FamilyScore the scan is that one family (key ``family_key(layer, transform, 0)``).
+        circuits: the same for circuits: the N highest symmetry scores (ties: saved order),
+            ``"all"``, or a sequence of the scan's circuits or their keys (``browser.circuit_key``).
+        workers: worker processes drawing the figures; None: ``min(4, os.cpu_count(), ceil(figures / 8))``
+            (a few figures are drawn in this process: a spawned worker takes seconds to start); 1: drawn
+            in this process. The workers are spawned and import the main module: a script calling
+            report() with more than one must do so under ``if __name__ == "__main__":``.
+        progress: show a progress bar over the figures drawn.
 
     Returns:
         ``out_dir`` as a Path (the page is ``out_dir / "index.html"``).
 
     Raises:
-        TypeError: an unsupported ``obj``, or ``responses`` that is not a Responses.
-        ValueError: an unknown format; ``responses`` given for a scan or circuit, or
-            not matching the family (layer, transform, units).
+        TypeError: an unsupported ``obj``; ``responses`` that is not a Responses; a ``families``,
+            ``circuits`` or ``workers`` of the wrong type (a bool, a float, ...).
+        ValueError: an unknown format; ``responses`` given for a scan or circuit, or not matching
+            the family; a negative N, an unknown string, or a family / circuit / key that is not
+            the scan's (each message names the bad value and what is valid); ``workers`` < 1.
         NotADirectoryError: ``out_dir`` exists and is a file.
-        PermissionError: ``out_dir`` (or the folder it would be created in) is not writable; checked
-            before any figure is drawn.
+        PermissionError: ``out_dir`` (or the folder it would be created in) is not writable.
+        Exception: a figure that fails to draw raises its own exception type, the message naming
+            the figure; nothing of the report is written then.
     """
     fmts = check_formats(formats, REPORT_FORMATS)
-    check_writable(out_dir)
-    for name, limit in (("max_families", max_families), ("max_circuits", max_circuits)):
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise ValueError(f"{name} must be None or an int >= 0, got {limit!r}")
-    builder = _Builder(tuple(f for f in fmts if f in IMAGE_FORMATS))
+    images = tuple(f for f in fmts if f in IMAGE_FORMATS)
+    _check_workers(workers)
     if responses is not None and not isinstance(responses, Responses):
         raise TypeError(f"responses must be an equifind Responses or None, got {type(responses).__name__}")
-    if isinstance(obj, (Family, FamilyScore)):
-        page = _family_page(builder, obj, responses)
-    elif all(hasattr(obj, a) for a in _CIRCUIT_ATTRS):
-        _no_responses(obj, responses)
-        page = _circuit_page(builder, obj)
-    elif all(hasattr(obj, a) for a in _SCAN_ATTRS):
-        _no_responses(obj, responses)
-        page = _scan_page(builder, obj, max_families, max_circuits)
-    else:
-        raise TypeError(
-            f"report() takes a ScanResult, Family, FamilyScore or CircuitScore, got {type(obj).__name__}"
-        )
+    fams, circs = _entries(obj, responses)
+    chosen = _select(families, fams, "families", _family_rank(obj)) + _select(circuits, circs, "circuits", _circuit_rank)
+    check_writable(out_dir)
+    jobs = [job for entry in chosen for job in _jobs(entry)] if images else []
     with staged_report(out_dir) as stage:
-        for job in tqdm(builder.jobs, desc="report figures", unit="fig", disable=not progress):
-            save_figure(job.draw(), stage / FIGURES_DIR / job.stem, builder.images)
+        _export_figures(jobs, stage / FIGURES_DIR, images, workers=_worker_count(workers, len(jobs)), progress=progress)
         if "html" in fmts:
-            write_index(page, stage / INDEX)
+            write_page(obj, stage / INDEX, responses=responses, exported=_links(jobs, images))
     return Path(out_dir)
 
 
-def _no_responses(obj: Any, responses: Responses | None) -> None:
-    if responses is not None:
+def _check_workers(workers: int | None) -> None:
+    """Check ``workers``: None or an int ≥ 1.
+
+    Raises:
+        TypeError: not None or an int (a bool included).
+        ValueError: below 1.
+    """
+    if workers is None:
+        return
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be None or an int ≥ 1, got {workers!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be None or an int ≥ 1, got {workers}")
+
+
+def _worker_count(workers: int | None, n_figures: int) -> int:
+    """The processes to draw ``n_figures`` with: ``workers`` as given; None: ``min(MAX_DEFAULT_WORKERS, cores,
+    ceil(n_figures / MIN_FIGURES_PER_WORKER))``, at least 1 (1: in this process)."""
+    if workers is not None:
+        return workers
+    return max(1, min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1, math.ceil(n_figures / MIN_FIGURES_PER_WORKER)))
+
+
+# --------------------------------------------------------------------------- what may get figures
+
+
+def _entries(obj: Any, responses: Responses | None) -> tuple[list[_Entry], list[_Entry]]:
+    """The families and the circuits of ``obj`` that may get figures, in the scan's order.
+
+    Raises:
+        TypeError: ``obj`` is none of the kinds :func:`report` takes.
+        ValueError: ``responses`` given for a scan or a circuit, or not of the family's layer, transform
+            and units.
+    """
+    if isinstance(obj, (Family, FamilyScore)):
+        if responses is not None:
+            member_rows(members_of(obj), responses)  # they match the family
+        t = obj.transform
+        stem = f"{slug(obj.layer)}__{slug(t.name)}__family"
+        return [_Entry(family_key(obj.layer, t.name, 0), stem, obj, responses)], []
+    if responses is not None and (_has(obj, _CIRCUIT_ATTRS) or _has(obj, _SCAN_ATTRS)):
         raise ValueError(f"responses= is only for a Family or FamilyScore, not a {type(obj).__name__}")
+    if _has(obj, _CIRCUIT_ATTRS):
+        return [], [_circuit_entry(obj, 0)]
+    if _has(obj, _SCAN_ATTRS):
+        return _scan_families(obj), [_circuit_entry(c, i) for i, c in enumerate(getattr(obj, "circuits", None) or [])]
+    raise TypeError(f"report() takes a ScanResult, Family, FamilyScore or CircuitScore, got {type(obj).__name__}")
 
 
-# --------------------------------------------------------------------------- text
+def _has(obj: Any, attrs: Sequence[str]) -> bool:
+    return all(hasattr(obj, a) for a in attrs)
 
 
-def _num(x: Any, spec: str = ".3f") -> str:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if math.isnan(v) else format(v, spec)
-
-
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
-def _units(layer: str, units: Sequence[int], limit: int | None = None) -> str:
-    shown = list(units) if limit is None else list(units)[:limit]
-    text = ", ".join(f"{layer}:{int(u)}" for u in shown)
-    return text + (f", … ({len(units)} in all)" if limit is not None and len(units) > limit else "")
-
-
-def _legend(alpha: float) -> str:
-    """What the q and p of the cards mean, and the significance rule."""
-    return (
-        f"Significant means q ≤ {alpha:g}. Discovery q / p: the test that found the family (its null re-runs "
-        "the discovery on surrogate responses), q by Benjamini–Hochberg over the families of one layer and "
-        "transform. Equivariance q / p: the family's equivariance score against random unit sets of the layer, "
-        "q over the same families. Circuit q / p: the symmetry score against rearranged kernels, q over the "
-        "checks of one transform. A p at its floor prints as p ≤ 1/(1 + n_null), n_null the null draws. "
-        "Weights: \"confirmed by weights\" when a significant circuit from the layer below enters exactly the "
-        "family's units (the best such circuit is named), \"not confirmed\" when the weights were checked and "
-        "none does, \"weights not checked\" with circuits off, in the first scanned layer, or for a transform "
-        "circuits do not cover (hue_rotation). Families confirmed by weights are listed first. A flip pair whose "
-        "two units are members of one rotation family at mirrored angles is \"explained by rotation\": the "
-        "rotation family already holds it, so it is listed last and not counted as a family. Held-out: the best "
-        "families of a layer and transform, tested on stimuli never used for discovery (each member's feature "
-        "visualization, its top natural patches) against random unit sets scored the same way; q by "
-        "Benjamini–Hochberg over every validated family of the scan, per source; \"held out\" when the "
-        f"combined (or only) source's q ≤ {alpha:g}, \"did not hold out\" otherwise."
-    )
-
-
-def _matched(matches: Sequence[dict[str, Any]], layer: str, transform: str, units: Sequence[int]) -> str:
-    found = []
-    for m in matches:
-        if m.get("layer") == layer and m.get("transform") == transform and set(m.get("found_units", [])) & set(units):
-            found.append(f"{m.get('label', '?')} (overlap {_num(100 * float(m.get('overlap', math.nan)), '.0f')}%)")
-    return "; ".join(found) if found else "none"
-
-
-# --------------------------------------------------------------------------- family cards
-
-
-def _family_card(
-    builder: _Builder, family: Family | None, score: FamilyScore | None, responses: Responses | None,
-    matches: Sequence[dict[str, Any]], name: str, title: str, draw: str | None = None, *, n_null: int | None = None,
-    circuit_n_null: int | None = None, alpha: float = DEFAULT_Q, heldout_images: F.HeldoutImages | None = None,
-) -> Card:  # fmt: skip
-    """A family's card; ``draw``: why it has no figures (None: draw them); ``n_null`` and ``circuit_n_null``: the
-    null draws of family and circuit tests whose result does not say its own (older files); ``alpha``: the
-    held-out verdict's threshold; ``heldout_images``: the layer and transform's held-out images (scan)."""
-    main: Family | FamilyScore = family if family is not None else score  # type: ignore[assignment]
-    layer, t = main.layer, main.transform  # t: a Transform; it writes parameters and periods
-    units = list(family.units) if family is not None else list(score.order)  # type: ignore[union-attr]
-    if family is not None:
-        preferred = list(family.preferred)
-    else:
-        preferred = [float(score.preferred.get(u, math.nan)) for u in units]  # type: ignore[union-attr]
-    card = Card(title, f"card-{name}")
-    card.fields.append(("units", _units(layer, units)))
-    card.fields.append(("preferred", ", ".join(t.format_param(p) for p in preferred)))
-    if family is not None and family.preferred_hue is not None:  # hue shifts, in degrees like the angles
-        card.fields.append(("preferred hue", ", ".join(t.format_param(p) for p in family.preferred_hue)))
-    card.fields.append(("period", t.format_period(main.period)))
-    if score is not None:
-        card.fields.append(("equivariance score", f"{_num(score.equivariance)} (1.0 = exact f(g·x) = P_g f(x))"))
-        evidence = q_and_p(score.q_value, score.p_value, null_size(score, n_null))
-        card.fields.append(("equivariance q / p", f"{evidence}; null: random unit sets of the layer, "
-                                                  f"mean {_num(score.null_mean)}"))
-        card.fields.append(("invariance score", _num(score.invariance)))
-        card.fields.append(("coverage", _num(score.coverage, ".2f")))
-        card.fields += _heldout_fields(score, alpha)
-    else:
-        card.fields.append(("equivariance score", "not scored"))
-    if family is not None:
-        card.fields.append(("discovery score", _num(family.score)))
-        card.fields.append(("discovery q / p", q_and_p(family.q_value, family.p_value, null_size(family, n_null))))
-        if family.colour_index is not None:
-            card.fields.append(("colour index", f"{_num(family.colour_index, '.2f')} (members' mean; colour / (colour + grey) "
-                                                "drive: 1 colour-opponent, ≈ 0.37 colour-blind)"))
-        card.fields.append(("weights", weight_verdict_text(family, circuit_n_null)))
-        if family.explained_by is not None:
-            e = family.explained_by
-            by = as_transform(e["transform"])  # saved by name
-            card.fields.append(("explained by", (
-                f"the {by} family {_units(layer, e['units'], _MAX_LISTED)} (period {by.format_period(e['period'])}): "
-                f"its members at {', '.join(by.format_param(a) for a in e['angles'])}, mirrored angles "
-                f"(sum off 0 by {e['mismatch']:.1f}°); not counted as a finding")))  # fmt: skip
-    holes = score.holes if score is not None else family.holes  # type: ignore[union-attr]
-    if t.period is None:  # no circle, so no gaps around it
-        card.fields.append(("holes", "n/a (no period)"))
-    else:
-        card.fields.append(("holes", ", ".join(t.format_param(h) for h in holes) if holes else "none"))
-    if family is not None and family.duplicates:
-        card.fields.append(("duplicates", ", ".join(f"{layer}:{a} (= {layer}:{b})" for a, b in family.duplicates)))
-    card.fields.append(("matched labels", _matched(matches, layer, t, units)))
-    if draw is None:
-        _family_figures(builder, card, main, family, responses, name)
-        _heldout_figures(builder, card, score, heldout_images or {}, name)
-    else:
-        card.notes.append(f"No figures: {draw}.")
-    return card
-
-
-def _family_figures(
-    builder: _Builder, card: Card, main: Family | FamilyScore, family: Family | None, responses: Responses | None, name: str
-) -> None:
-    t = main.transform
-    if not builder.images:
-        card.notes.append("No figures: no image format (png, svg, pdf) was requested.")
-        return
-    if responses is None:
-        card.notes.append(
-            "No tuning, stimulus or equivariance figures: they need the layer's Responses "
-            "(pass responses= to report(), or keep them in the ScanResult)."
-        )
-    else:
-        builder.figure(card, f"{name}__tuning", "tuning curves (members × transform, normalised per row)",
-                       lambda: F.tuning_heatmap(main, responses))  # fmt: skip
-        if t.circular:
-            builder.figure(card, f"{name}__polar", "polar tuning", lambda: F.polar_tuning(main, responses))
-        if responses.stimuli is not None:
-            builder.figure(card, f"{name}__stimuli", "best stimulus of each member at its preferred parameter",
-                           lambda: F.stimulus_strip(main, responses))  # fmt: skip
-        else:
-            card.notes.append("No stimulus strip: these responses carry no stimuli.")
-        builder.figure(card, f"{name}__equivariance", "responses to the first member's stimulus under each transform step",
-                       lambda: F.equivariance_matrix(main, responses))  # fmt: skip
-    if hue_and_angle(t) and (responses is not None or (family is not None and family.preferred_hue is not None)):
-        builder.figure(card, f"{name}__hue_orientation", "preferred hue × orientation",
-                       lambda: F.hue_orientation_map(main, responses))  # fmt: skip
-
-
-def _heldout_fields(score: FamilyScore, alpha: float) -> list[tuple[str, str]]:
-    """The card's held-out fields: each source's equivariance, q (p) and null mean, and the verdict; none when
-    the family was not validated."""
-    main = score.heldout_test
-    if main is None:
-        return []
-    per = "; ".join(
-        f"{key} {_num(test.equivariance)} {q_and_p(test.q_value, test.p_value, test.n_null or None)}, random sets "
-        f"{_num(test.null_mean)}" for key, test in score.heldout.items()
-    )
-    return [("held-out equivariance", per), ("held-out verdict", main.verdict(alpha))]
-
-
-def _heldout_figures(builder: _Builder, card: Card, score: FamilyScore | None, images: F.HeldoutImages, name: str) -> None:
-    """The held-out figures of a validated family: the pair matrix, and the answers where its images are known."""
-    if score is None or not score.heldout or not builder.images:
-        return
-    builder.figure(card, f"{name}__heldout_pairs", "held-out equivariance of each member pair, per source",
-                   lambda: F.heldout_pairs(score))  # fmt: skip
-    if any(s in score.heldout and images.get(s) for s in ("feature_vis", "patches")):
-        builder.figure(card, f"{name}__heldout_answers", "held-out images: member 0's moved to each member's position, "
-                       "and the member that answers it", lambda: F.heldout_answers(score, images))  # fmt: skip
-    else:
-        card.notes.append("No held-out answers figure: the held-out images are not known here (a scan keeps them).")
-
-
-def _family_page(builder: _Builder, obj: Family | FamilyScore, responses: Responses | None) -> Page:
-    family = obj if isinstance(obj, Family) else None
-    score = obj if isinstance(obj, FamilyScore) else None
-    if family is not None:
-        score = family.equivariance  # the family's own score, when it carries one
-    name = f"{slug(obj.layer)}__{slug(obj.transform.name)}__family"
-    n = len(family.units) if family is not None else len(obj.order)  # type: ignore[union-attr]
-    title = f"{obj.layer} · {obj.transform} family of {n} units"
-    card = _family_card(builder, family, score, responses, (), name, title)
-    header = [("layer", obj.layer), ("transform", obj.transform.name),
-              ("responses", repr(responses) if responses else "not given")]  # fmt: skip
-    return Page(f"equifind report: {title}", header, [Section("Family", "family", paragraphs=[_legend(DEFAULT_Q)], cards=[card])])
-
-
-# --------------------------------------------------------------------------- circuits
-
-
-def _circuit_card(builder: _Builder, c: Any, i: int, draw: str | None = None, *, n_null: int | None = None) -> Card:
-    """A circuit's card; ``draw``: why it has no figure (None: draw it); ``n_null``: as for :func:`_family_card`."""
+def _circuit_entry(c: Any, i: int) -> _Entry:
     src, tgt = str(getattr(c, "source_layer", "source")), str(getattr(c, "target_layer", "target"))
-    t = str(getattr(c, "transform", ""))
-    name = f"circuit{i:02d}__{slug(src)}__{slug(tgt)}__{slug(t or 'any')}"
-    shape = tuple(getattr(c.weights, "shape", ()))
-    card = Card(f"{src} → {tgt} · {t} · {c.kind}", f"card-{name}")
-    card.fields += [
-        ("kind", str(c.kind)), ("transform", t or "n/a"),
-        ("symmetry score", f"{_num(getattr(c, 'score', None))} (mean cosine with the predicted kernels; 1.0 exact)"),
-        ("q / p", f"{q_and_p(getattr(c, 'q_value', None), getattr(c, 'p_value', None), null_size(c, n_null))}; "
-                  f"null: {_NULLS.get(getattr(c, 'null', ''), 'n/a')}, mean {_num(getattr(c, 'null_mean', None))}"),
-        ("rotation gain", f"{_num(getattr(c, 'rotation_gain', None))} (score minus the score with the transform "
-                          f"left out; significant above 2 × {_num(getattr(c, 'gain_sd', None))}, its null SD)"),
-        ("1×1-path share", f"{_num(getattr(c, 'pointwise_share', None))} (weights' energy through 1×1 convolutions "
-                           "and pools, which cannot show a rotation)"),
-        ("ceiling", f"{_num(getattr(c, 'ceiling', None))} (what exactly rotated smooth kernels of this size score)"),
-        ("source units", _units(src, getattr(c, "source_units", None) or range(shape[1] if len(shape) > 1 else 0))),
-        ("target units", _units(tgt, getattr(c, "target_units", None) or range(shape[0] if shape else 0))),
-        ("weights", " × ".join(str(s) for s in shape) + " (target, source, kh, kw)"),
-    ]  # fmt: skip
-    if not builder.images:
-        card.notes.append("No figures: no image format (png, svg, pdf) was requested.")
-    elif draw is not None:
-        card.notes.append(f"No figures: {draw}.")
-        return card
-    builder.figure(card, f"{name}__weights", "expanded weights (red excitation, blue inhibition)", lambda: weight_diagram(c))
-    return card
+    t = str(getattr(c, "transform", "") or "any")
+    return _Entry(circuit_key(i), f"circuit{i:02d}__{slug(src)}__{slug(tgt)}__{slug(t)}", c)
 
 
-def _circuit_page(builder: _Builder, c: Any) -> Page:
-    card = _circuit_card(builder, c, 0)
-    section = Section("Circuit", "circuit", paragraphs=[_legend(DEFAULT_Q)], cards=[card])
-    return Page(f"equifind report: circuit {card.title}", [("kind", str(c.kind))], [section])
-
-
-# --------------------------------------------------------------------------- scans
-
-
-@dataclass(frozen=True)
-class _ScanContext:
-    """What every part of a scan page needs: the significance rule and the config's null sizes."""
-
-    alpha: float
-    n_null: int | None
-    circuit_n_null: int | None
-    min_score: float | None
-    matches: tuple[dict[str, Any], ...]
-    max_families: int | None
-
-    @classmethod
-    def of(cls, config: dict[str, Any], matches: Sequence[dict[str, Any]], max_families: int | None) -> _ScanContext:
-        return cls(float(config.get("alpha", DEFAULT_Q)), config.get("n_null"), config.get("circuit_n_null"),
-                   config.get("circuit_min_score"), tuple(matches), max_families)  # fmt: skip
-
-
-def _confirmed(fams: Sequence[Family]) -> str:
-    """How many of one layer and transform's families are confirmed by weights; "not checked" when their
-    weights were not (for a layer and transform the verdicts share that), "n/a" without families."""
-    if not fams:
-        return "n/a"
-    if not any(f.weight_checked for f in fams):
-        return "not checked"
-    return str(sum(f.weight_support is not None for f in fams))
-
-
-def _summary_row(ctx: _ScanContext, layer: str, t: Transform, fams: Sequence[Family],
-                 resp: Responses | None) -> list[str]:  # fmt: skip
-    """One row of the summary table: counts, families at q ≤ alpha and confirmed by weights, the most
-    equivariant family's q (p) (each family's ``equivariance``), and the flip pairs explained by rotation
-    ("n/a" for transforms other than a mirror pair), which the other counts leave out."""
-    n_explained = sum(getattr(f, "explained_by", None) is not None for f in fams)
-    selective, invariant = len(getattr(fams, "selective", [])), len(getattr(fams, "invariant", []))  # FamilyList's
-    fams = [f for f in fams if getattr(f, "explained_by", None) is None]
-    best = max((f.equivariance for f in fams if f.equivariance is not None), key=lambda s: s.equivariance, default=None)
-    evidence = q_and_p(best.q_value, best.p_value, null_size(best, ctx.n_null)) if best else "n/a"
-    return [
-        layer, t.name, str(len(resp.units)) if resp is not None else "n/a",
-        str(selective), str(invariant), str(len(fams)),
-        str(sum(f.q_value <= ctx.alpha for f in fams)), _confirmed(fams), str(sum(len(f.units) for f in fams)),
-        _num(best.equivariance) if best else "n/a", evidence, str(n_explained) if t.discovery == "pair" else "n/a",
-    ]  # fmt: skip
-
-
-def _layer_section(builder: _Builder, ctx: _ScanContext, layer: str, t: Transform, fams: Sequence[Family],
-                   resp: Responses | None, heldout_images: F.HeldoutImages | None = None) -> Section:  # fmt: skip
-    """The cards of one layer and transform, the most worth a look first (rank_families at q ≤ alpha:
-    confirmed by weights first, then significant, larger, more equivariant)."""
-    sub = Section(f"{layer} · {t}", f"layer-{slug(layer)}--{slug(t.name)}", level=3)
-    invariant = list(getattr(fams, "invariant", []))
-    findings = [f for f in fams if getattr(f, "explained_by", None) is None]
-    n_sig = sum(f.q_value <= ctx.alpha for f in findings)
-    explained = len(fams) - len(findings)
-    sub.paragraphs.append(
-        f"{_count(len(findings), 'family', 'families')} ({n_sig} with discovery q ≤ {ctx.alpha:g}"
-        + (f"; besides, {_count(explained, 'flip pair')} explained by a rotation family of the layer, listed last"
-           if explained else "") + "); "
-        f"{_count(len(getattr(fams, 'selective', [])), 'selective unit')}; {_count(len(invariant), 'invariant unit')}"
-        + (f": {_units(layer, invariant, _MAX_LISTED)}" if invariant else ".")
-    )
-    if not fams:
-        sub.paragraphs.append("No families found.")
-    scores = [f.equivariance for f in fams]
-    order = rank_families(fams, [sc.equivariance if sc is not None else None for sc in scores], alpha=ctx.alpha)
-    for rank, i in enumerate(order):
-        fam, sc = fams[i], scores[i]
-        name = f"{slug(layer)}__{slug(t.name)}__f{i:02d}"
-        title = f"{layer} · {t} · family {i + 1}: {len(fam.units)} units, period {t.format_period(fam.period)}" + (
-            " (explained by rotation)" if getattr(fam, "explained_by", None) is not None else "")
-        skip = None if ctx.max_families is None or rank < ctx.max_families else (
-            f"only the first {ctx.max_families} families of {layer} · {t} are drawn "
-            f"(confirmed by weights first, then discovery q ≤ {ctx.alpha:g}, then largest; "
-            "report(..., max_families=None) draws all)")
-        sub.cards.append(_family_card(builder, fam, sc, resp, ctx.matches, name, title, skip, n_null=ctx.n_null,
-                                      circuit_n_null=ctx.circuit_n_null, alpha=ctx.alpha,
-                                      heldout_images=heldout_images))  # fmt: skip
-    return sub
-
-
-def _circuit_section(builder: _Builder, ctx: _ScanContext, circuits: list[Any], max_circuits: int | None,
-                     not_run: Sequence[str] = ()) -> Section:  # fmt: skip
-    """The circuits found; ``not_run``: transforms whose circuits the scan should have checked but did not."""
-    circ = Section("Circuits", "circuits")
-    rule = (f"q ≤ {ctx.alpha:g} (Benjamini–Hochberg over the checks of each transform)"
-            + (f" and symmetry score ≥ {ctx.min_score:g}" if ctx.min_score is not None else ""))
-    if not_run:
-        circ.paragraphs.append(f"Circuits of {', '.join(not_run)} not run: the scan stopped before them "
-                               "(run it again with the same out directory to finish it).")
-    if circuits or not not_run:
-        circ.paragraphs.append(f"{_count(len(circuits), 'circuit')} with {rule}." if circuits
-                               else f"No circuits with {rule}.")
-    circuits = sorted(circuits, key=lambda c: -float(getattr(c, "score", -math.inf)))
-    circ.cards = [
-        _circuit_card(builder, c, i, None if max_circuits is None or i < max_circuits else
-                      f"only the {max_circuits} highest-scoring circuits are drawn (report(..., max_circuits=None) draws all)",
-                      n_null=ctx.circuit_n_null)
-        for i, c in enumerate(circuits)
-    ]  # fmt: skip
-    return circ
-
-
-def _scan_page(builder: _Builder, res: Any, max_families: int | None, max_circuits: int | None) -> Page:
-    layers, transforms = list(res.layers), [as_transform(t) for t in res.transforms]  # names in a saved scan
+def _scan_families(res: Any) -> list[_Entry]:
+    """Every family of a scan: layers in order, then transforms, then each list's order."""
     responses = getattr(res, "responses", None) or {}
-    matches = list(getattr(res, "matches", None) or [])
-    config = getattr(res, "config", None) or {}
-    ctx = _ScanContext.of(config, matches, max_families)
-    header = [("model", str(res.model)), ("layers", ", ".join(layers)), ("transforms", ", ".join(t.name for t in transforms))]
-    header += [(f"config: {k}", json.dumps(v, sort_keys=True, default=str)) for k, v in sorted(config.items())]
-    rows: list[list[str]] = []
-    layer_sections: list[Section] = []
-    missing = _missing_stages(res)
-    for layer in layers:
-        layer_sections.append(Section(f"layer {layer}", f"layer-{slug(layer)}"))
-        for t in transforms:
-            fams = res.families.get(layer, {}).get(t)
-            if fams is None:
-                if ("families", layer, t.name) in missing:
-                    layer_sections[-1].paragraphs.append(f"{t.name}: not scanned; the scan stopped before this stage.")
-                continue
+    heldout = getattr(res, "heldout_images", None) or {}
+    out: list[_Entry] = []
+    for layer in res.layers:
+        for t in (as_transform(name) for name in res.transforms):  # names in a saved scan
+            fams = res.families.get(layer, {}).get(t) or []
             resp = responses.get(layer, {}).get(t)
-            rows.append(_summary_row(ctx, layer, t, fams, resp))
-            images = (getattr(res, "heldout_images", None) or {}).get(layer, {}).get(t)
-            layer_sections.append(_layer_section(builder, ctx, layer, t, fams, resp, images))
-    summary = Section("Summary", "summary", paragraphs=[_legend(ctx.alpha)])
-    summary.table = Table(["layer", "transform", "units probed", "selective", "invariant", "families",
-                           f"families at discovery q ≤ {ctx.alpha:g}", "confirmed by weights", "units in families",
-                           "best equivariance", "its equivariance q (p)", "flip pairs explained by rotation"], rows,
-                          {2, 3, 4, 5, 6, 7, 8, 9, 11})  # fmt: skip
-    summary_fn = getattr(res, "summary", None)
-    if callable(summary_fn):
-        summary.preformatted = str(summary_fn())
-    sections = [summary]
-    if matches:
-        sections.append(Section("Matched labels", "matches", table=Table(
-            ["label", "layer", "transform", "overlap", "labelled units", "found units"],
-            [[str(m.get("label", "")), str(m.get("layer", "")), str(m.get("transform", "")),
-              f"{_num(100 * float(m.get('overlap', math.nan)), '.0f')}%",
-              ", ".join(map(str, m.get("label_units", []))), ", ".join(map(str, m.get("found_units", [])))] for m in matches],
-            {3})))  # fmt: skip
-    sections += layer_sections
-    not_run = [t for kind, _, t in missing if kind == "circuits"]
-    sections.append(_circuit_section(builder, ctx, list(getattr(res, "circuits", None) or []), max_circuits, not_run))
-    return Page(f"equifind report: {res.model}", header, sections, banner=_incomplete_banner(res))
+            images = heldout.get(layer, {}).get(t)
+            out += [_Entry(family_key(layer, t.name, i), f"{slug(layer)}__{slug(t.name)}__f{i:02d}", fam, resp, images)
+                    for i, fam in enumerate(fams)]  # fmt: skip
+    return out
 
 
-def _missing_stages(res: Any) -> list[tuple[str, str | None, str]]:
-    """The stages a scan result lacks (``ScanResult._missing_stages``; none for other objects)."""
-    fn = getattr(res, "_missing_stages", None)
-    return list(fn()) if callable(fn) else []
+def _family_rank(obj: Any) -> Callable[[list[_Entry]], list[int]]:
+    """Rank a scan's families as :func:`rank_families` does, at the config's alpha, across the whole scan."""
+    alpha = float((getattr(obj, "config", None) or {}).get("alpha", DEFAULT_Q))
+
+    def rank(entries: list[_Entry]) -> list[int]:
+        fams = [e.obj for e in entries]
+        if not all(isinstance(f, Family) for f in fams):  # a lone FamilyScore
+            return list(range(len(fams)))
+        scores = [getattr(f, "equivariance", None) for f in fams]
+        return rank_families(fams, [s.equivariance if s is not None else None for s in scores], alpha=alpha)
+
+    return rank
 
 
-def _incomplete_banner(res: Any) -> list[str]:
-    """The page's warning for a scan that did not finish: what is missing (nothing for a finished scan)."""
-    missing = list(getattr(res, "missing", None) or [])
-    if not missing:
-        return []
-    advice = ("Counts and verdicts below cover only the stages that finished. Run the scan again with the same out "
-              "directory and settings to finish it, then report again.")
-    return [f"Incomplete scan: {_count(len(missing), 'stage')} did not finish", "Missing: " + "; ".join(missing) + ".",
-            advice]
+def _circuit_rank(entries: list[_Entry]) -> list[int]:
+    """Highest symmetry score first; a missing or non-finite score last; ties keep the saved order."""
+
+    def score(i: int) -> float:
+        value = getattr(entries[i].obj, "score", None)
+        value = math.nan if value is None else float(value)
+        return value if math.isfinite(value) else -math.inf
+
+    return sorted(range(len(entries)), key=score, reverse=True)
+
+
+def _select(selection: Selection, entries: list[_Entry], name: str, rank: Callable[[list[_Entry]], list[int]]) -> list[_Entry]:
+    """The entries ``selection`` picks (see :func:`report`'s ``families``), ranked ones in rank order.
+
+    Raises:
+        TypeError: a bool, or neither an int, a string nor a sequence.
+        ValueError: a negative N, a string other than "all", an item that is not one of ``entries``.
+    """
+    valid = f"{name} must be an int ≥ 0 (the top N), 'all', or a sequence of the scan's {name} or their keys"
+    if isinstance(selection, bool):
+        raise TypeError(f"{valid}; got {selection!r}")
+    if isinstance(selection, int):
+        if selection < 0:
+            raise ValueError(f"{valid}; got {selection}")
+        return [entries[i] for i in rank(entries)[:selection]]
+    if isinstance(selection, str):
+        if selection != "all":
+            raise ValueError(f"{valid}; got {selection!r}")
+        return [entries[i] for i in rank(entries)]
+    if not isinstance(selection, Sequence):
+        raise TypeError(f"{valid}; got {type(selection).__name__}")
+    chosen: list[_Entry] = []
+    for item in selection:
+        entry = _find(item, entries, name)
+        if entry not in chosen:
+            chosen.append(entry)
+    return chosen
+
+
+def _find(item: Any, entries: list[_Entry], name: str) -> _Entry:
+    """The entry ``item`` names: its key, or the object itself (the same one, else an equal one).
+
+    Raises:
+        ValueError: none does (the message names ``item`` and a few valid keys).
+    """
+    if isinstance(item, str):
+        found = [e for e in entries if e.key == item]
+    else:
+        found = [e for e in entries if e.obj is item] or [e for e in entries if _equal(e.obj, item)]
+    if found:
+        return found[0]
+    keys = [e.key for e in entries]
+    shown = ", ".join(repr(k) for k in keys[:3]) + (f", … ({len(keys)} in all)" if len(keys) > 3 else "")
+    what = repr(item) if isinstance(item, str) else f"{type(item).__name__} {item!r}"
+    raise ValueError(f"{name}: {what} is not one of this report's {name}; valid keys: {shown or 'none'}")
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """``a == b`` as a plain bool (False where the comparison cannot say, as for tensors)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+# --------------------------------------------------------------------------- figure jobs
+
+
+def _jobs(entry: _Entry) -> list[_FigureJob]:
+    """The figures of a family or a circuit."""
+    if isinstance(entry.obj, (Family, FamilyScore)):
+        return _family_jobs(entry)
+    return [_FigureJob(entry.key, f"{entry.stem}__weights", "expanded weights (red excitation, blue inhibition)",
+                      "weights", (entry.obj,))]  # fmt: skip
+
+
+def _family_jobs(entry: _Entry) -> list[_FigureJob]:
+    """Tuning, polar, stimulus, equivariance, hue × orientation and held-out figures, as far as the family's
+    transform and the data given allow. Each job holds only the members' rows of the Responses."""
+    main: Family | FamilyScore = entry.obj
+    family = main if isinstance(main, Family) else None
+    score = family.equivariance if family is not None else main
+    t: Transform = main.transform
+    units = list(family.units) if family is not None else list(main.order)  # type: ignore[union-attr]
+    resp = entry.responses.subset(units) if entry.responses is not None else None
+    jobs: list[_FigureJob] = []
+
+    def add(what: str, title: str, *args: Any) -> None:
+        jobs.append(_FigureJob(entry.key, f"{entry.stem}__{what}", title, what, args))
+
+    if resp is not None:
+        add("tuning", "tuning curves (members × transform, normalised per row)", main, resp)
+        if t.circular:
+            add("polar", "polar tuning", main, resp)
+        if resp.stimuli is not None:
+            add("stimuli", "best stimulus of each member at its preferred parameter", main, resp)
+        add("equivariance", "responses to the first member's stimulus under each transform step", main, resp)
+    if hue_and_angle(t) and (resp is not None or (family is not None and family.preferred_hue is not None)):
+        add("hue_orientation", "preferred hue × orientation", main, resp)
+    if isinstance(score, FamilyScore) and score.heldout:
+        add("heldout_pairs", "held-out equivariance of each member pair, per source", score)
+        images = _member_images(entry.heldout_images or {}, units)
+        if any(s in score.heldout and images.get(s) for s in ("feature_vis", "patches")):
+            add("heldout_answers", "held-out images: member 0's moved to each member's position, and the member that "
+                "answers it", score, images)  # fmt: skip
+    return jobs
+
+
+def _member_images(images: F.HeldoutImages, units: Sequence[int]) -> dict[str, dict[int, Any]]:
+    """The held-out images (``source -> unit -> [k, 3, H, W]``) of ``units`` only."""
+    return {source: {u: by_unit[u] for u in units if u in by_unit} for source, by_unit in images.items()}
+
+
+def _links(jobs: Sequence[_FigureJob], formats: Sequence[str]) -> dict[str, list[ExportedFigure]]:
+    """The page's links: by family / circuit key, each figure's title and its files relative to the page."""
+    links: dict[str, list[ExportedFigure]] = {}
+    for job in jobs:
+        links.setdefault(job.key, []).append((job.title, {fmt: f"{FIGURES_DIR}/{job.stem}.{fmt}" for fmt in formats}))
+    return links
+
+
+# --------------------------------------------------------------------------- drawing, in worker processes
+
+
+def _export_figures(
+    jobs: Sequence[_FigureJob], folder: Path, formats: Sequence[str], *, workers: int = 1, progress: bool = False
+) -> list[Path]:
+    """Draw ``jobs`` and save each as ``folder/<stem>.<fmt>`` for every format (in ``workers`` processes).
+
+    With ``workers`` > 1 and more than one job, a ``spawn`` process pool draws them (each worker: Agg, one
+    torch thread). On the first failure the jobs not started are cancelled, the running ones are waited
+    for, and the failure is raised (its own type; the message names the figure).
+
+    Returns:
+        The files written, in the order of ``jobs`` and ``formats``.
+
+    Raises:
+        BrokenProcessPool: a worker died (killed, out of memory, or a script without a ``__main__`` guard,
+            which every spawned worker re-runs); the message says so.
+    """
+    bar = tqdm(total=len(jobs), desc="report figures", unit="fig", disable=not progress or not jobs)
+    with bar:
+        if workers == 1 or len(jobs) <= 1:
+            return [p for job in jobs for p in _tick(bar, _draw_and_save(job, folder, formats))]
+        written: dict[int, list[Path]] = {}
+        pool = ProcessPoolExecutor(min(workers, len(jobs)), multiprocessing.get_context("spawn"), _init_worker)
+        try:
+            futures = {pool.submit(_draw_and_save, job, folder, formats): i for i, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                written[futures[future]] = _tick(bar, future.result())
+        except BrokenProcessPool as err:
+            raise BrokenProcessPool(_BROKEN) from err
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return [p for i in range(len(jobs)) for p in written[i]]
+
+
+_BROKEN = ("a figure worker process died (killed, out of memory, or it could not start). Worker processes are "
+           "spawned and import the main script: a script that calls report() with workers > 1 must do so under "
+           "`if __name__ == \"__main__\":`; workers=1 draws in this process")
+
+
+def _tick(bar: Any, paths: list[Path]) -> list[Path]:
+    bar.update()
+    return paths
+
+
+def _init_worker() -> None:
+    """A figure worker: the Agg backend, one torch thread (the workers share the cores)."""
+    import matplotlib
+    import torch
+
+    matplotlib.use("Agg")
+    torch.set_num_threads(1)
+
+
+def _draw_and_save(job: _FigureJob, folder: Path, formats: Sequence[str]) -> list[Path]:
+    """Draw one job and save its files; a failure is re-raised as its own type, naming the figure."""
+    try:
+        return save_figure(_DRAW[job.draw](*job.args), folder / job.stem, formats)
+    except Exception as err:
+        raise _naming(err, job.stem) from None
+
+
+def _naming(err: Exception, stem: str) -> Exception:
+    """``err`` with the figure named: a new exception of its type and message prefixed by ``figure <stem>:``,
+    or, for a type that cannot be built from one message, ``err`` itself with a note."""
+    try:
+        named = type(err)(f"figure {stem}: {err}")
+    except Exception:
+        err.add_note(f"while drawing figure {stem}")
+        return err
+    return named.with_traceback(err.__traceback__)
