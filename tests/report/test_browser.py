@@ -30,7 +30,7 @@ import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import equifind as ef
 from equifind.report import report
@@ -139,17 +139,33 @@ def load_in_browser(page: Path, tmp_path: Path, scenario: str = "null",
     return json.loads(html.unescape(found.group(1))), [ln for ln in log.splitlines() if CONSOLE_ERROR.search(ln)]
 
 
-def test_report_page_loads_with_every_image_and_no_errors(tmp_path: Path) -> None:
+EXPORTED = """
+var E = window.equifind, found = {};
+a.forEach(function (v) {
+  E.render(v.view, v.key);
+  found[v.key] = Array.prototype.map.call(document.querySelectorAll("#view ul.exported a"),
+                                          function (x) { return x.getAttribute("href"); });
+});
+return found;
+"""
+
+
+def test_exported_figures_are_linked_from_their_views_and_exist(tmp_path: Path) -> None:
+    """report() with image formats: each exported family's and circuit's view links every file written."""
     chromium()
-    out = report(stand_in_scan(), tmp_path / "rep", formats=("png", "svg", "html"))
+    out = report(stand_in_scan(), tmp_path / "rep", formats=("png", "svg", "html"), families="all", circuits="all")
     index = out / "index.html"
-    result, console = load_in_browser(index, tmp_path)
-    n_img = index.read_text(encoding="utf-8").count("<img ")
-    assert n_img >= 10 and len(result["images"]) == n_img
-    bad = [img for img in result["images"] if not (img["complete"] and img["width"] > 0 and img["height"] > 0)]
-    assert bad == [], f"images that did not decode: {bad}"
-    assert result["errors"] == []
-    assert console == []
+    written = sorted(str(p.relative_to(out)) for p in (out / "figures").iterdir())
+    assert len(written) >= 10
+    views = [{"view": "family", "key": family_key(layer, t, 0)}
+             for layer, t in ((ODD_LAYER, "rotation"), (AMP_LAYER, "hue"), (AMP_LAYER, "flip"))]
+    views.append({"view": "circuit", "key": circuit_key(0)})
+    result, console = load_in_browser(index, tmp_path, scenario(EXPORTED, views))
+    assert result["errors"] == [] and console == [] and external_loads(result) == []
+    linked = result["scenario"]
+    assert all(linked[v["key"]] for v in views), linked  # every view links its figures
+    hrefs = sorted(unquote(h) for hs in linked.values() for h in hs)
+    assert hrefs == written  # each file linked once, and nothing linked that was not written
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "report_index.png"
     _, log = run_chromium(["--window-size=1280,2400", f"--screenshot={shot}", index.as_uri()], tmp_path / "profile-shot")
