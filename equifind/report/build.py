@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
 from .._evidence import null_size, q_and_p
+from .._progress import progress_bar
 from .._stats import DEFAULT_Q
 from ..families import Family, rank_families, weight_verdict_text
 from ..responses import Responses
@@ -133,7 +133,7 @@ def report(
             f"report() takes a ScanResult, Family, FamilyScore or CircuitScore, got {type(obj).__name__}"
         )
     with staged_report(out_dir) as stage:
-        for job in tqdm(builder.jobs, desc="report figures", unit="fig", disable=not progress):
+        for job in progress_bar(builder.jobs, desc="report figures", unit="fig", enabled=progress):
             save_figure(job.draw(), stage / FIGURES_DIR / job.stem, builder.images)
         if "html" in fmts:
             write_index(page, stage / INDEX)
