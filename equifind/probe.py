@@ -183,7 +183,7 @@ def probe(
         device: where to run (default the model's device; the model is not moved).
         seed: seed for the random parts of the stimulus set (photo patches) and for the
             natural-image patches.
-        progress: show progress bars (tqdm: the probe, and the natural scale when measured).
+        progress: show progress bars (the probe, and the natural scale when measured; on a terminal or in Jupyter only).
         natural: also measure each unit's natural scale (:func:`equifind.natural_scale`,
             the 99th percentile of its centre response to photo patches; cached per model
             and layer) and store it in ``Responses.natural_scale``, against which
