@@ -49,7 +49,7 @@ class Progress(Generic[T]):
     def __init__(self, iterable: Iterable[T] | None, *, total: int | None, desc: str, unit: str, enabled: bool,
                  leave: bool, file: TextIO | None) -> None:  # fmt: skip
         self.desc, self.unit = desc, unit
-        self.n = 0
+        self._count = 0  # units done (the quiet log's closing line)
         self._iterable = iterable
         self._file = file if file is not None else sys.stderr
         self._bar: Any = None
@@ -73,7 +73,7 @@ class Progress(Generic[T]):
             return
         for item in self._iterable:
             yield item
-            self.n += 1
+            self._count += 1
         self.close()
 
     def __enter__(self) -> Progress[T]:
@@ -90,7 +90,7 @@ class Progress(Generic[T]):
         if self._bar is not None:
             self._bar.update(n)
         else:
-            self.n += n
+            self._count += n
 
     def set_postfix_str(self, text: str) -> None:
         """What the bar is at now (shown after it; nothing in a quiet log)."""
@@ -108,7 +108,7 @@ class Progress(Generic[T]):
             self._bar.close()
         elif self._summary:
             self._summary = False
-            self.line(f"{self.n} {self.unit} in {time.perf_counter() - self._start:.1f} s")
+            self.line(f"{self._count} {self.unit} in {time.perf_counter() - self._start:.1f} s")
 
 
 def progress_bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str, unit: str = "it",
