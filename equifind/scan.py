@@ -967,7 +967,8 @@ def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, record: _R
             if record.root is not None:
                 _save_circuits(record.root, loaded, [t])
                 record.done(("circuits", None, t), result.timings)
-        bar.line(f"{t}: {len(loaded)} circuits " + (f"in {time.perf_counter() - start:.1f} s" if computed else "(read back)"))
+        how = f"in {time.perf_counter() - start:.1f} s" if computed else "(read back)"
+        bar.line(f"{t}: {len(loaded)} significant circuits {how}")
         found += loaded
     return sorted(found, key=lambda c: -c.score)
 

@@ -113,7 +113,8 @@ def test_a_piped_scan_prints_one_line_per_stage_then_the_summary(tmp_path):
     argv = ["scan", "planted-circuit", "--layers", "2", "3", "--transforms", "rotation", "flip", "--steps", "24",
             "--config", str(config), "--out", str(tmp_path / "run"), "--formats", "png"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
-    done = subprocess.run([sys.executable, "-c", SCAN, *argv], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run([sys.executable, "-c", SCAN, *argv], capture_output=True, text=True, env=env, timeout=600,
+                          check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stdout + done.stderr and "%|" not in done.stderr
     lines = done.stderr.splitlines()
