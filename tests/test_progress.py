@@ -118,8 +118,9 @@ def test_a_piped_scan_prints_one_line_per_stage_then_the_summary(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stdout + done.stderr and "%|" not in done.stderr
     lines = done.stderr.splitlines()
-    stages = [line for line in lines if line.startswith("scan: ") and " units, " in line]
+    stages = lines[:4]
     assert [s.split(":")[1].strip() for s in stages] == ["2 rotation", "2 flip", "3 rotation", "3 flip"]
+    assert all(" units, " in s and " families (" in s for s in stages)
     assert lines[4].startswith("scan: 4 stages in ")
     assert lines[5].startswith("circuits: rotation: ") and lines[6].startswith("circuits: flip: ")
     assert lines[7].startswith("circuits: 2 transforms in ")
@@ -128,3 +129,11 @@ def test_a_piped_scan_prints_one_line_per_stage_then_the_summary(tmp_path):
     summary = done.stdout.splitlines()
     assert summary[0].startswith("equifind scan of planted-circuit") and summary[-1].startswith("report: ")
     assert len(summary) < 40
+    again = subprocess.run([sys.executable, "-c", SCAN, *argv, "--no-report"], capture_output=True, text=True, env=env,
+                           timeout=600, check=False)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    lines = again.stderr.splitlines()  # resumed: every stage read back
+    assert lines[:4] == [stage.rsplit(" in ", 1)[0] + " (read back)" for stage in stages]
+    assert lines[4].startswith("scan: 4 stages in ") and lines[5].startswith("circuits: rotation: ")
+    assert lines[5].endswith(" significant circuits (read back)") and lines[6] == "circuits: flip: 0 significant circuits (read back)"
+    assert len(lines) == 8, again.stderr
