@@ -834,7 +834,7 @@ def _null_best(
     profiles: Tensor, spectra: Tensor, tunings: Tensor, params: Tensor, setting: _Setting, n_null: int, progress: bool
 ) -> Tensor:
     """``Tensor[n_null, U + 1]``: per surrogate run, the best family score with at least m members (−inf: none)."""
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     n_units, n_var, grid = profiles.shape[0], profiles.shape[1], setting.grid
     best = torch.full((n_null, n_units + 1), -math.inf, dtype=torch.float64)
@@ -845,7 +845,7 @@ def _null_best(
     gen = torch.Generator().manual_seed(setting.seed + 1)
     keep_anchors = n_var >= 2  # permuting variants keeps every tuning curve (and so its anchors)
     anchors = _anchors(tunings, grid, params)
-    for r in tqdm(range(n_null), desc="discovery null", disable=not progress, leave=False):
+    for r in progress_bar(range(n_null), desc="discovery null", enabled=progress, leave=False):
         surrogate = _surrogate_spectrum(spec, grid, gen)
         if not keep_anchors:
             curves = torch.fft.irfftn(surrogate.to(torch.complex128), s=grid, dim=dims)[:, 0].reshape(n_units, -1)
@@ -1396,7 +1396,7 @@ def _flip_pairs(
     n_null: int, seed: int, progress: bool,
 ) -> FamilyList:  # fmt: skip
     """Mutual best matches of ``u(x)`` against ``v(flip x)`` (correlation over variants)."""
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     a, b = responses.values[..., 0].double(), responses.values[..., 1].double()
     asym = (a - b).norm(dim=1) / (a.norm(dim=1) + b.norm(dim=1)).clamp_min(1e-12)
@@ -1418,7 +1418,7 @@ def _flip_pairs(
     gen = torch.Generator().manual_seed(seed + 1)
     best = torch.full((n_null,), -math.inf, dtype=torch.float64)
     n_cand, n_var = ca.shape
-    for r in tqdm(range(n_null), desc="discovery null", disable=not progress, leave=False):
+    for r in progress_bar(range(n_null), desc="discovery null", enabled=progress, leave=False):
         perm = torch.rand(n_cand, n_var, generator=gen).argsort(dim=1)
         rows = torch.arange(n_cand)[:, None]
         found = _mirror_pairs(_mirror_corr(ca[rows, perm], cb[rows, perm]), cown, min_similarity)

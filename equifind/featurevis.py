@@ -116,7 +116,8 @@ def feature_visualizations(
     """
     from lucent.optvis import param
     from lucent.optvis import transform as T
-    from tqdm.auto import tqdm
+
+    from ._progress import progress_bar
 
     unit_list = model.check_units(layer, units)
     if not unit_list:
@@ -141,7 +142,7 @@ def feature_visualizations(
             params, image_f = param.image(size, batch=batch)
             optimizer = torch.optim.Adam(params, lr=lr)
             augment = T.compose(_robustness_transforms(size))
-            for _ in tqdm(range(steps), desc=f"feature vis {layer}", disable=not progress, leave=False):
+            for _ in progress_bar(range(steps), desc=f"feature vis {layer}", enabled=progress, leave=False):
                 optimizer.zero_grad()
                 x = augment(image_f()).to(model.device).clamp(0.0, 1.0)
                 with record(model, [layer], at="center", detach=False) as rec:

@@ -288,7 +288,7 @@ def _percentile(samples: Tensor, percentile: float) -> Tensor:
 
 def _samples(model: Model, layer: str, plan: _Plan, n_patches: int, seed: int, progress: bool) -> _Sampled:
     """The layer's responses (signed) to the plan's crops at the plan's positions."""
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     dev = model.device
     n_crops = n_patches * plan.crops_per_patch
@@ -297,7 +297,7 @@ def _samples(model: Model, layer: str, plan: _Plan, n_patches: int, seed: int, p
     chunks: list[Tensor] = []
     window = (range(0), range(0))
     with torch.no_grad(), record(model, [layer], at="map") as rec:
-        bar = tqdm(total=n_crops, desc=f"natural scale {layer}", unit="patch", disable=not progress, leave=False)
+        bar = progress_bar(total=n_crops, desc=f"natural scale {layer}", unit="patch", enabled=progress, leave=False)
         for i in range(0, n_crops, batch):
             model.forward_preprocessed(model.preprocess(patches[i : i + batch].to(dev)))
             act = rec[layer]

@@ -183,7 +183,7 @@ def probe(
         device: where to run (default the model's device; the model is not moved).
         seed: seed for the random parts of the stimulus set (photo patches) and for the
             natural-image patches.
-        progress: show progress bars (tqdm: the probe, and the natural scale when measured).
+        progress: show progress bars (the probe, and the natural scale when measured; on a terminal or in Jupyter only).
         natural: also measure each unit's natural scale (:func:`equifind.natural_scale`,
             the 99th percentile of its centre response to photo patches; cached per model
             and layer) and store it in ``Responses.natural_scale``, against which
@@ -201,7 +201,7 @@ def probe(
         IndexError: a unit outside the layer.
         ValueError: malformed stimuli, steps or batch_size.
     """
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     model.check_layer(layer)
     unit_list = model.check_units(layer, units)
@@ -239,7 +239,7 @@ def probe(
     var_block = min(n_var, batch_size)
     step_block = max(1, batch_size // var_block)
     with torch.no_grad(), record(model, [layer], at="center") as rec:
-        bar = tqdm(total=total, desc=f"probe {layer} {tf}", unit="img", disable=not progress, leave=False)
+        bar = progress_bar(total=total, desc=f"probe {layer} {tf}", unit="img", enabled=progress, leave=False)
         for v0 in range(0, n_var, var_block):
             variants = base[v0 : v0 + var_block]
             for s0 in range(0, n_steps, step_block):

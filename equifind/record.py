@@ -182,12 +182,12 @@ def record_batched(
         layers: layer name or names.
         at: as in :func:`record`.
         batch_size: images per forward pass.
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (a tqdm bar on a terminal or in Jupyter; none in a log).
 
     Returns:
         layer -> ``Tensor[N, C]`` (``[N, C, H, W]`` for "map"), concatenated over batches.
     """
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -196,7 +196,7 @@ def record_batched(
     chunks: dict[str, list[Tensor]] = {name: [] for name in names}
     starts = range(0, images.shape[0], batch_size)
     with torch.no_grad(), record(model, names, at=at) as rec:
-        for start in tqdm(starts, desc=f"record {model.name}", disable=not progress, leave=False):
+        for start in progress_bar(starts, desc=f"record {model.name}", enabled=progress, leave=False):
             model(images[start : start + batch_size])
             for name in names:
                 chunks[name].append(rec[name].to(images.device))

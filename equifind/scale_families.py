@@ -374,11 +374,11 @@ def _surrogate(x: Tensor, gen: torch.Generator) -> Tensor:
 
 def _null_best(x: Tensor, setting: _Setting, n_null: int, progress: bool) -> Tensor:
     """``Tensor[n_null, m + 1]``: per surrogate run, the best family score with at least k members (−inf: none)."""
-    from tqdm.auto import tqdm
+    from ._progress import progress_bar
 
     best = torch.full((n_null, len(x) + 1), -math.inf, dtype=torch.float64)
     gen = torch.Generator().manual_seed(setting.seed + 1)
-    for r in tqdm(range(n_null), desc="scale discovery null", disable=not progress, leave=False):
+    for r in progress_bar(range(n_null), desc="scale discovery null", enabled=progress, leave=False):
         for g in _discover(_surrogate(x, gen), setting):
             k = len(g.rows)
             best[r, : k + 1] = torch.clamp_min(best[r, : k + 1], g.score)

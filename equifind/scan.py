@@ -86,6 +86,7 @@ import numpy as np
 import torch
 
 from ._evidence import null_size, q_and_p
+from ._progress import progress_bar
 from ._stats import DEFAULT_Q, bh_q
 from .config import ScanConfig, load_config
 from .families import (Family, FamilyList, best_weight_support, explain_flip_pairs, find_families, rank_families,
@@ -883,8 +884,6 @@ def scan(
             steps for one), a config whose ``model`` is another model's, or ``out`` holds a scan
             with other settings (:class:`OtherSettingsError`).
     """
-    from tqdm.auto import tqdm
-
     cfg = load_config(config).replace(layers=layers, transforms=transforms, seed=seed, steps=steps)
     if cfg.model is not None and cfg.model != model.name:
         raise ValueError(f"the config is for model {cfg.model!r}, but the model scanned is {model.name!r}")
@@ -902,7 +901,7 @@ def scan(
     record.write(result.timings)
     stimuli = cfg.stimuli if isinstance(cfg.stimuli, str) else list(cfg.stimuli)
     jobs = [(layer, t) for layer in names for t in cfg.transforms]
-    bar = tqdm(jobs, desc="scan", disable=not progress)
+    bar = progress_bar(jobs, desc="scan", unit="stages", enabled=progress)
     for layer, t in bar:
         bar.set_postfix_str(f"{layer} {t}")
         stage = record.read(("families", layer, t))
@@ -922,10 +921,13 @@ def scan(
                 record.done(("families", layer, t), result.timings)
         else:
             resp, fams = stage
+        bar.line(_stage_line(result, layer, t, resp, fams, computed=stage is None))
         result.responses.setdefault(layer, {})[t] = resp
         result.families.setdefault(layer, {})[t] = fams
         if cfg.validate_sources and t == cfg.transforms[-1]:  # the layer's last stage: validate its families
+            start = time.perf_counter()
             _scan_heldout(model, result, cfg, layer, record, progress)
+            bar.line(f"{layer} held-out validation in {time.perf_counter() - start:.1f} s")
     _set_heldout_q_values(result)
     if cfg.circuits and len(names) > 1:
         result.circuits_checked = [t for t in result.transforms if as_transform(t).circuits]
@@ -935,17 +937,26 @@ def scan(
     return result
 
 
+def _stage_line(result: ScanResult, layer: str, t: str, resp: Responses, fams: FamilyList, computed: bool) -> str:
+    """A quiet log's line for a finished layer × transform stage: units, families, significant ones, time."""
+    alpha = float(result.config.get("alpha", DEFAULT_Q))
+    significant = sum(f.q_value <= alpha for f in fams)
+    seconds = sum(result.timings.get(f"{layer}/{t}/{part}", 0.0) for part in ("probe", "families", "scores"))
+    how = f"in {seconds:.1f} s" if computed else "(read back)"
+    return f"{layer} {t}: {len(resp.units)} units, {len(fams)} families ({significant} with q ≤ {alpha:g}) {how}"
+
+
 def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, record: _Record, progress: bool) -> list[Any]:
     """The significant circuits of every transform in ``result.circuits_checked``, read back or found."""
-    from tqdm.auto import tqdm
-
     from .circuits import find_circuits
 
     found: list[Any] = []
-    for t in tqdm(result.circuits_checked, desc="circuits", disable=not progress):
+    bar = progress_bar(result.circuits_checked, desc="circuits", unit="transforms", enabled=progress)
+    for t in bar:
         loaded = record.read(("circuits", None, t))
-        if loaded is None:
-            start = time.perf_counter()
+        start = time.perf_counter()
+        computed = loaded is None
+        if computed:
             by_layer = {layer: list(result.families[layer][t]) for layer in result.layers}
             invariant = {layer: list(result.families[layer][t].invariant) for layer in result.layers}
             loaded = find_circuits(
@@ -956,6 +967,8 @@ def _scan_circuits(model: Model, result: ScanResult, cfg: ScanConfig, record: _R
             if record.root is not None:
                 _save_circuits(record.root, loaded, [t])
                 record.done(("circuits", None, t), result.timings)
+        how = f"in {time.perf_counter() - start:.1f} s" if computed else "(read back)"
+        bar.line(f"{t}: {len(loaded)} significant circuits {how}")
         found += loaded
     return sorted(found, key=lambda c: -c.score)
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from equifind.transforms import Hue
 
 K = 15  # kernel side
 SIGMA = 3.0

@@ -158,8 +158,11 @@ def test_float64_images_are_converted(two_convs):
 
 
 # --------------------------------------------------------------------------- progress
-def test_progress_bars_only_when_asked(planted, capsys):
+def test_progress_bars_only_when_asked(planted, capsys, monkeypatch):
     p, model = planted
+    score_family(model, "1", p.edges, steps=8, n_null=10, progress=True)  # a log (not a terminal): no bars
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr("equifind._progress.interactive", lambda file: True)  # a terminal from here on
     score_family(model, "1", p.edges, steps=8, n_null=10, progress=False)
     assert capsys.readouterr().err == ""
     ef.probe(model, "1", "rotation", steps=8)  # the default is quiet too

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from matplotlib.figure import Figure
-from tqdm.auto import tqdm
 
+from .._progress import progress_bar
 from .._stats import DEFAULT_Q
 from ..families import Family, rank_families
 from ..responses import Responses
@@ -397,7 +397,7 @@ def _export_figures(
         BrokenProcessPool: a worker died (killed, out of memory, or a script without a ``__main__`` guard,
             which every spawned worker re-runs); the message says so.
     """
-    bar = tqdm(total=len(jobs), desc="report figures", unit="fig", disable=not progress or not jobs)
+    bar = progress_bar(total=len(jobs), desc="report figures", unit="fig", enabled=progress and bool(jobs))
     with bar:
         if workers == 1 or len(jobs) <= 1:
             return [p for job in jobs for p in _tick(bar, _draw_and_save(job, folder, formats))]
