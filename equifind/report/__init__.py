@@ -12,7 +12,6 @@ from .figures import (
     equivariance_matrix, heldout_answers, heldout_pairs, hue_orientation_map, hue_rgb, polar_tuning, stimulus_strip,
     tuning_heatmap,
 )  # fmt: skip
-from .html import render_page
 from .weights import weight_diagram, weight_mosaic
 
 __all__ = [
@@ -28,7 +27,6 @@ __all__ = [
     "weight_mosaic",
     "hue_rgb",
     "save_figure",
-    "render_page",
     "IMAGE_FORMATS",
     "REPORT_FORMATS",
     "DEFAULT_FORMATS",

@@ -262,6 +262,10 @@ out.unit.cells = all("#unit-heatmap .cells rect").length;
 out.unit.lines = all("#unit-lines path").length;
 E.show("overview");
 out.summary = all("#summary-table tr[data-key]").map(function (r) { return r.dataset.key; });
+out.summaryCells = {};
+all("#summary-table tr[data-key]").forEach(function (r) {
+  out.summaryCells[r.dataset.key] = Array.prototype.map.call(r.cells, function (c) { return c.textContent; });
+});
 document.querySelector('#summary-table tr[data-key="' + CSS.escape(a.layer + "|hue") + '"] a').click();
 E.route();
 out.summaryFilter = [document.getElementById("family-count").textContent, document.getElementById("filter-layer").value,
@@ -303,6 +307,12 @@ def test_browser_filters_opens_families_and_follows_circuit_links_offline(tmp_pa
     assert out["unit"]["key"] == f"unit:{AMP_LAYER}|rotation|0" and out["unit"]["cells"] == variants * steps
     assert out["unit"]["lines"] == variants
     assert out["summary"] == [f"{layer}|{t}" for layer, by_t in res.families.items() for t in by_t]
+    # confirmed by weights / held out: a count only where families were examined, never a misleading 0
+    confirmed, held = 4, 5  # columns of the summary table
+    cells = out["summaryCells"]
+    assert cells[f"{AMP_LAYER}|rotation"][confirmed] == "1"  # the linked family: its circuit enters it
+    assert cells[f"{ODD_LAYER}|rotation"][confirmed] == "not checked"  # the first layer: nothing below it
+    assert {row[held] for row in cells.values()} == {"not validated"}  # no held-out validation in the stand-in
     n_hue = len(res.families[AMP_LAYER]["hue"])
     assert out["summaryFilter"] == [f"{n_hue} of {len(fams)} families", AMP_LAYER, "hue"]
     for hash_, name in (("overview", "browser_overview.png"), (f"family={quote(rot)}", "browser_family.png"),

@@ -300,12 +300,20 @@
       const all = DATA.families.filter((f) => f.layer === b.layer && f.transform === b.transform);
       const fams = all.filter((f) => !f.explained);
       const cells = [b.probed === null ? "n/a" : b.probed, fams.length, fams.filter((f) => f.q !== null && f.q <= DATA.alpha).length,
-                     fams.filter((f) => f.weights === "confirmed by weights").length, fams.filter((f) => f.heldout === true).length,
+                     countOr(fams, (f) => f.weights === "confirmed by weights", (f) => f.weights !== "weights not checked", "not checked"),
+                     countOr(fams, (f) => f.heldout === true, (f) => f.heldout !== null, "not validated"),
                      b.families, all.length - fams.length];
       return el("tr", {"data-key": b.layer + "|" + b.transform},
                 el("td", {}, link("families", b.layer + "|" + b.transform, `${b.layer} · ${b.transform}`)),
                 cells.map((c) => el("td", {class: "num"}, String(c))));
     }));
+  }
+
+  /** How many of ``fams`` pass ``test``; ``none`` when no family was examined (``examined``), and "n/a" without
+   * families, so that a 0 always means "examined, and none passed". */
+  function countOr(fams, test, examined, none) {
+    if (!fams.length) return "n/a";
+    return fams.some(examined) ? fams.filter(test).length : none;
   }
 
   function circuitTable() {
