@@ -197,7 +197,8 @@ def test_the_top_family_and_circuit_get_figures(tmp_path: Path) -> None:
     res = stand_in_scan()
     rot, rot_resp = rotation_case(layer=ODD_LAYER)
     weak = dataclasses.replace(rot, p_value=0.5, q_value=0.5)  # a larger but insignificant family
-    weak = dataclasses.replace(weak, units=[*weak.units, 20], preferred=[*weak.preferred, 359.0])
+    extra = next(u for u in res.responses[ODD_LAYER]["rotation"].units if u not in rot.units)
+    weak = dataclasses.replace(weak, units=[*weak.units, extra], preferred=[*weak.preferred, 359.0])
     res.families[ODD_LAYER]["rotation"] = FamilyList([weak, rot], invariant=[], selective=[])
     weak.equivariance = rot.equivariance = None  # neither scored
     res.circuits = [make_circuit(score=0.2), make_circuit(score=0.9)]
