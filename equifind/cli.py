@@ -276,7 +276,7 @@ def _cmd_scan(args: argparse.Namespace) -> None:
         from .report import report
 
         out = report(result, args.out, progress=not args.quiet, **_report_args(args))
-        print(f"\nreport: {_page(out, args.formats)}")
+        print(f"\nreport: {out / 'index.html'}")
 
 
 def _sources(text: str | None) -> tuple[str, ...] | None:
@@ -340,17 +340,16 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     result = ScanResult.load(args.dir)
     out = report(result, args.out or args.dir, progress=True, **_report_args(args))
-    print(f"report: {_page(out, args.formats)}")
+    print(f"report: {out / 'index.html'}")
 
 
 def _report_args(args: argparse.Namespace) -> dict[str, Any]:
-    """``report()``'s formats, selection (``--top N`` or ``--all``, for families and circuits alike) and workers."""
-    return {"formats": tuple(args.formats), "families": args.top, "circuits": args.top, "workers": args.workers}
+    """``report()``'s formats, selection (``--top N`` or ``--all``, for families and circuits alike) and workers.
 
-
-def _page(out: Path, formats: list[str]) -> Path:
-    """The report's index.html, or its directory when no HTML was asked for."""
-    return out / "index.html" if "html" in formats else out
+    The page is always among the formats: a report replaces ``index.html`` and ``figures/`` together, so
+    ``--formats png`` without it would delete the scan's page and leave figure files that nothing links."""
+    formats = tuple(dict.fromkeys(("html", *args.formats)))
+    return {"formats": formats, "families": args.top, "circuits": args.top, "workers": args.workers}
 
 
 # -- the parser ----------------------------------------------------------------------------------
@@ -379,8 +378,8 @@ class _Formats(argparse.Action):
 def _add_report_args(p: argparse.ArgumentParser) -> None:
     """``--formats``, ``--top N`` | ``--all`` and ``--workers``, of ``scan`` and ``report``."""
     p.add_argument("--formats", nargs="+", action=_Formats, default=list(DEFAULT_FORMATS), metavar="FORMAT",
-                   help=f"what to write, comma- or space-separated: html (index.html, the page), png, svg, pdf (figure "
-                        f"files under figures/, linked from the page) (default: {','.join(DEFAULT_FORMATS)})")
+                   help="figure files to export besides the page (index.html, always written), comma- or space-separated: "
+                        "png, svg, pdf (under figures/, linked from the page; html: the page only, the default)")
     top = p.add_mutually_exclusive_group()
     top.add_argument("--top", type=_non_negative_int, default=DEFAULT_TOP, metavar="N",
                      help=f"with png, svg or pdf: figure files for the N best families of the scan (confirmed by weights "
