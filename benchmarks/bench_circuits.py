@@ -142,7 +142,7 @@ def main() -> None:
         draws = [(ident, ref_q.numpy(), delta.numpy())] + [(ident, q.numpy(), d.numpy()) for q, d in zip(q_null, d_null)]
         prepared.append((w.cpu().numpy(), ref_p, draws))
     t0 = time.perf_counter()
-    first = naive_scores(prepared[0][0], prepared[0][1], prepared[0][2][:2])
+    naive_scores(prepared[0][0], prepared[0][1], prepared[0][2][:2])
     per_draw = (time.perf_counter() - t0) / 2
     total_draws = sum(len(p[2]) for p in prepared)
     if per_draw * total_draws <= args.naive_budget:
