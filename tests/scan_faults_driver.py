@@ -93,7 +93,7 @@ def _child(job: dict[str, Any]) -> None:
         if job["mode"] == "scan":
             ef.scan(model(), LAYERS, TRANSFORMS, config=CONFIG, out=job["out"], progress=False)
         else:
-            ef.report(ef.ScanResult.load(job["scan"]), job["out"], formats=("png", "html"), max_families=1)
+            ef.report(ef.ScanResult.load(job["scan"]), job["out"], formats=("png", "html"), families=1, workers=1)  # in-process: the kill hook is here
     except BaseException:  # noqa: BLE001 - report any failure to the parent through the exit code
         traceback.print_exc()
         os._exit(1)
