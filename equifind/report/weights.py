@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .._evidence import null_size, q_and_p
+from ._page_text import num
 
 __all__ = ["weight_diagram", "weight_mosaic"]
 
@@ -69,14 +70,6 @@ def _units(circuit: Any, name: str, n: int) -> list[int]:
     return units
 
 
-def _fmt(x: Any, spec: str) -> str:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return "n/a" if math.isnan(v) else format(v, spec)
-
-
 def weight_diagram(circuit: Any, *, max_labels: int = 32) -> Figure:
     """The expanded weights of a circuit as a grid of kernels (Distill style).
 
@@ -132,10 +125,10 @@ def weight_diagram(circuit: Any, *, max_labels: int = 32) -> Figure:
     transform = getattr(circuit, "transform", None)
     title = f"{kind}" + (f" ({transform})" if transform else "")
     evidence = q_and_p(getattr(circuit, "q_value", None), getattr(circuit, "p_value", None), null_size(circuit))
-    title += f"\nscore {_fmt(getattr(circuit, 'score', None), '.3f')}, {evidence}"
+    title += f"\nscore {num(getattr(circuit, 'score', None), '.3f')}, {evidence}"
     null = getattr(circuit, "null_mean", None)
     if null is not None:
-        title += f", null mean {_fmt(null, '.3f')}"
+        title += f", null mean {num(null, '.3f')}"
     ax.set_title(f"{title}\n{src_layer} → {tgt_layer}, kernels {kh}×{kw}", fontsize=9)
     fig.colorbar(im, ax=ax, label="expanded weight\n(red excitation, blue inhibition)", shrink=0.8)
     return fig
